@@ -1,0 +1,4 @@
+fn main() -> anyhow::Result<()> {
+    gannet::autodiff::enable_second_order();
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Second-order gradients (R1, gradient penalty) in candle.
+//!
+//! candle detaches every intermediate gradient unless `CANDLE_GRAD_DO_NOT_DETACH` is set, and it
+//! reads that variable once per thread, at the thread's first `backward`. Without it a gradient
+//! penalty silently contributes nothing to the weights' gradients. So: call
+//! [`enable_second_order`] before any tensor work (the CLI does it at start-up), and call
+//! [`ensure_second_order`] where a penalty is built, so a wrong setup fails loudly.
+
+use candle_core::{Device, Tensor, Var};
+use std::sync::Once;
+
+const VAR: &str = "CANDLE_GRAD_DO_NOT_DETACH";
+static ENABLE: Once = Once::new();
+
+/// Sets the environment variable for this process. Threads that already ran a backward pass
+/// keep their old setting, which is why this must run first.
+pub fn enable_second_order() {
+    ENABLE.call_once(|| {
+        // Safe in practice: called at start-up, before worker threads read the environment.
+        std::env::set_var(VAR, "1");
+    });
+}
+
+/// Checks on this thread that a gradient of a gradient is non-zero: d/dx (d/dx x^3) = 6x.
+pub fn second_order_works() -> crate::Result<bool> {
+    let x = Var::new(&[1.0f32], &Device::Cpu)?;
+    let y = x.as_tensor().powf(3.0)?.sum_all()?;
+    let g = y.backward()?;
+    let dx = g.get(x.as_tensor()).expect("x takes part in y").sum_all()?;
+    let gg = dx.backward()?;
+    Ok(match gg.get(x.as_tensor()) {
+        Some(t) => t.to_vec1::<f32>()?[0].abs() > 1.0,
+        None => false,
+    })
+}
+
+/// Fails with an explanation when second-order gradients would be silently wrong on this thread.
+pub fn ensure_second_order() -> crate::Result<()> {
+    if second_order_works()? {
+        Ok(())
+    } else {
+        Err(crate::Error::Msg(format!(
+            "second-order gradients are disabled on this thread: set {VAR}=1 before the first \
+             backward pass (gannet::autodiff::enable_second_order at start-up)"
+        )))
+    }
+}
+
+/// Gradient of `y` (a scalar) with respect to `x`, kept in the graph so it can be differentiated
+/// again. `x` must be a variable or a tensor tracked by the graph.
+pub fn grad_of(y: &Tensor, x: &Tensor) -> crate::Result<Tensor> {
+    let grads = y.backward()?;
+    grads
+        .get(x)
+        .cloned()
+        .ok_or_else(|| crate::Error::Msg("grad_of: the output does not depend on the input".into()))
+}

@@ -1,0 +1,1 @@
+//! Atomic, verified checkpoints. (Implemented in the checkpoint work item.)

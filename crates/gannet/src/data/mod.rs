@@ -1,0 +1,1 @@
+//! Datasets and the background batch loader. (Implemented in the data work item.)

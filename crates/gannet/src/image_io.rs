@@ -1,0 +1,1 @@
+//! Writing tensors as PNG images and grids.

@@ -1,0 +1,27 @@
+//! gannet: generative adversarial networks on candle.
+//!
+//! The crate is laid out the way data flows through a GAN run:
+//! - [`data`]: image datasets (IDX, image folders) and the background batch loader.
+//! - [`ops`]: fast tensor kernels (convolutions) whose backward passes stay differentiable.
+//! - [`nn`]: parameter store and layers (linear, conv, batch norm, init).
+//! - [`models`]: generators and discriminators (MLP GAN, DCGAN).
+//! - [`loss`]: adversarial losses.
+//! - [`optim`]: Adam with saveable state.
+//! - [`train`]: configuration, the training loop, logging, sample grids.
+//! - [`checkpoint`]: atomic, verified safetensors checkpoints.
+
+pub mod autodiff;
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod image_io;
+pub mod loss;
+pub mod models;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+pub mod rng;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Adversarial losses. (Implemented in the losses work item.)

@@ -1,0 +1,66 @@
+use super::{Init, ParamPath};
+use crate::ops::{self, ConvSpec};
+use candle_core::{Tensor, Var};
+
+/// 2-D convolution with a square kernel; weight [out, in, k, k].
+pub struct Conv2d {
+    weight: Var,
+    bias: Option<Var>,
+    spec: ConvSpec,
+}
+
+impl Conv2d {
+    pub fn new(
+        p: &ParamPath,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        spec: ConvSpec,
+        init: Init,
+        bias: bool,
+    ) -> crate::Result<Self> {
+        let weight = p.param("weight", &[out_ch, in_ch, kernel, kernel], init)?;
+        let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
+        Ok(Self { weight, bias, spec })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        let y = ops::conv2d(x, self.weight.as_tensor(), self.spec)?;
+        add_channel_bias(y, self.bias.as_ref())
+    }
+}
+
+/// Transposed 2-D convolution; weight [in, out, k, k] (PyTorch layout).
+pub struct ConvTranspose2d {
+    weight: Var,
+    bias: Option<Var>,
+    spec: ConvSpec,
+}
+
+impl ConvTranspose2d {
+    pub fn new(
+        p: &ParamPath,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        spec: ConvSpec,
+        init: Init,
+        bias: bool,
+    ) -> crate::Result<Self> {
+        let weight = p.param("weight", &[in_ch, out_ch, kernel, kernel], init)?;
+        let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
+        Ok(Self { weight, bias, spec })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        let y = ops::conv_transpose2d(x, self.weight.as_tensor(), self.spec)?;
+        add_channel_bias(y, self.bias.as_ref())
+    }
+}
+
+fn add_channel_bias(y: Tensor, bias: Option<&Var>) -> crate::Result<Tensor> {
+    Ok(match bias {
+        Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
+        None => y,
+    })
+}

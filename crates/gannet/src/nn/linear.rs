@@ -1,0 +1,28 @@
+use super::{Init, ParamPath};
+use candle_core::{Tensor, Var};
+
+/// y = x W^T + b, with W of shape [out, in].
+pub struct Linear {
+    weight: Var,
+    bias: Option<Var>,
+}
+
+impl Linear {
+    pub fn new(p: &ParamPath, in_dim: usize, out_dim: usize, init: Init, bias: bool) -> crate::Result<Self> {
+        let weight = p.param("weight", &[out_dim, in_dim], init)?;
+        let bias = if bias { Some(p.param("bias", &[out_dim], Init::Const(0.0))?) } else { None };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        self.weight.as_tensor()
+    }
+
+    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        let y = x.matmul(&self.weight.as_tensor().t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b.as_tensor())?,
+            None => y,
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! Layers the project owns, built on [`crate::ops`] and the [`ParamStore`].
+
+pub mod activation;
+pub mod batch_norm;
+pub mod conv;
+pub mod init;
+pub mod linear;
+pub mod params;
+
+pub use activation::Activation;
+pub use batch_norm::BatchNorm;
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use init::Init;
+pub use linear::Linear;
+pub use params::{ParamPath, ParamStore, Role};
+
+/// Whether a forward pass trains (batch statistics, running stats updated) or evaluates.
+/// An enum rather than a bool so call sites read `Mode::Eval`, not `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}

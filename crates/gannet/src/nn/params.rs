@@ -1,0 +1,161 @@
+//! The parameter store: every trainable weight and every buffer (e.g. BatchNorm running stats)
+//! of a model, by dotted name, created with a seeded initialiser.
+//!
+//! Models take a [`ParamPath`] and ask it for their tensors; the store then hands the trainable
+//! ones to the optimiser and all of them to the checkpoint writer.
+
+use super::init::Init;
+use crate::rng::{self, Stream};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::rngs::StdRng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Whether the optimiser updates an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Trainable,
+    /// Updated by the forward pass (running statistics), saved in checkpoints, never by Adam.
+    Buffer,
+}
+
+#[derive(Clone)]
+struct Entry {
+    var: Var,
+    role: Role,
+}
+
+struct Inner {
+    entries: BTreeMap<String, Entry>,
+    rng: StdRng,
+}
+
+/// Shared handle to a model's tensors. Cloning shares the same store.
+#[derive(Clone)]
+pub struct ParamStore {
+    inner: Arc<Mutex<Inner>>,
+    device: Device,
+}
+
+impl ParamStore {
+    /// A new store whose initial values are drawn from `seed`.
+    pub fn new(seed: u64, device: &Device) -> Self {
+        let inner = Inner { entries: BTreeMap::new(), rng: rng::rng(seed, Stream::Init, 0) };
+        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The root path; models hang their sub-paths off it.
+    pub fn root(&self) -> ParamPath {
+        ParamPath { store: self.clone(), prefix: String::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("parameter store poisoned")
+    }
+
+    /// Creates (or returns the existing) entry `name`.
+    fn get_or_init(&self, name: &str, shape: &[usize], init: Init, role: Role) -> crate::Result<Var> {
+        let mut inner = self.lock();
+        if let Some(e) = inner.entries.get(name) {
+            if e.var.dims() != shape {
+                return Err(crate::Error::Msg(format!(
+                    "parameter {name}: requested shape {shape:?} but it exists with {:?}",
+                    e.var.dims()
+                )));
+            }
+            return Ok(e.var.clone());
+        }
+        let t = init.sample(&mut inner.rng, shape, &self.device)?;
+        let var = Var::from_tensor(&t)?;
+        inner.entries.insert(name.to_string(), Entry { var: var.clone(), role });
+        Ok(var)
+    }
+
+    /// Trainable variables in name order (stable, so optimiser state lines up across runs).
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        self.filtered(Some(Role::Trainable))
+    }
+
+    /// Every entry, trainable and buffer, in name order.
+    pub fn all(&self) -> Vec<(String, Var)> {
+        self.filtered(None)
+    }
+
+    fn filtered(&self, role: Option<Role>) -> Vec<(String, Var)> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(_, e)| role.is_none_or(|r| e.role == r))
+            .map(|(k, e)| (k.clone(), e.var.clone()))
+            .collect()
+    }
+
+    /// Current values by name, for saving.
+    pub fn tensors(&self) -> BTreeMap<String, Tensor> {
+        self.lock().entries.iter().map(|(k, e)| (k.clone(), e.var.as_tensor().clone())).collect()
+    }
+
+    /// Overwrites every entry from `values`; a missing or mis-shaped tensor is an error naming it.
+    pub fn load(&self, values: &BTreeMap<String, Tensor>) -> crate::Result<()> {
+        let inner = self.lock();
+        for (name, e) in inner.entries.iter() {
+            let t = values
+                .get(name)
+                .ok_or_else(|| crate::Error::Msg(format!("missing tensor '{name}'")))?;
+            if t.dims() != e.var.dims() {
+                return Err(crate::Error::Msg(format!(
+                    "tensor '{name}' has shape {:?}, the model expects {:?}",
+                    t.dims(),
+                    e.var.dims()
+                )));
+            }
+            e.var.set(&t.to_device(&self.device)?.to_dtype(e.var.dtype())?)?;
+        }
+        Ok(())
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_trainable(&self) -> usize {
+        self.trainable().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+/// A position in the store's name tree, e.g. `gen.block1.conv`.
+#[derive(Clone)]
+pub struct ParamPath {
+    store: ParamStore,
+    prefix: String,
+}
+
+impl ParamPath {
+    pub fn sub(&self, name: impl std::fmt::Display) -> ParamPath {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        ParamPath { store: self.store.clone(), prefix }
+    }
+
+    fn full(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    /// A trainable tensor.
+    pub fn param(&self, name: &str, shape: &[usize], init: Init) -> crate::Result<Var> {
+        self.store.get_or_init(&self.full(name), shape, init, Role::Trainable)
+    }
+
+    /// A non-trainable tensor saved with the model.
+    pub fn buffer(&self, name: &str, shape: &[usize], init: Init) -> crate::Result<Var> {
+        self.store.get_or_init(&self.full(name), shape, init, Role::Buffer)
+    }
+
+    pub fn device(&self) -> &Device {
+        self.store.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        DType::F32
+    }
+}

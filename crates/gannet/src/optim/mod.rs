@@ -1,0 +1,1 @@
+//! Optimisers with saveable state. (Implemented in the optimiser work item.)
