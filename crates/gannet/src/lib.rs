@@ -24,4 +24,5 @@ pub mod optim;
 pub mod rng;
 pub mod train;
 
+pub use candle_core;
 pub use error::{Error, Result};

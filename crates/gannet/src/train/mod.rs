@@ -1,1 +1,9 @@
-//! Training configuration and loop.
+//! Training: the run configuration, the alternating D/G loop, and what a run writes to disk.
+
+pub mod config;
+pub mod metrics_log;
+pub mod run_dir;
+pub mod trainer;
+
+pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
+pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

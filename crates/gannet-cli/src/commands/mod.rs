@@ -1,0 +1,2 @@
+pub mod sample;
+pub mod train;

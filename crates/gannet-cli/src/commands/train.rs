@@ -1,0 +1,208 @@
+use crate::progress::TrainProgress;
+use anyhow::{Context, Result};
+use clap::Args;
+use gannet::loss::GanLoss;
+use gannet::models::ModelConfig;
+use gannet::train::{TrainConfig, Trainer};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    gannet train                                   # built-in digits, DCGAN, 2000 steps\n  \
+    gannet train --data ../shared/data/fashion-mnist --out runs/fashion\n  \
+    gannet train --data ~/pictures/cats --resolution 64 --steps 20000\n  \
+    gannet train --config my.toml --steps 500      # flags override the file\n  \
+    gannet train --resume runs/default/checkpoints/latest.safetensors --steps 4000\n  \
+    gannet train --print-config > my.toml          # every setting with its default\n\n\
+    Ctrl-C saves a checkpoint before stopping; --resume continues exactly where it stopped.")]
+pub struct TrainArgs {
+    /// TOML config file; flags given on the command line override its values.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint (its config is reused; --steps may extend it).
+    #[arg(long, conflicts_with = "config")]
+    resume: Option<PathBuf>,
+    /// Training data: an IDX directory (MNIST layout), an IDX file, or a folder of PNG/JPEG
+    /// images (subfolders = classes). Default: 10k MNIST digits built into gannet.
+    #[arg(long, short)]
+    data: Option<String>,
+    /// Square image size the data is resized/cropped to (default 28 for IDX, 32 for folders).
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Architecture: dcgan or mlp.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Generator updates to train for (in total, also when resuming).
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Discriminator updates per generator update.
+    #[arg(long)]
+    d_steps: Option<usize>,
+    /// Loss: non-saturating, minimax, hinge, wasserstein, least-squares.
+    #[arg(long)]
+    loss: Option<GanLoss>,
+    /// Generator learning rate.
+    #[arg(long)]
+    lr_g: Option<f64>,
+    /// Discriminator learning rate.
+    #[arg(long)]
+    lr_d: Option<f64>,
+    #[arg(long)]
+    latent_dim: Option<usize>,
+    /// Width of the networks (DCGAN ngf = ndf; MLP hidden units).
+    #[arg(long)]
+    channels: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, cuda, cuda:N or metal.
+    #[arg(long)]
+    device: Option<String>,
+    /// Write a sample grid every N steps.
+    #[arg(long)]
+    sample_every: Option<u64>,
+    /// Write a checkpoint every N steps.
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl TrainArgs {
+    /// Flags that may change on resume: they do not alter the model.
+    fn apply_schedule(&self, cfg: &mut TrainConfig) {
+        if let Some(v) = self.steps {
+            cfg.schedule.steps = v;
+        }
+        if let Some(v) = self.sample_every {
+            cfg.output.sample_every = v;
+        }
+        if let Some(v) = self.checkpoint_every {
+            cfg.output.checkpoint_every = v;
+        }
+        if let Some(v) = &self.device {
+            cfg.device = v.clone();
+        }
+        if let Some(v) = &self.out {
+            cfg.output.dir = v.clone();
+        }
+    }
+
+    fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
+        self.apply_schedule(cfg);
+        if let Some(v) = &self.data {
+            cfg.data.source = v.clone();
+        }
+        if let Some(v) = self.resolution {
+            cfg.data.resolution = Some(v);
+        }
+        if let Some(a) = &self.arch {
+            cfg.model = match a.as_str() {
+                "dcgan" => ModelConfig::Dcgan(Default::default()),
+                "mlp" => ModelConfig::Mlp(Default::default()),
+                other => anyhow::bail!("unknown --arch '{other}': use dcgan or mlp"),
+            };
+        }
+        self.apply_model_sizes(&mut cfg.model);
+        if let Some(v) = self.batch_size {
+            cfg.schedule.batch_size = v;
+        }
+        if let Some(v) = self.d_steps {
+            cfg.schedule.d_steps_per_g = v;
+        }
+        if let Some(v) = self.loss {
+            cfg.loss = v;
+        }
+        if let Some(v) = self.lr_g {
+            cfg.optim.gen.lr = v;
+        }
+        if let Some(v) = self.lr_d {
+            cfg.optim.disc.lr = v;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        Ok(())
+    }
+
+    fn apply_model_sizes(&self, model: &mut ModelConfig) {
+        match model {
+            ModelConfig::Dcgan(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    (c.g_channels, c.d_channels) = (v, v);
+                }
+            }
+            ModelConfig::Mlp(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    c.hidden = v;
+                }
+            }
+        }
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // First Ctrl-C: finish the step, save, stop. Second: stop at once.
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let mut trainer = match &args.resume {
+        Some(ckpt) => Trainer::resume(ckpt, |cfg| args.apply_schedule(cfg))
+            .with_context(|| format!("resuming from {}", ckpt.display()))?,
+        None => {
+            let mut cfg = match &args.config {
+                Some(p) => TrainConfig::from_file(p)?,
+                None => TrainConfig::default(),
+            };
+            args.apply(&mut cfg)?;
+            cfg.validate()?;
+            if args.print_config {
+                print!("{}", cfg.to_toml());
+                return Ok(());
+            }
+            Trainer::new(cfg)?
+        }
+    };
+    let cfg = trainer.config();
+    eprintln!(
+        "training {} on {} ({} images, {}x{}x{}) for {} steps -> {}",
+        cfg.model.name(),
+        trainer.dataset().source(),
+        trainer.dataset().len(),
+        trainer.dataset().channels(),
+        trainer.dataset().height(),
+        trainer.dataset().width(),
+        cfg.schedule.steps,
+        trainer.run_dir().root().display()
+    );
+    let mut progress = TrainProgress::new();
+    let result = trainer.run(&mut progress, &stop);
+    progress.finish();
+    result?;
+    eprintln!(
+        "done at step {}: samples {}, checkpoint {}",
+        trainer.step(),
+        trainer.run_dir().latest_grid().display(),
+        trainer.run_dir().latest_checkpoint().display()
+    );
+    Ok(())
+}

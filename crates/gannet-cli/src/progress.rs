@@ -1,0 +1,44 @@
+//! The training progress bar: step, losses and images/s.
+
+use gannet::train::{Observer, StepStats};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct TrainProgress {
+    bar: ProgressBar,
+}
+
+impl TrainProgress {
+    pub fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Self { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish();
+    }
+}
+
+impl Observer for TrainProgress {
+    fn on_start(&mut self, start: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(start);
+        self.bar.reset_eta();
+    }
+
+    fn on_step(&mut self, s: &StepStats) {
+        self.bar.set_position(s.step);
+        self.bar.set_message(format!(
+            "D {:.3} G {:.3} | D(x) {:+.2} D(G(z)) {:+.2} | {:.0} img/s",
+            s.d_loss, s.g_loss, s.d_real, s.d_fake, s.images_per_s
+        ));
+    }
+
+    fn on_event(&mut self, message: &str) {
+        self.bar.println(message);
+    }
+}

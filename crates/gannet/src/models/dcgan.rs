@@ -1,0 +1,140 @@
+//! DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm + ReLU, strided-conv
+//! discriminator with LeakyReLU(0.2), N(0, 0.02) init.
+//!
+//! The resolution decides the depth: it must be `base * 2^k` with base 4 (32, 64, 128, ...) or
+//! base 7 (28, 56, ...) and k >= 2. G starts from a `base x base` map made by a transposed conv
+//! of the latent; every further block doubles the size and halves the channels.
+
+use super::{Discriminator, Generator, ImageShape};
+use crate::nn::{Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, Mode, ParamPath};
+use crate::ops::ConvSpec;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DcganConfig {
+    pub latent_dim: usize,
+    /// ngf: channels of G's last hidden layer; earlier layers have 2x, 4x, ...
+    pub g_channels: usize,
+    /// ndf: channels of D's first layer.
+    pub d_channels: usize,
+}
+
+impl Default for DcganConfig {
+    fn default() -> Self {
+        Self { latent_dim: 100, g_channels: 64, d_channels: 64 }
+    }
+}
+
+/// The starting size and number of doublings for a resolution.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    base: usize,
+    doublings: usize,
+}
+
+impl Plan {
+    fn for_resolution(r: usize) -> crate::Result<Self> {
+        for base in [4, 7] {
+            if r % base == 0 && (r / base).is_power_of_two() && r / base >= 4 {
+                return Ok(Plan { base, doublings: (r / base).trailing_zeros() as usize });
+            }
+        }
+        Err(crate::Error::Config(format!(
+            "DCGAN cannot make {r}x{r} images: the resolution must be 4*2^k or 7*2^k with k >= 2 \
+             (e.g. 28, 32, 56, 64, 128)"
+        )))
+    }
+}
+
+const UP: ConvSpec = ConvSpec::new(2, 1);
+
+pub struct DcganGenerator {
+    stem: ConvTranspose2d,
+    stem_bn: BatchNorm,
+    blocks: Vec<(ConvTranspose2d, BatchNorm)>,
+    to_image: ConvTranspose2d,
+    cfg: DcganConfig,
+    shape: ImageShape,
+}
+
+impl DcganGenerator {
+    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape) -> crate::Result<Self> {
+        let plan = Plan::for_resolution(shape.resolution)?;
+        // Channels per map size: ngf * 2^(doublings-1) at the base, halving each doubling.
+        let ch = |i: usize| cfg.g_channels << (plan.doublings - 1 - i);
+        let stem = ConvTranspose2d::new(&p.sub("stem"), cfg.latent_dim, ch(0), plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
+        let stem_bn = BatchNorm::new(&p.sub("stem_bn"), ch(0), Init::DCGAN_BN)?;
+        let blocks = (1..plan.doublings)
+            .map(|i| -> crate::Result<_> {
+                let b = p.sub(format!("up{i}"));
+                Ok((
+                    ConvTranspose2d::new(&b.sub("conv"), ch(i - 1), ch(i), 4, UP, Init::DCGAN, false)?,
+                    BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?,
+                ))
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let last = ch(plan.doublings - 1);
+        let to_image = ConvTranspose2d::new(&p.sub("to_image"), last, shape.channels, 4, UP, Init::DCGAN, false)?;
+        Ok(Self { stem, stem_bn, blocks, to_image, cfg: cfg.clone(), shape })
+    }
+}
+
+impl Generator for DcganGenerator {
+    fn forward(&self, z: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        let x = z.reshape((z.dim(0)?, self.cfg.latent_dim, 1, 1))?;
+        let mut h = self.stem_bn.forward(&self.stem.forward(&x)?, mode)?.relu()?;
+        for (conv, bn) in &self.blocks {
+            h = bn.forward(&conv.forward(&h)?, mode)?.relu()?;
+        }
+        Ok(self.to_image.forward(&h)?.tanh()?)
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.cfg.latent_dim
+    }
+
+    fn image_shape(&self) -> ImageShape {
+        self.shape
+    }
+}
+
+pub struct DcganDiscriminator {
+    from_image: Conv2d,
+    blocks: Vec<(Conv2d, BatchNorm)>,
+    head: Conv2d,
+}
+
+const DOWN: ConvSpec = ConvSpec::new(2, 1);
+const LRELU: Activation = Activation::LeakyRelu(0.2);
+
+impl DcganDiscriminator {
+    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape) -> crate::Result<Self> {
+        let plan = Plan::for_resolution(shape.resolution)?;
+        let ch = |i: usize| cfg.d_channels << i;
+        let from_image = Conv2d::new(&p.sub("from_image"), shape.channels, ch(0), 4, DOWN, Init::DCGAN, false)?;
+        let blocks = (1..plan.doublings)
+            .map(|i| -> crate::Result<_> {
+                let b = p.sub(format!("down{i}"));
+                Ok((
+                    Conv2d::new(&b.sub("conv"), ch(i - 1), ch(i), 4, DOWN, Init::DCGAN, false)?,
+                    BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?,
+                ))
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let last = ch(plan.doublings - 1);
+        let head = Conv2d::new(&p.sub("head"), last, 1, plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
+        Ok(Self { from_image, blocks, head })
+    }
+}
+
+impl Discriminator for DcganDiscriminator {
+    fn forward(&self, x: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        let mut h = LRELU.forward(&self.from_image.forward(x)?)?;
+        for (conv, bn) in &self.blocks {
+            h = LRELU.forward(&bn.forward(&conv.forward(&h)?, mode)?)?;
+        }
+        Ok(self.head.forward(&h)?.flatten_all()?)
+    }
+}

@@ -1,0 +1,141 @@
+//! The run configuration, read from TOML and overridden by command-line flags.
+//! Every field has a default, so an empty file (or none) is a valid DCGAN-on-digits run.
+
+use crate::data::Channels;
+use crate::loss::GanLoss;
+use crate::models::ModelConfig;
+use crate::optim::AdamConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seeds weights, data order and latents: the same seed and config give the same run.
+    pub seed: u64,
+    /// cpu, cuda, cuda:N or metal.
+    pub device: String,
+    pub loss: GanLoss,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub schedule: ScheduleConfig,
+    pub optim: OptimConfig,
+    pub output: OutputConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            device: "cpu".into(),
+            loss: GanLoss::NonSaturating,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            schedule: ScheduleConfig::default(),
+            optim: OptimConfig::default(),
+            output: OutputConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `builtin:digits` (10k MNIST digits inside the binary), an IDX directory or file, or a
+    /// folder of PNG/JPEG images (subfolders = classes).
+    pub source: String,
+    /// Square size images are resized and centre-cropped to; default: 28 for IDX data, 32 for
+    /// image folders.
+    pub resolution: Option<usize>,
+    pub channels: Channels,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { source: BUILTIN_DIGITS.into(), resolution: None, channels: Channels::Auto }
+    }
+}
+
+pub const BUILTIN_DIGITS: &str = "builtin:digits";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Generator updates in the whole run.
+    pub steps: u64,
+    pub batch_size: usize,
+    /// Discriminator updates before each generator update (5 is usual for WGAN).
+    pub d_steps_per_g: usize,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self { steps: 2000, batch_size: 64, d_steps_per_g: 1 }
+    }
+}
+
+/// Separate optimisers for G and D (two time-scale updates when their rates differ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    pub gen: AdamConfig,
+    pub disc: AdamConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Run directory: config, metrics.csv, loss curve, samples/, checkpoints/.
+    pub dir: PathBuf,
+    pub sample_every: u64,
+    pub checkpoint_every: u64,
+    /// Steps averaged into one row of metrics.csv.
+    pub log_every: u64,
+    /// Images in each sample grid (drawn from one fixed latent batch for the whole run).
+    pub sample_count: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("runs/default"), sample_every: 100, checkpoint_every: 250, log_every: 10, sample_count: 64 }
+    }
+}
+
+impl TrainConfig {
+    pub fn from_toml_str(text: &str) -> crate::Result<Self> {
+        toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))
+    }
+
+    pub fn from_file(path: &Path) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::io(format!("reading config {}", path.display()), e))?;
+        toml::from_str(&text).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config is always serialisable")
+    }
+
+    /// Rejects settings that cannot run, with the setting's name in the message.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::Config(m.to_string()));
+        if self.schedule.batch_size == 0 {
+            return bad("schedule.batch_size must be at least 1");
+        }
+        if self.schedule.d_steps_per_g == 0 {
+            return bad("schedule.d_steps_per_g must be at least 1");
+        }
+        if self.output.sample_every == 0 || self.output.checkpoint_every == 0 || self.output.log_every == 0 {
+            return bad("output.sample_every, checkpoint_every and log_every must be at least 1");
+        }
+        for (name, o) in [("gen", &self.optim.gen), ("disc", &self.optim.disc)] {
+            if !(o.lr > 0.0 && o.lr.is_finite()) {
+                return Err(crate::Error::Config(format!("optim.{name}.lr must be a positive number, got {}", o.lr)));
+            }
+        }
+        if self.model.latent_dim() == 0 {
+            return bad("model.latent_dim must be at least 1");
+        }
+        Ok(())
+    }
+}
