@@ -230,6 +230,18 @@ fn transparent_rgba_is_composited_on_white() {
 }
 
 #[test]
+fn sixteen_bit_grey_alpha_on_white() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = image::ImageBuffer::<image::LumaA<u16>, Vec<u16>>::from_pixel(4, 4, image::LumaA([0, 0]));
+    img.put_pixel(0, 0, image::LumaA([0, 65535]));
+    img.put_pixel(1, 0, image::LumaA([0, 32768]));
+    image::DynamicImage::ImageLumaA16(img).save(dir.path().join("deep.png")).unwrap();
+    let ds = load_path(dir.path(), &opts(4, Channels::Auto)).unwrap();
+    assert_eq!(ds.channels(), 1, "grey+alpha counts as grey");
+    assert_eq!(&ds.image_u8(0)[..4], &[0, 127, 255, 255]);
+}
+
+#[test]
 fn grey_jpeg_loads_as_one_channel() {
     let dir = tempfile::tempdir().unwrap();
     GrayImage::from_pixel(16, 16, Luma([200])).save(dir.path().join("g.jpeg")).unwrap();
