@@ -80,7 +80,7 @@ fn scan(root: &Path) -> Result<Scan> {
             let mut names = Vec::new();
             for (label, (dir, class_files)) in classes.into_iter().enumerate() {
                 names.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
-                labels.extend(std::iter::repeat(label as u32).take(class_files.len()));
+                labels.extend(std::iter::repeat_n(label as u32, class_files.len()));
                 files.extend(class_files);
             }
             Ok((files, Some(labels), names))

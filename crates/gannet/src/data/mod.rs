@@ -47,7 +47,7 @@ impl Dataset {
         source: String,
     ) -> Result<Self> {
         let per = channels * height * width;
-        if per == 0 || images.len() % per != 0 {
+        if per == 0 || !images.len().is_multiple_of(per) {
             return Err(Error::data(
                 &source,
                 format!("{} bytes are not a whole number of {channels}x{height}x{width} images", images.len()),
