@@ -1,0 +1,169 @@
+//! Folders of PNG/JPEG images.
+//!
+//! Layouts:
+//! - only image files at the root: one unlabelled set;
+//! - only subfolders holding images: one class per subfolder (sorted names), labelled;
+//! - both at once is refused ("mixed label layout"): guessing would silently drop data.
+//!
+//! Hidden entries (starting with '.') and files that are not PNG/JPEG are skipped.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageBuffer, Rgb};
+use rayon::prelude::*;
+
+use super::{centre_square, Channels, Dataset};
+use crate::{Error, Result};
+
+/// One decoded image, already composited, cropped and resized: RGB, row-major HWC.
+struct Decoded {
+    rgb: Vec<u8>,
+    stored_grey: bool,
+}
+
+/// Loads every image under `root`, resized to `resolution` x `resolution`.
+pub fn load_folder(root: &Path, resolution: usize, channels: Channels) -> Result<Dataset> {
+    let (files, labels, class_names) = scan(root)?;
+    let decoded: Vec<Decoded> = files
+        .par_iter()
+        .map(|f| decode(f, resolution))
+        .collect::<Result<_>>()?;
+    let channels = match channels {
+        Channels::Grey => 1,
+        Channels::Rgb => 3,
+        Channels::Auto if decoded.iter().all(|d| d.stored_grey) => 1,
+        Channels::Auto => 3,
+    };
+    let plane = resolution * resolution;
+    let mut images = Vec::with_capacity(decoded.len() * channels * plane);
+    for d in &decoded {
+        push_chw(&mut images, &d.rgb, channels);
+    }
+    Dataset::from_parts(
+        images,
+        labels,
+        class_names,
+        channels,
+        resolution,
+        resolution,
+        root.display().to_string(),
+    )
+}
+
+/// Image files in load order, their labels (class layout only) and the class names.
+type Scan = (Vec<PathBuf>, Option<Vec<u32>>, Vec<String>);
+
+fn scan(root: &Path) -> Result<Scan> {
+    let (root_files, subdirs) = list(root)?;
+    let mut classes = Vec::new();
+    for dir in subdirs {
+        let (files, _) = list(&dir)?;
+        if !files.is_empty() {
+            classes.push((dir, files));
+        }
+    }
+    match (root_files.is_empty(), classes.is_empty()) {
+        (true, true) => Err(Error::data(root, "no PNG or JPEG images found in this folder or its subfolders")),
+        (false, false) => Err(Error::data(
+            root,
+            format!(
+                "mixed label layout: {} image files at the top level and {} class subfolders with images; \
+                 put every image in a class subfolder, or none",
+                root_files.len(),
+                classes.len()
+            ),
+        )),
+        (false, true) => Ok((root_files, None, Vec::new())),
+        (true, false) => {
+            let mut files = Vec::new();
+            let mut labels = Vec::new();
+            let mut names = Vec::new();
+            for (label, (dir, class_files)) in classes.into_iter().enumerate() {
+                names.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+                labels.extend(std::iter::repeat_n(label as u32, class_files.len()));
+                files.extend(class_files);
+            }
+            Ok((files, Some(labels), names))
+        }
+    }
+}
+
+/// Sorted image files and sorted non-hidden subfolders directly inside `dir`.
+fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::data(dir, format!("cannot read folder: {e}")))?;
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::data(dir, format!("cannot read folder entry: {e}")))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            dirs.push(path);
+        } else if is_image_name(&path) {
+            files.push(path);
+        }
+    }
+    // Sorted so that indices, labels and therefore shuffles do not depend on the file system.
+    files.sort();
+    dirs.sort();
+    Ok((files, dirs))
+}
+
+/// Whether the extension is png, jpg or jpeg, in any case.
+pub fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        .unwrap_or(false)
+}
+
+fn decode(path: &Path, resolution: usize) -> Result<Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
+    // Format from the content, not the extension: a mislabelled JPEG still loads.
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::data(path, format!("cannot read image: {e}")))?
+        .decode()
+        .map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::data(path, "image has zero width or height"));
+    }
+    let stored_grey = !img.color().has_color();
+    let rgb = centre_square(&on_white(&img), resolution);
+    Ok(Decoded { rgb: to_u8(rgb.as_raw()), stored_grey })
+}
+
+/// Composites any pixel type (grey, grey+alpha, RGB, RGBA, 8 or 16 bit) onto white, in f32
+/// so 16-bit images keep their precision until the final rounding.
+fn on_white(img: &DynamicImage) -> ImageBuffer<Rgb<f32>, Vec<f32>> {
+    let rgba = img.to_rgba32f();
+    let (w, h) = rgba.dimensions();
+    let mut out = ImageBuffer::new(w, h);
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = p[3].clamp(0.0, 1.0);
+        *o = Rgb([0, 1, 2].map(|c| p[c] * a + (1.0 - a)));
+    }
+    out
+}
+
+/// [0,1] floats to bytes, clamping the small overshoot a sharp resize filter can produce.
+pub(crate) fn to_u8(values: &[f32]) -> Vec<u8> {
+    values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+}
+
+/// Appends one HWC RGB image as CHW with `channels` planes (1: ITU-R 601 luma).
+fn push_chw(out: &mut Vec<u8>, rgb: &[u8], channels: usize) {
+    let pixels = rgb.chunks_exact(3);
+    if channels == 1 {
+        out.extend(pixels.map(|p| {
+            let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+            y.round().clamp(0.0, 255.0) as u8
+        }));
+    } else {
+        for c in 0..3 {
+            out.extend(rgb.chunks_exact(3).map(|p| p[c]));
+        }
+    }
+}
