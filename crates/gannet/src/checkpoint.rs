@@ -44,8 +44,15 @@ impl View for &HostTensor {
     }
 }
 
-fn le_bytes<T: candle_core::WithDType, const N: usize>(t: &Tensor, f: fn(T) -> [u8; N]) -> crate::Result<Vec<u8>> {
-    Ok(t.flatten_all()?.to_vec1::<T>()?.into_iter().flat_map(f).collect())
+fn le_bytes<T: candle_core::WithDType, const N: usize>(
+    t: &Tensor,
+    f: fn(T) -> [u8; N],
+) -> crate::Result<Vec<u8>> {
+    Ok(t.flatten_all()?
+        .to_vec1::<T>()?
+        .into_iter()
+        .flat_map(f)
+        .collect())
 }
 
 fn to_host(name: &str, t: &Tensor) -> crate::Result<HostTensor> {
@@ -55,9 +62,17 @@ fn to_host(name: &str, t: &Tensor) -> crate::Result<HostTensor> {
         DType::I64 => le_bytes::<i64, 8>(t, i64::to_le_bytes)?,
         DType::F32 => le_bytes::<f32, 4>(t, f32::to_le_bytes)?,
         DType::F64 => le_bytes::<f64, 8>(t, f64::to_le_bytes)?,
-        other => return Err(crate::Error::Msg(format!("checkpoint: tensor '{name}' has unsupported dtype {other:?}"))),
+        other => {
+            return Err(crate::Error::Msg(format!(
+                "checkpoint: tensor '{name}' has unsupported dtype {other:?}"
+            )))
+        }
     };
-    Ok(HostTensor { dtype: t.dtype().into(), shape: t.dims().to_vec(), bytes })
+    Ok(HostTensor {
+        dtype: t.dtype().into(),
+        shape: t.dims().to_vec(),
+        bytes,
+    })
 }
 
 /// CRC of the header's meaning (not its bytes, whose key order is unspecified): every tensor's
@@ -66,10 +81,16 @@ fn header_crc(tensors: &HashMap<String, &TensorInfo>, metadata: &HashMap<String,
     let mut h = crc32fast::Hasher::new();
     let sorted: BTreeMap<_, _> = tensors.iter().collect();
     for (name, info) in sorted {
-        let line = format!("{name}\0{:?}\0{:?}\0{:?}\n", info.dtype, info.shape, info.data_offsets);
+        let line = format!(
+            "{name}\0{:?}\0{:?}\0{:?}\n",
+            info.dtype, info.shape, info.data_offsets
+        );
         h.update(line.as_bytes());
     }
-    let meta: BTreeMap<_, _> = metadata.iter().filter(|(k, _)| k.as_str() != KEY_HEADER_CRC).collect();
+    let meta: BTreeMap<_, _> = metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != KEY_HEADER_CRC)
+        .collect();
     for (k, v) in meta {
         h.update(format!("{k}\0{v}\n").as_bytes());
     }
@@ -82,25 +103,46 @@ fn data_region(bytes: &[u8]) -> &[u8] {
 }
 
 /// Serialises to bytes with the gannet metadata (format, data CRC, header CRC) filled in.
-fn encode(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> crate::Result<Vec<u8>> {
-    let host = tensors.iter().map(|(k, t)| Ok((k.clone(), to_host(k, t)?))).collect::<crate::Result<Vec<_>>>()?;
-    let st_err = |e: SafeTensorError| crate::Error::checkpoint(path, format!("cannot serialise: {e}"));
+fn encode(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> crate::Result<Vec<u8>> {
+    let host = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), to_host(k, t)?)))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let st_err =
+        |e: SafeTensorError| crate::Error::checkpoint(path, format!("cannot serialise: {e}"));
     let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_VERSION.to_string());
     let views = || host.iter().map(|(k, t)| (k.as_str(), t));
     // The data region does not depend on the metadata, so hash it from a first serialisation.
     let first = safetensors::serialize(views(), Some(meta.clone())).map_err(st_err)?;
-    meta.insert(KEY_CRC.into(), format!("{:08x}", crc32fast::hash(data_region(&first))));
+    meta.insert(
+        KEY_CRC.into(),
+        format!("{:08x}", crc32fast::hash(data_region(&first))),
+    );
     let parsed = SafeTensors::read_metadata(&first).map_err(st_err)?.1;
-    meta.insert(KEY_HEADER_CRC.into(), format!("{:08x}", header_crc(&parsed.tensors(), &meta)));
+    meta.insert(
+        KEY_HEADER_CRC.into(),
+        format!("{:08x}", header_crc(&parsed.tensors(), &meta)),
+    );
     safetensors::serialize(views(), Some(meta)).map_err(st_err)
 }
 
 /// Writes `tensors` and `metadata` to `path` atomically (see [`write_atomic`]).
-pub fn save(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> crate::Result<()> {
+pub fn save(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> crate::Result<()> {
     for key in [KEY_FORMAT, KEY_CRC, KEY_HEADER_CRC] {
         if metadata.contains_key(key) {
-            return Err(crate::Error::checkpoint(path, format!("metadata key '{key}' is reserved")));
+            return Err(crate::Error::checkpoint(
+                path,
+                format!("metadata key '{key}' is reserved"),
+            ));
         }
     }
     write_atomic(path, &encode(path, tensors, metadata)?)
@@ -118,11 +160,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = write_and_sync(&tmp, bytes).and_then(|()| {
-        std::fs::rename(&tmp, path)
-            .map_err(|e| crate::Error::io(format!("renaming {} to {}", tmp.display(), path.display()), e))
+        std::fs::rename(&tmp, path).map_err(|e| {
+            crate::Error::io(
+                format!("renaming {} to {}", tmp.display(), path.display()),
+                e,
+            )
+        })
     });
     if result.is_err() {
         // Best effort: a failed write must not leave litter; the target was never touched.
@@ -148,7 +195,10 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Reads and verifies a checkpoint; every failure is a checkpoint error naming `path`.
-pub fn load(path: &Path, device: &Device) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+pub fn load(
+    path: &Path,
+    device: &Device,
+) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let err = |m: String| crate::Error::checkpoint(path, m);
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => err("file not found".into()),
@@ -157,7 +207,10 @@ pub fn load(path: &Path, device: &Device) -> crate::Result<(BTreeMap<String, Ten
     check_framing(&bytes).map_err(err)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(describe(e)))?;
     let (_, parsed) = SafeTensors::read_metadata(&bytes).map_err(|e| err(describe(e)))?;
-    let meta = parsed.metadata().clone().ok_or_else(|| err("missing metadata: not a gannet checkpoint".into()))?;
+    let meta = parsed
+        .metadata()
+        .clone()
+        .ok_or_else(|| err("missing metadata: not a gannet checkpoint".into()))?;
     verify(&bytes, &parsed.tensors(), &meta).map_err(err)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
@@ -171,14 +224,23 @@ pub fn load(path: &Path, device: &Device) -> crate::Result<(BTreeMap<String, Ten
 /// Length checks that give a clearer message than the parser for short or foreign files.
 fn check_framing(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < LEN_BYTES {
-        return Err(format!("not a safetensors checkpoint: only {} bytes (truncated or empty)", bytes.len()));
+        return Err(format!(
+            "not a safetensors checkpoint: only {} bytes (truncated or empty)",
+            bytes.len()
+        ));
     }
     let n = u64::from_le_bytes(bytes[..LEN_BYTES].try_into().expect("8 bytes"));
     if n > 100_000_000 || bytes.get(LEN_BYTES) != Some(&b'{') {
-        return Err("not a safetensors checkpoint: the file does not start with a safetensors header".into());
+        return Err(
+            "not a safetensors checkpoint: the file does not start with a safetensors header"
+                .into(),
+        );
     }
     if LEN_BYTES as u64 + n > bytes.len() as u64 {
-        return Err(format!("truncated: the header claims {n} bytes but the file has {}", bytes.len()));
+        return Err(format!(
+            "truncated: the header claims {n} bytes but the file has {}",
+            bytes.len()
+        ));
     }
     Ok(())
 }
@@ -193,11 +255,21 @@ fn describe(e: SafeTensorError) -> String {
 }
 
 /// Checks the format version and both CRCs.
-fn verify(bytes: &[u8], tensors: &HashMap<String, &TensorInfo>, meta: &HashMap<String, String>) -> Result<(), String> {
-    let get = |k: &str| meta.get(k).ok_or_else(|| format!("missing metadata '{k}': not a gannet checkpoint"));
-    let version: u32 = get(KEY_FORMAT)?
-        .parse()
-        .map_err(|_| format!("checkpoint is corrupted: bad '{KEY_FORMAT}' value {:?}", meta[KEY_FORMAT]))?;
+fn verify(
+    bytes: &[u8],
+    tensors: &HashMap<String, &TensorInfo>,
+    meta: &HashMap<String, String>,
+) -> Result<(), String> {
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| format!("missing metadata '{k}': not a gannet checkpoint"))
+    };
+    let version: u32 = get(KEY_FORMAT)?.parse().map_err(|_| {
+        format!(
+            "checkpoint is corrupted: bad '{KEY_FORMAT}' value {:?}",
+            meta[KEY_FORMAT]
+        )
+    })?;
     if version > FORMAT_VERSION {
         return Err(format!(
             "written by a newer gannet (format {version}; this build reads up to {FORMAT_VERSION}): upgrade gannet"
@@ -212,18 +284,25 @@ fn verify(bytes: &[u8], tensors: &HashMap<String, &TensorInfo>, meta: &HashMap<S
     }
     let data = format!("{:08x}", crc32fast::hash(data_region(bytes)));
     if get(KEY_CRC)? != &data {
-        return Err(format!("checkpoint is corrupted: checksum mismatch (stored {}, computed {data})", meta[KEY_CRC]));
+        return Err(format!(
+            "checkpoint is corrupted: checksum mismatch (stored {}, computed {data})",
+            meta[KEY_CRC]
+        ));
     }
     Ok(())
 }
 
 /// `name` -> `prefix.name`, to store several models' tensors in one file.
 pub fn prefixed(prefix: &str, map: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
-    map.into_iter().map(|(k, t)| (format!("{prefix}.{k}"), t)).collect()
+    map.into_iter()
+        .map(|(k, t)| (format!("{prefix}.{k}"), t))
+        .collect()
 }
 
 /// The entries under `prefix.`, with the prefix removed.
 pub fn strip_prefix(prefix: &str, map: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
     let p = format!("{prefix}.");
-    map.iter().filter_map(|(k, t)| k.strip_prefix(&p).map(|rest| (rest.to_string(), t.clone()))).collect()
+    map.iter()
+        .filter_map(|(k, t)| k.strip_prefix(&p).map(|rest| (rest.to_string(), t.clone())))
+        .collect()
 }

@@ -17,7 +17,13 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     /// The DCGAN paper's settings: lr 2e-4 and beta1 0.5 (0.9 made training oscillate).
     fn default() -> Self {
-        Self { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        Self {
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
     }
 }
 
@@ -43,10 +49,19 @@ impl Adam {
             .into_iter()
             .map(|(name, var)| {
                 let zeros = var.as_tensor().zeros_like()?;
-                Ok(Slot { name, exp_avg: zeros.clone(), exp_avg_sq: zeros, var })
+                Ok(Slot {
+                    name,
+                    exp_avg: zeros.clone(),
+                    exp_avg_sq: zeros,
+                    var,
+                })
             })
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Self { slots, cfg, steps: 0 })
+        Ok(Self {
+            slots,
+            cfg,
+            steps: 0,
+        })
     }
 
     pub fn config(&self) -> &AdamConfig {
@@ -75,7 +90,9 @@ impl Adam {
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
         for slot in self.slots.iter_mut() {
-            let Some(g) = grads.get(slot.var.as_tensor()) else { continue };
+            let Some(g) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
             // Detached copies: the update itself must not grow the autodiff graph.
             let p = slot.var.as_tensor().detach();
             let mut g = g.detach();
@@ -100,7 +117,8 @@ impl Adam {
             out.insert(format!("{}.exp_avg", s.name), s.exp_avg.clone());
             out.insert(format!("{}.exp_avg_sq", s.name), s.exp_avg_sq.clone());
         }
-        let step = Tensor::new(self.steps as f64, &Device::Cpu).expect("a scalar tensor on the CPU");
+        let step =
+            Tensor::new(self.steps as f64, &Device::Cpu).expect("a scalar tensor on the CPU");
         out.insert(STEP_KEY.to_string(), step);
         out
     }
@@ -129,20 +147,29 @@ fn state_err(msg: String) -> crate::Error {
 }
 
 fn read_steps(state: &BTreeMap<String, Tensor>) -> crate::Result<u64> {
-    let t = state.get(STEP_KEY).ok_or_else(|| state_err(format!("missing entry '{STEP_KEY}'")))?;
+    let t = state
+        .get(STEP_KEY)
+        .ok_or_else(|| state_err(format!("missing entry '{STEP_KEY}'")))?;
     if t.elem_count() != 1 {
-        return Err(state_err(format!("entry '{STEP_KEY}' has shape {:?}, expected a scalar", t.dims())));
+        return Err(state_err(format!(
+            "entry '{STEP_KEY}' has shape {:?}, expected a scalar",
+            t.dims()
+        )));
     }
     let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
     if !(v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(53)) {
-        return Err(state_err(format!("entry '{STEP_KEY}' is {v}, not a step count")));
+        return Err(state_err(format!(
+            "entry '{STEP_KEY}' is {v}, not a step count"
+        )));
     }
     Ok(v as u64)
 }
 
 /// A moment tensor from `state`, checked against its parameter and moved to its device/dtype.
 fn moment(state: &BTreeMap<String, Tensor>, key: &str, var: &Var) -> crate::Result<Tensor> {
-    let t = state.get(key).ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
+    let t = state
+        .get(key)
+        .ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
     if t.dims() != var.dims() {
         return Err(state_err(format!(
             "entry '{key}' has shape {:?}, the parameter has {:?}",
