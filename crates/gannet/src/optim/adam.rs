@@ -86,9 +86,10 @@ impl Adam {
     pub fn step(&mut self, grads: &GradStore) -> crate::Result<()> {
         self.steps += 1;
         let c = self.cfg;
-        let t = self.steps as i32;
-        let bc1 = 1.0 - c.beta1.powi(t);
-        let bc2 = 1.0 - c.beta2.powi(t);
+        // f64 powers as PyTorch's `beta ** step`; no i32 overflow on very long runs.
+        let t = self.steps as f64;
+        let bc1 = 1.0 - c.beta1.powf(t);
+        let bc2 = 1.0 - c.beta2.powf(t);
         for slot in self.slots.iter_mut() {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
