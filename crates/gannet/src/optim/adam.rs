@@ -81,8 +81,10 @@ impl Adam {
         self.steps
     }
 
-    /// One update from `grads`. Parameters without a gradient keep their value and moments,
-    /// as in PyTorch, but the shared step count still advances.
+    /// One update from `grads`. Parameters without a gradient keep their value and moments.
+    /// Unlike PyTorch, which counts steps per parameter, the step count is shared (one `step`
+    /// entry in the saved state); the two agree whenever every parameter gets a gradient each
+    /// step, as every parameter of a GAN's generator or discriminator does.
     pub fn step(&mut self, grads: &GradStore) -> crate::Result<()> {
         self.steps += 1;
         let c = self.cfg;
