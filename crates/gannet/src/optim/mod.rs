@@ -1,1 +1,5 @@
-//! Optimisers with saveable state. (Implemented in the optimiser work item.)
+//! Optimisers with saveable state.
+
+pub mod adam;
+
+pub use adam::{Adam, AdamConfig};
