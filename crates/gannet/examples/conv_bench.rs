@@ -1,6 +1,7 @@
 //! GFLOP/s of the DCGAN-64 convolution layers: gannet's im2col kernels vs candle's built-ins.
 //!
 //! cargo run --release -p gannet --example conv_bench -- [--reps 5] [--batch 64] [--no-candle]
+//!     [--only D2] [--breakdown]   (layers whose name starts with D2)
 //!
 //! Forward FLOPs are 2 * N * Cout * Ho * Wo * Cin * k * k; the backward pass (input and weight
 //! gradients) is counted as twice that. Times are medians over `--reps` runs after one warm-up.
@@ -124,6 +125,96 @@ fn measure(l: Layer, st: &Setup, fast: bool, reps: usize) -> (f64, f64) {
     (fwd, (both - fwd).max(1e-9))
 }
 
+/// Forward pass split into its stages (ms): where the time goes besides the GEMM.
+fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
+    let (x, w, s) = (st.x.as_tensor(), st.w.as_tensor(), l.spec);
+    let (n, cin, h, wd) = x.dims4().unwrap();
+    let ms = |t: f64| t * 1e3;
+    if l.transposed {
+        let (_, cout, k, _) = w.dims4().unwrap();
+        let xf = || {
+            x.transpose(0, 1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((cin, n * h * wd))
+                .unwrap()
+        };
+        let t_copy = time(reps, || {
+            xf();
+        });
+        let (xf, wf) = (xf(), w.reshape((cin, cout * k * k)).unwrap());
+        let t_mm = time(reps, || {
+            wf.t().unwrap().matmul(&xf).unwrap();
+        });
+        let cols = wf.t().unwrap().matmul(&xf).unwrap();
+        let y = forward(l, x, w, true);
+        let (_, _, ho, wo) = y.dims4().unwrap();
+        let g = ops::Geom {
+            n,
+            c: cout,
+            h: ho,
+            w: wo,
+            k,
+            stride: s.stride,
+            pad: s.padding,
+            dil: s.dilation,
+            ho: h,
+            wo: wd,
+        };
+        let t_fold = time(reps, || {
+            ops::fold(&cols, g).unwrap();
+        });
+        format!(
+            "x transpose copy {:.1}, gemm {:.1}, fold {:.1}",
+            ms(t_copy),
+            ms(t_mm),
+            ms(t_fold)
+        )
+    } else {
+        let (cout, _, k, _) = w.dims4().unwrap();
+        let y = forward(l, x, w, true);
+        let (_, _, ho, wo) = y.dims4().unwrap();
+        let g = ops::Geom {
+            n,
+            c: cin,
+            h,
+            w: wd,
+            k,
+            stride: s.stride,
+            pad: s.padding,
+            dil: s.dilation,
+            ho,
+            wo,
+        };
+        let t_unfold = time(reps, || {
+            ops::unfold(x, g).unwrap();
+        });
+        let (cols, wf) = (
+            ops::unfold(x, g).unwrap(),
+            w.reshape((cout, cin * k * k)).unwrap(),
+        );
+        let t_mm = time(reps, || {
+            wf.matmul(&cols).unwrap();
+        });
+        let ym = wf.matmul(&cols).unwrap();
+        let t_perm = time(reps, || {
+            ym.reshape((cout, n, ho, wo))
+                .unwrap()
+                .permute((1, 0, 2, 3))
+                .unwrap()
+                .contiguous()
+                .unwrap();
+        });
+        format!(
+            "unfold {:.1}, gemm {:.1}, output permute copy {:.1}",
+            ms(t_unfold),
+            ms(t_mm),
+            ms(t_perm)
+        )
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: usize| {
@@ -143,7 +234,14 @@ fn main() {
     );
     let mut tot = [0f64; 4];
     let mut total_flops = 0.0;
-    for l in layers() {
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args[i + 1].clone());
+    for l in layers()
+        .into_iter()
+        .filter(|l| only.as_ref().is_none_or(|o| l.name.starts_with(o.as_str())))
+    {
         let st = setup(l, batch);
         let f = flops(l, batch, &forward(l, &st.x, &st.w, true));
         total_flops += f;
@@ -164,6 +262,9 @@ fn main() {
             tot[3] += cb;
         }
         println!("{line}");
+        if args.iter().any(|a| a == "--breakdown") {
+            println!("    forward stages (ms): {}", breakdown(l, &st, reps));
+        }
     }
     let cell = |t: f64, fl: f64| format!("{:7.1} ({:7.1})", fl / t / 1e9, t * 1e3);
     let mut line = format!(

@@ -113,8 +113,10 @@ fn unfold_kernel<T: Elem>(g: &Geom, img: &[T]) -> Vec<T> {
                     if g.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
                     } else {
-                        for (j, d) in dst[lo..hi].iter_mut().enumerate() {
-                            *d = src[iw0 + j * g.stride];
+                        // Zipped iterators instead of indexing: no per-element bounds checks.
+                        let taps = src[iw0..].iter().step_by(g.stride);
+                        for (d, &v) in dst[lo..hi].iter_mut().zip(taps) {
+                            *d = v;
                         }
                     }
                 }
@@ -147,8 +149,9 @@ fn fold_kernel<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
                         };
                         let dst = &mut dst_plane[ih * g.w..][..g.w];
                         let src = &src_row[oh * g.wo..][..g.wo];
-                        for (j, &v) in src[lo..hi].iter().enumerate() {
-                            dst[iw0 + j * g.stride] += v;
+                        let taps = dst[iw0..].iter_mut().step_by(g.stride);
+                        for (d, &v) in taps.zip(&src[lo..hi]) {
+                            *d += v;
                         }
                     }
                 }
