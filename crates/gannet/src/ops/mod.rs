@@ -4,7 +4,20 @@
 //! passes are built from ops that themselves have backward passes, so second-order gradients
 //! (R1, gradient penalty) flow through them.
 
-use candle_core::Tensor;
+//!
+//! On the CPU both convolutions are im2col/col2im ([`unfold`]/[`fold`]) plus one candle `matmul`
+//! (the gemm crate) over the whole batch. Measured with `examples/conv_bench.rs` (DCGAN-64,
+//! batch 64, 2 busy cores): the GEMM is most of the forward time on the wide layers; `unfold` of
+//! the 64->128 discriminator layer (a 67 MB column matrix) costs about as much as its GEMM, mostly
+//! first-touch page faults of the fresh buffer; the permute copies are under 2% everywhere. The
+//! 3-channel layers (G5, D1) are slow in the backward pass because the weight-gradient GEMM is
+//! [48 x 65536] x [65536 x 64]: tiny M and N, huge K, which gemm does not split across threads.
+
+use candle_core::{DType, Tensor};
+
+pub mod im2col;
+
+pub use im2col::{fold, unfold, Geom};
 
 /// Stride, padding, output padding and dilation of a square-kernel convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +31,12 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     pub const fn new(stride: usize, padding: usize) -> Self {
-        Self { stride, padding, output_padding: 0, dilation: 1 }
+        Self {
+            stride,
+            padding,
+            output_padding: 0,
+            dilation: 1,
+        }
     }
 }
 
@@ -28,12 +46,107 @@ impl Default for ConvSpec {
     }
 }
 
+/// Whether the im2col kernels handle these tensors; other devices and dtypes use candle's
+/// built-in convolutions (so the `cuda`/`metal` features keep working).
+fn fast_path(x: &Tensor, w: &Tensor) -> bool {
+    let (_, _, kh, kw) = w.dims4().unwrap_or((0, 0, 0, 1));
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && kh == kw && kh > 0
+}
+
+fn bad(msg: String) -> crate::Error {
+    crate::Error::Msg(msg)
+}
+
 /// x [N, Cin, H, W], w [Cout, Cin, k, k] -> [N, Cout, H', W'].
+///
+/// On the CPU: `W[Cout, Cin*k*k] @ unfold(x)[Cin*k*k, N*H'*W']`, one GEMM for the whole batch,
+/// then a copy from `[Cout, N, ..]` to `[N, Cout, ..]`. The backward pass is the matmul's plus
+/// `fold`, all differentiable.
 pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
-    Ok(x.conv2d(w, s.padding, s.stride, s.dilation, 1)?)
+    if !fast_path(x, w) {
+        return Ok(x.conv2d(w, s.padding, s.stride, s.dilation, 1)?);
+    }
+    let (n, cin, h, wd) = x.dims4()?;
+    let (cout, cin_w, k, _) = w.dims4()?;
+    if cin != cin_w {
+        return Err(bad(format!(
+            "conv2d: input has {cin} channels, weight expects {cin_w}"
+        )));
+    }
+    let out = |len| Geom::conv_out(len, k, s.stride, s.padding, s.dilation);
+    let (Some(ho), Some(wo)) = (out(h), out(wd)) else {
+        return Err(bad(format!(
+            "conv2d: kernel {k} (dilation {}) larger than padded {h}x{wd} input",
+            s.dilation
+        )));
+    };
+    let g = Geom {
+        n,
+        c: cin,
+        h,
+        w: wd,
+        k,
+        stride: s.stride,
+        pad: s.padding,
+        dil: s.dilation,
+        ho,
+        wo,
+    };
+    let cols = unfold(x, g)?;
+    let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
+    Ok(y.reshape((cout, n, ho, wo))?
+        .permute((1, 0, 2, 3))?
+        .contiguous()?)
+}
+
+/// Output size of a transposed convolution (PyTorch's formula), None when negative.
+fn conv_t_out(len: usize, k: usize, s: ConvSpec) -> Option<usize> {
+    (len.checked_sub(1)? * s.stride + s.dilation * (k - 1) + s.output_padding + 1)
+        .checked_sub(2 * s.padding)
 }
 
 /// x [N, Cin, H, W], w [Cin, Cout, k, k] -> [N, Cout, H', W'].
+///
+/// On the CPU: `fold(W[Cin, Cout*k*k]^T @ x[Cin, N*H*W])`: the GEMM spreads each input pixel over
+/// the taps, `fold` (col2im) sums overlapping taps into the output. This is exactly the adjoint of
+/// `conv2d` with the same spec, which is what a transposed convolution is.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
-    Ok(x.conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation)?)
+    if !fast_path(x, w) {
+        return Ok(x.conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation)?);
+    }
+    let (n, cin, h, wd) = x.dims4()?;
+    let (cin_w, cout, k, _) = w.dims4()?;
+    if cin != cin_w {
+        return Err(bad(format!(
+            "conv_transpose2d: input has {cin} channels, weight expects {cin_w}"
+        )));
+    }
+    let (Some(hout), Some(wout)) = (conv_t_out(h, k, s), conv_t_out(wd, k, s)) else {
+        return Err(bad(format!(
+            "conv_transpose2d: padding {} too large for {h}x{wd} input",
+            s.padding
+        )));
+    };
+    let g = Geom {
+        n,
+        c: cout,
+        h: hout,
+        w: wout,
+        k,
+        stride: s.stride,
+        pad: s.padding,
+        dil: s.dilation,
+        ho: h,
+        wo: wd,
+    };
+    // Channels first, then batch, so the whole batch is one GEMM operand.
+    let xf = if n == 1 {
+        x.reshape((cin, h * wd))?
+    } else {
+        x.transpose(0, 1)?
+            .contiguous()?
+            .reshape((cin, n * h * wd))?
+    };
+    let cols = w.reshape((cin, cout * k * k))?.t()?.matmul(&xf)?;
+    Ok(fold(&cols, g)?)
 }

@@ -1,0 +1,368 @@
+//! The im2col convolutions against naive nested-loop references (forward, input and weight
+//! gradients), against candle's built-ins, and second-order gradients against finite differences.
+
+use candle_core::{DType, Device, Tensor, Var};
+use gannet::ops::{self, ConvSpec, Geom};
+
+/// Deterministic pseudo-random values in [-1, 1): a small LCG keeps the test self-contained.
+fn vals(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(dims: [usize; 4], seed: u64, dt: DType) -> Tensor {
+    let v = vals(dims.iter().product(), seed);
+    Tensor::from_vec(v, &dims, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dt)
+        .unwrap()
+}
+
+fn to_vec(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn spec(stride: usize, padding: usize, output_padding: usize, dilation: usize) -> ConvSpec {
+    ConvSpec {
+        stride,
+        padding,
+        output_padding,
+        dilation,
+    }
+}
+
+/// Naive results: y, and for the loss sum(y * r): dL/dx and dL/dw.
+struct Naive {
+    y: Vec<f64>,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+    ydims: [usize; 4],
+}
+
+/// Naive conv2d. Every (output, tap) pair is one multiply-add; gradients of sum(y*r) by the same
+/// loops. `r` is filled lazily: the caller passes a seed and the output size comes from here.
+fn naive_conv(
+    x: &[f64],
+    xd: [usize; 4],
+    w: &[f64],
+    wd: [usize; 4],
+    s: ConvSpec,
+    rseed: u64,
+) -> Naive {
+    let [n, ci, h, wi] = xd;
+    let [co, _, k, _] = wd;
+    let ho = (h + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
+    let wo = (wi + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
+    let ydims = [n, co, ho, wo];
+    let r = vals(n * co * ho * wo, rseed);
+    let (mut y, mut dx, mut dw) = (vec![0.0; r.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+    for b in 0..n {
+        for o in 0..co {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let yi = ((b * co + o) * ho + oh) * wo + ow;
+                    for c in 0..ci {
+                        for ki in 0..k {
+                            for kj in 0..k {
+                                let ih =
+                                    (oh * s.stride + ki * s.dilation) as isize - s.padding as isize;
+                                let iw =
+                                    (ow * s.stride + kj * s.dilation) as isize - s.padding as isize;
+                                if ih < 0 || iw < 0 || ih >= h as isize || iw >= wi as isize {
+                                    continue;
+                                }
+                                let xi = ((b * ci + c) * h + ih as usize) * wi + iw as usize;
+                                let wj = ((o * ci + c) * k + ki) * k + kj;
+                                y[yi] += x[xi] * w[wj];
+                                dx[xi] += w[wj] * r[yi];
+                                dw[wj] += x[xi] * r[yi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Naive { y, dx, dw, ydims }
+}
+
+/// Naive transposed conv (PyTorch semantics): each input pixel scatters over the output.
+fn naive_conv_t(
+    x: &[f64],
+    xd: [usize; 4],
+    w: &[f64],
+    wd: [usize; 4],
+    s: ConvSpec,
+    rseed: u64,
+) -> Naive {
+    let [n, ci, h, wi] = xd;
+    let [_, co, k, _] = wd;
+    let out =
+        |l: usize| (l - 1) * s.stride + s.dilation * (k - 1) + s.output_padding + 1 - 2 * s.padding;
+    let (ho, wo) = (out(h), out(wi));
+    let ydims = [n, co, ho, wo];
+    let r = vals(n * co * ho * wo, rseed);
+    let (mut y, mut dx, mut dw) = (vec![0.0; r.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+    for b in 0..n {
+        for c in 0..ci {
+            for ih in 0..h {
+                for iw in 0..wi {
+                    let xi = ((b * ci + c) * h + ih) * wi + iw;
+                    for o in 0..co {
+                        for ki in 0..k {
+                            for kj in 0..k {
+                                let oh =
+                                    (ih * s.stride + ki * s.dilation) as isize - s.padding as isize;
+                                let ow =
+                                    (iw * s.stride + kj * s.dilation) as isize - s.padding as isize;
+                                if oh < 0 || ow < 0 || oh >= ho as isize || ow >= wo as isize {
+                                    continue;
+                                }
+                                let yi = ((b * co + o) * ho + oh as usize) * wo + ow as usize;
+                                let wj = ((c * co + o) * k + ki) * k + kj;
+                                y[yi] += x[xi] * w[wj];
+                                dx[xi] += w[wj] * r[yi];
+                                dw[wj] += x[xi] * r[yi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Naive { y, dx, dw, ydims }
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * scale,
+            "{what}[{i}]: got {g}, want {w} (scale {scale})"
+        );
+    }
+}
+
+type OpFn = fn(&Tensor, &Tensor, ConvSpec) -> gannet::Result<Tensor>;
+type NaiveFn = fn(&[f64], [usize; 4], &[f64], [usize; 4], ConvSpec, u64) -> Naive;
+
+/// Forward and both gradients of `op` vs the naive reference, in f32 and f64.
+fn check(op: OpFn, naive: NaiveFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) {
+    for (dt, tol) in [(DType::F32, 1e-4), (DType::F64, 1e-10)] {
+        let x = Var::from_tensor(&tensor(xd, 1, dt)).unwrap();
+        let w = Var::from_tensor(&tensor(wd, 2, dt)).unwrap();
+        let nv = naive(&to_vec(&x), xd, &to_vec(&w), wd, s, 3);
+        let y = op(&x, &w, s).unwrap();
+        let what = format!("{xd:?} {wd:?} {s:?} {dt:?}");
+        assert_eq!(y.dims(), nv.ydims, "{what}: output shape");
+        assert_close(&to_vec(&y), &nv.y, tol, &format!("y {what}"));
+        let r = tensor(nv.ydims, 3, dt);
+        let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_close(
+            &to_vec(g.get(&x).unwrap()),
+            &nv.dx,
+            tol,
+            &format!("dx {what}"),
+        );
+        assert_close(
+            &to_vec(g.get(&w).unwrap()),
+            &nv.dw,
+            tol,
+            &format!("dw {what}"),
+        );
+    }
+}
+
+#[test]
+fn conv2d_matches_naive_on_odd_shapes() {
+    let cases = [
+        ([2, 3, 7, 5], [5, 3, 3, 3], spec(1, 1, 0, 1)),
+        ([1, 5, 9, 6], [3, 5, 3, 3], spec(2, 0, 0, 1)),
+        ([2, 3, 10, 11], [6, 3, 4, 4], spec(2, 1, 0, 1)),
+        ([3, 2, 11, 8], [5, 2, 3, 3], spec(3, 2, 0, 1)),
+        ([2, 3, 9, 10], [2, 3, 3, 3], spec(1, 2, 0, 2)),
+        ([2, 7, 5, 3], [5, 7, 1, 1], spec(1, 0, 0, 1)),
+        ([1, 3, 6, 7], [9, 3, 1, 1], spec(2, 0, 0, 1)),
+        ([2, 5, 4, 4], [1, 5, 4, 4], spec(1, 0, 0, 1)),
+        ([1, 2, 3, 2], [3, 2, 5, 5], spec(1, 2, 0, 1)),
+    ];
+    for (xd, wd, s) in cases {
+        check(ops::conv2d, naive_conv, xd, wd, s);
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_naive_on_odd_shapes() {
+    let cases = [
+        ([2, 5, 4, 3], [5, 3, 4, 4], spec(2, 1, 0, 1)),
+        ([1, 6, 1, 1], [6, 7, 4, 4], spec(1, 0, 0, 1)),
+        ([2, 3, 5, 4], [3, 5, 3, 3], spec(2, 1, 1, 1)),
+        ([3, 2, 4, 6], [2, 3, 3, 3], spec(3, 2, 2, 1)),
+        ([2, 3, 5, 3], [3, 2, 3, 3], spec(1, 2, 0, 2)),
+        ([1, 3, 4, 5], [3, 2, 3, 3], spec(2, 1, 1, 2)),
+        ([2, 7, 3, 5], [7, 5, 1, 1], spec(1, 0, 0, 1)),
+        ([1, 5, 3, 3], [5, 3, 1, 1], spec(2, 0, 1, 1)),
+    ];
+    for (xd, wd, s) in cases {
+        check(ops::conv_transpose2d, naive_conv_t, xd, wd, s);
+    }
+}
+
+/// Same forward and gradients as candle's own convolutions on DCGAN-like layers.
+#[test]
+fn matches_candle_builtins() {
+    let s = spec(2, 1, 0, 1);
+    let x = Var::from_tensor(&tensor([2, 6, 8, 8], 4, DType::F32)).unwrap();
+    let w = Var::from_tensor(&tensor([5, 6, 4, 4], 5, DType::F32)).unwrap();
+    let pairs: [(Tensor, Tensor); 2] = [
+        (
+            ops::conv2d(&x, &w, s).unwrap(),
+            x.conv2d(&w, 1, 2, 1, 1).unwrap(),
+        ),
+        (
+            ops::conv_transpose2d(&x, &w.transpose(0, 1).unwrap(), s).unwrap(),
+            {
+                x.conv_transpose2d(
+                    &w.transpose(0, 1).unwrap().contiguous().unwrap(),
+                    1,
+                    0,
+                    2,
+                    1,
+                )
+                .unwrap()
+            },
+        ),
+    ];
+    for (ours, theirs) in pairs {
+        assert_close(&to_vec(&ours), &to_vec(&theirs), 1e-4, "y");
+        let r = tensor(<[usize; 4]>::try_from(ours.dims()).unwrap(), 6, DType::F32);
+        let go = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = theirs
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w] {
+            assert_close(
+                &to_vec(go.get(v).unwrap()),
+                &to_vec(gt.get(v).unwrap()),
+                1e-4,
+                "grad",
+            );
+        }
+    }
+}
+
+/// fold is the adjoint of unfold: <unfold(a), b> = <a, fold(b)>.
+#[test]
+fn fold_is_adjoint_of_unfold() {
+    let g = Geom {
+        n: 2,
+        c: 3,
+        h: 7,
+        w: 6,
+        k: 3,
+        stride: 2,
+        pad: 1,
+        dil: 2,
+        ho: 3,
+        wo: 3,
+    };
+    let a = tensor([2, 3, 7, 6], 7, DType::F64);
+    let b = Tensor::from_vec(vals(27 * 18, 8), (27, 18), &Device::Cpu).unwrap();
+    let lhs = ops::unfold(&a, g)
+        .unwrap()
+        .mul(&b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let rhs = a
+        .mul(&ops::fold(&b, g).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(
+        (lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0),
+        "{lhs} vs {rhs}"
+    );
+}
+
+/// R1-style penalty P(w) = sum((dL/dx)^2) with L = sum(op(x, w)^2 * r); its gradient w.r.t. the
+/// weights needs the backward pass of the backward pass.
+fn penalty(op: OpFn, x: &Var, w: &Tensor, r: &Tensor, s: ConvSpec) -> Tensor {
+    let y = op(x, w, s).unwrap();
+    let l = y.sqr().unwrap().mul(r).unwrap().sum_all().unwrap();
+    let dx = gannet::autodiff::grad_of(&l, x).unwrap();
+    dx.sqr().unwrap().sum_all().unwrap()
+}
+
+fn check_second_order(op: OpFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) {
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let x = Var::from_tensor(&tensor(xd, 11, DType::F64)).unwrap();
+    let w0 = to_vec(&tensor(wd, 12, DType::F64));
+    let w = Var::from_vec(w0.clone(), &wd, &Device::Cpu).unwrap();
+    let ydims: Vec<usize> = op(&x, &w, s).unwrap().dims().to_vec();
+    let r = Tensor::from_vec(vals(ydims.iter().product(), 13), ydims, &Device::Cpu).unwrap();
+    let p = penalty(op, &x, &w, &r, s);
+    let dw = to_vec(&gannet::autodiff::grad_of(&p, &w).unwrap());
+    let eps = 1e-5;
+    let at = |wv: Vec<f64>| {
+        let wt = Tensor::from_vec(wv, &wd, &Device::Cpu).unwrap();
+        penalty(op, &x, &wt, &r, s).to_scalar::<f64>().unwrap()
+    };
+    for i in (0..w0.len()).step_by(w0.len() / 7 + 1) {
+        let (mut hi, mut lo) = (w0.clone(), w0.clone());
+        hi[i] += eps;
+        lo[i] -= eps;
+        let fd = (at(hi) - at(lo)) / (2.0 * eps);
+        assert!(
+            (fd - dw[i]).abs() <= 1e-6 * fd.abs().max(1.0),
+            "dP/dw[{i}]: fd {fd}, autodiff {}",
+            dw[i]
+        );
+    }
+}
+
+#[test]
+fn second_order_conv2d_matches_finite_differences() {
+    check_second_order(ops::conv2d, [2, 3, 6, 5], [4, 3, 3, 3], spec(2, 1, 0, 1));
+    check_second_order(ops::conv2d, [1, 2, 7, 6], [3, 2, 3, 3], spec(1, 1, 0, 2));
+}
+
+#[test]
+fn second_order_conv_transpose2d_matches_finite_differences() {
+    check_second_order(
+        ops::conv_transpose2d,
+        [2, 3, 3, 4],
+        [3, 4, 4, 4],
+        spec(2, 1, 0, 1),
+    );
+    check_second_order(
+        ops::conv_transpose2d,
+        [1, 2, 4, 3],
+        [2, 3, 3, 3],
+        spec(2, 1, 1, 1),
+    );
+}
