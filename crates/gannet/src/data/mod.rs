@@ -161,7 +161,8 @@ pub enum DataSource {
 }
 
 /// Number of channels to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Channels {
     Grey,
     Rgb,
@@ -206,7 +207,7 @@ fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         let labels = sibling_labels(path);
         return load_idx(path, labels.as_deref(), opts);
     }
-    match find_first(path, &["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]) {
+    match find_first(path, &IDX_TRAIN_IMAGES) {
         Some(images) => {
             let labels = find_first(path, &["train-labels-idx1-ubyte", "train-labels-idx1-ubyte.gz"]);
             load_idx(&images, labels.as_deref(), opts)
@@ -214,6 +215,13 @@ fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         None => folder::load_folder(path, opts.resolution, opts.channels),
     }
 }
+
+/// Whether `path` would be read as IDX data (a file, or a folder in MNIST layout).
+pub fn is_idx(path: &Path) -> bool {
+    path.is_file() || find_first(path, &IDX_TRAIN_IMAGES).is_some()
+}
+
+const IDX_TRAIN_IMAGES: [&str; 2] = ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"];
 
 fn find_first(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| dir.join(n)).find(|p| p.is_file())

@@ -279,10 +279,10 @@ impl Trainer {
     pub fn save_checkpoint(&mut self) -> crate::Result<PathBuf> {
         self.flush_log()?;
         let mut tensors = BTreeMap::new();
-        tensors.extend(checkpoint::prefixed("gen.", self.gan.gen_params.tensors()));
-        tensors.extend(checkpoint::prefixed("disc.", self.gan.disc_params.tensors()));
-        tensors.extend(checkpoint::prefixed("opt_gen.", self.opt_gen.state()));
-        tensors.extend(checkpoint::prefixed("opt_disc.", self.opt_disc.state()));
+        tensors.extend(checkpoint::prefixed("gen", self.gan.gen_params.tensors()));
+        tensors.extend(checkpoint::prefixed("disc", self.gan.disc_params.tensors()));
+        tensors.extend(checkpoint::prefixed("opt_gen", self.opt_gen.state()));
+        tensors.extend(checkpoint::prefixed("opt_disc", self.opt_disc.state()));
         let shape = ImageShape { channels: self.dataset.channels(), resolution: self.dataset.height() };
         let mut meta = BTreeMap::new();
         meta.insert(META_KIND.to_string(), KIND_TRAIN.to_string());
@@ -358,15 +358,15 @@ impl SavedRun {
 
     fn load_weights(&self, gan: &Gan) -> crate::Result<()> {
         let on = |e: crate::Error| crate::Error::Msg(format!("checkpoint does not fit the model: {e}"));
-        gan.gen_params.load(&checkpoint::strip_prefix("gen.", &self.tensors)).map_err(on)?;
-        gan.disc_params.load(&checkpoint::strip_prefix("disc.", &self.tensors)).map_err(on)?;
+        gan.gen_params.load(&checkpoint::strip_prefix("gen", &self.tensors)).map_err(on)?;
+        gan.disc_params.load(&checkpoint::strip_prefix("disc", &self.tensors)).map_err(on)?;
         Ok(())
     }
 
     fn restore(&self, gan: &Gan, opt_gen: &mut Adam, opt_disc: &mut Adam) -> crate::Result<()> {
         self.load_weights(gan)?;
-        opt_gen.load_state(&checkpoint::strip_prefix("opt_gen.", &self.tensors))?;
-        opt_disc.load_state(&checkpoint::strip_prefix("opt_disc.", &self.tensors))?;
+        opt_gen.load_state(&checkpoint::strip_prefix("opt_gen", &self.tensors))?;
+        opt_disc.load_state(&checkpoint::strip_prefix("opt_disc", &self.tensors))?;
         Ok(())
     }
 }
