@@ -102,6 +102,45 @@ fn symmetric_eigenvalues_match_known_spectrum() {
     assert!(close(ev[0], 1.0, 1e-12) && close(ev[1], 3.0, 1e-12), "{ev:?}");
 }
 
+#[test]
+fn eigenvalues_of_reflected_diagonal_matrix() {
+    // [[2,1],[1,2]] -> 1, 3 ; diag stays diag; 4x4 with known spectrum via a Householder.
+    let mut ev = linalg::symmetric_eigenvalues(&[2.0, 1.0, 1.0, 2.0], 2);
+    ev.sort_by(f64::total_cmp);
+    assert!((ev[0] - 1.0).abs() < 1e-12 && (ev[1] - 3.0).abs() < 1e-12, "{ev:?}");
+    let n = 6;
+    let lam = [5.0, -1.0, 0.0, 2.5, 2.5, 1e-3];
+    let v: Vec<f64> = (0..n).map(|i| (i as f64 + 1.0).sin()).collect();
+    let vv: f64 = v.iter().map(|x| x * x).sum();
+    let h = |i: usize, j: usize| (i == j) as u8 as f64 - 2.0 * v[i] * v[j] / vv;
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            a[i * n + j] = (0..n).map(|k| h(i, k) * lam[k] * h(j, k)).sum();
+        }
+    }
+    let mut ev = linalg::symmetric_eigenvalues(&a, n);
+    ev.sort_by(f64::total_cmp);
+    let mut want = lam.to_vec();
+    want.sort_by(f64::total_cmp);
+    for (g, w) in ev.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-10, "{ev:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn pivoted_cholesky_reconstructs_singular_matrix() {
+    // Rank-2 3x3 PSD matrix.
+    let b = [1.0, 2.0, 0.5, -1.0, 3.0, 1.0]; // 3x2
+    let s: Vec<f64> = (0..9).map(|idx| (0..2).map(|k| b[(idx / 3) * 2 + k] * b[(idx % 3) * 2 + k]).sum()).collect();
+    let (l, r) = linalg::pivoted_cholesky(&s, 3, 1e-12);
+    assert_eq!(r, 2);
+    for idx in 0..9 {
+        let rec: f64 = (0..r).map(|k| l[(idx / 3) * r + k] * l[(idx % 3) * r + k]).sum();
+        assert!((rec - s[idx]).abs() < 1e-12);
+    }
+}
+
 // ---- FID statistics ---------------------------------------------------------------------
 
 #[test]
