@@ -17,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod image_io;
 pub mod loss;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod ops;
