@@ -19,8 +19,7 @@ impl Conv2d {
         init: Init,
         bias: bool,
     ) -> crate::Result<Self> {
-        let weight = p.param("weight", &[out_ch, in_ch, kernel, kernel], init)?;
-        let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
+        let (weight, bias) = weight_and_bias(p, [out_ch, in_ch, kernel, kernel], out_ch, init, bias)?;
         Ok(Self { weight, bias, spec })
     }
 
@@ -47,8 +46,7 @@ impl ConvTranspose2d {
         init: Init,
         bias: bool,
     ) -> crate::Result<Self> {
-        let weight = p.param("weight", &[in_ch, out_ch, kernel, kernel], init)?;
-        let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
+        let (weight, bias) = weight_and_bias(p, [in_ch, out_ch, kernel, kernel], out_ch, init, bias)?;
         Ok(Self { weight, bias, spec })
     }
 
@@ -63,4 +61,17 @@ fn add_channel_bias(y: Tensor, bias: Option<&Var>) -> crate::Result<Tensor> {
         Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
         None => y,
     })
+}
+
+/// A conv weight of `shape` and, if asked for, a zero-initialised bias per output channel.
+fn weight_and_bias(
+    p: &ParamPath,
+    shape: [usize; 4],
+    out_ch: usize,
+    init: Init,
+    bias: bool,
+) -> crate::Result<(Var, Option<Var>)> {
+    let weight = p.param("weight", &shape, init)?;
+    let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
+    Ok((weight, bias))
 }
