@@ -127,7 +127,7 @@ fn penalty_config_parses_from_toml() {
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
     let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4 });
+    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = 4;
     cfg.output.dir = dir.to_path_buf();
@@ -248,4 +248,39 @@ fn ema_is_checkpointed_and_resumes_bit_for_bit() {
     let mut bad = cfg("bad", 2);
     bad.ema_decay = 1.0;
     assert!(Trainer::new(bad).err().unwrap().to_string().contains("ema_decay"));
+}
+
+#[test]
+fn spectral_norm_sigma_converges_and_normalised_weight_has_norm_one() {
+    use gannet::nn::{Mode, ParamStore, SpectralNorm};
+    let dev = Device::Cpu;
+    let store = ParamStore::new(3, &dev);
+    let sn = SpectralNorm::new(&store.root(), 3).unwrap();
+    // Singular values 5, 2, 1 (orthogonal-ish factors); the largest is 5.
+    let w = Tensor::new(&[[5.0f32, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], &dev).unwrap();
+    let mut sigma = 0.0;
+    for _ in 0..50 {
+        sigma = sn.normalise(&w, Mode::Train).unwrap().1.to_scalar::<f32>().unwrap();
+    }
+    assert!((sigma - 5.0).abs() < 1e-3, "sigma {sigma}");
+    let (wn, _) = sn.normalise(&w, Mode::Eval).unwrap();
+    let top = wn.to_vec2::<f32>().unwrap()[0][0];
+    assert!((top - 1.0).abs() < 1e-3, "normalised spectral norm {top}");
+}
+
+#[test]
+fn spectral_norm_dcgan_run_resumes_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = |d: &str, steps| {
+        let mut c = tiny_config(&tmp.path().join(d), steps);
+        c.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, spectral_norm: true });
+        c
+    };
+    let full = run(cfg("full", 4));
+    let half = run(cfg("half", 2));
+    let mut resumed = Trainer::resume(&half.run_dir().latest_checkpoint(), |c| c.schedule.steps = 4).unwrap();
+    resumed.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    let a = load(&full);
+    assert!(a.tensors.contains_key("disc.from_image.sn_u") && !a.tensors.keys().any(|k| k.starts_with("disc.") && k.contains(".bn.")));
+    assert_same(&a, &load(&resumed));
 }
