@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
     let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4 });
+    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = 8;
     cfg.output.dir = dir.to_path_buf();

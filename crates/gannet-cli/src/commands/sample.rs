@@ -38,7 +38,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
     anyhow::ensure!(args.out.is_some() || args.out_dir.is_some(), "say where to write: --out grid.png or --out-dir DIR");
     let device = gannet::device::parse_device(&args.device)?;
     let saved = SavedRun::load(&args.checkpoint, &device)?;
-    let gan = saved.gan(&device).with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    // The EMA shadow generator (gen_ema.*) when the run kept one: it gives cleaner samples.
+    let gen = saved.sampling_generator(&device).with_context(|| format!("loading {}", args.checkpoint.display()))?;
     let latent = saved.config.model.latent_dim();
     let mut r = rng::rng(args.seed, Stream::Sample, 0);
     let mut images = Vec::new();
@@ -46,7 +47,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     while done < args.count {
         let n = CHUNK.min(args.count - done);
         let z = rng::randn(&mut r, &[n, latent], &device)?;
-        images.push(gan.gen.forward(&z, None, Mode::Eval)?);
+        images.push(gen.forward(&z, None, Mode::Eval)?);
         done += n;
     }
     let all = gannet::candle_core::Tensor::cat(&images, 0)?;

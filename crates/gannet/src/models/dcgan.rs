@@ -6,7 +6,7 @@
 //! of the latent; every further block doubles the size and halves the channels.
 
 use super::{Discriminator, Generator, ImageShape};
-use crate::nn::{Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, Mode, ParamPath};
+use crate::nn::{Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, Mode, ParamPath, SpectralNorm};
 use crate::ops::ConvSpec;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -19,11 +19,14 @@ pub struct DcganConfig {
     pub g_channels: usize,
     /// ndf: channels of D's first layer.
     pub d_channels: usize,
+    /// Spectral normalisation on every conv of D (one power-iteration step per training forward,
+    /// `u` vectors saved as `*.sn_u` buffers). It replaces D's BatchNorm, which is then left out.
+    pub spectral_norm: bool,
 }
 
 impl Default for DcganConfig {
     fn default() -> Self {
-        Self { latent_dim: 100, g_channels: 64, d_channels: 64 }
+        Self { latent_dim: 100, g_channels: 64, d_channels: 64, spectral_norm: false }
     }
 }
 
@@ -101,9 +104,30 @@ impl Generator for DcganGenerator {
 }
 
 pub struct DcganDiscriminator {
-    from_image: Conv2d,
-    blocks: Vec<(Conv2d, BatchNorm)>,
-    head: Conv2d,
+    from_image: SnConv,
+    blocks: Vec<(SnConv, Option<BatchNorm>)>,
+    head: SnConv,
+}
+
+/// A conv with optional spectral normalisation of its weight.
+struct SnConv {
+    conv: Conv2d,
+    sn: Option<SpectralNorm>,
+}
+
+impl SnConv {
+    fn new(p: &ParamPath, cin: usize, cout: usize, k: usize, spec: ConvSpec, sn: bool) -> crate::Result<Self> {
+        let conv = Conv2d::new(p, cin, cout, k, spec, Init::DCGAN, false)?;
+        let sn = if sn { Some(SpectralNorm::new(p, cout)?) } else { None };
+        Ok(Self { conv, sn })
+    }
+
+    fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
+        match &self.sn {
+            None => self.conv.forward(x),
+            Some(sn) => self.conv.forward_with(x, &sn.normalise(self.conv.weight(), mode)?.0),
+        }
+    }
 }
 
 const DOWN: ConvSpec = ConvSpec::new(2, 1);
@@ -113,28 +137,32 @@ impl DcganDiscriminator {
     pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape) -> crate::Result<Self> {
         let plan = Plan::for_resolution(shape.resolution)?;
         let ch = |i: usize| cfg.d_channels << i;
-        let from_image = Conv2d::new(&p.sub("from_image"), shape.channels, ch(0), 4, DOWN, Init::DCGAN, false)?;
+        let sn = cfg.spectral_norm;
+        let from_image = SnConv::new(&p.sub("from_image"), shape.channels, ch(0), 4, DOWN, sn)?;
         let blocks = (1..plan.doublings)
             .map(|i| -> crate::Result<_> {
                 let b = p.sub(format!("down{i}"));
-                Ok((
-                    Conv2d::new(&b.sub("conv"), ch(i - 1), ch(i), 4, DOWN, Init::DCGAN, false)?,
-                    BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?,
-                ))
+                let bn = if sn { None } else { Some(BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?) };
+                Ok((SnConv::new(&b.sub("conv"), ch(i - 1), ch(i), 4, DOWN, sn)?, bn))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         let last = ch(plan.doublings - 1);
-        let head = Conv2d::new(&p.sub("head"), last, 1, plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
+        let head = SnConv::new(&p.sub("head"), last, 1, plan.base, ConvSpec::new(1, 0), sn)?;
         Ok(Self { from_image, blocks, head })
     }
 }
 
 impl Discriminator for DcganDiscriminator {
     fn forward(&self, x: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
-        let mut h = LRELU.forward(&self.from_image.forward(x)?)?;
+        let mut h = LRELU.forward(&self.from_image.forward(x, mode)?)?;
         for (conv, bn) in &self.blocks {
-            h = LRELU.forward(&bn.forward(&conv.forward(&h)?, mode)?)?;
+            let y = conv.forward(&h, mode)?;
+            let y = match bn {
+                Some(bn) => bn.forward(&y, mode)?,
+                None => y,
+            };
+            h = LRELU.forward(&y)?;
         }
-        Ok(self.head.forward(&h)?.flatten_all()?)
+        Ok(self.head.forward(&h, mode)?.flatten_all()?)
     }
 }

@@ -87,3 +87,14 @@ pub fn build(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
+
+/// Builds only the generator, with the same initial weights [`build`] gives it for `seed`
+/// (used for the EMA shadow generator and for sampling).
+pub fn build_generator(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -> crate::Result<(Box<dyn Generator>, ParamStore)> {
+    let params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
+    let gen: Box<dyn Generator> = match cfg {
+        ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape)?),
+    };
+    Ok((gen, params))
+}

@@ -27,6 +27,17 @@ impl Conv2d {
         let y = ops::conv2d(x, self.weight.as_tensor(), self.spec)?;
         add_channel_bias(y, self.bias.as_ref())
     }
+
+    /// The weight variable, [out, in, k, k].
+    pub fn weight(&self) -> &Tensor {
+        self.weight.as_tensor()
+    }
+
+    /// The convolution with `weight` in place of the stored one (e.g. spectrally normalised).
+    pub fn forward_with(&self, x: &Tensor, weight: &Tensor) -> crate::Result<Tensor> {
+        let y = ops::conv2d(x, weight, self.spec)?;
+        add_channel_bias(y, self.bias.as_ref())
+    }
 }
 
 /// Transposed 2-D convolution; weight [in, out, k, k] (PyTorch layout).

@@ -6,6 +6,7 @@ pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod params;
+pub mod spectral_norm;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
@@ -13,6 +14,7 @@ pub use conv::{Conv2d, ConvTranspose2d};
 pub use init::Init;
 pub use linear::Linear;
 pub use params::{ParamPath, ParamStore, Role};
+pub use spectral_norm::SpectralNorm;
 
 /// Whether a forward pass trains (batch statistics, running stats updated) or evaluates.
 /// An enum rather than a bool so call sites read `Mode::Eval`, not `false`.

@@ -5,6 +5,7 @@ use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
+use super::penalty::PenaltyConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -15,12 +16,19 @@ pub struct TrainConfig {
     pub seed: u64,
     /// cpu, cuda, cuda:N or metal.
     pub device: String,
+    /// Decay of the EMA (shadow) generator, updated after every G step:
+    /// `ema = ema_decay*ema + (1-ema_decay)*gen`. 0 turns it off. When on, checkpoints hold
+    /// `gen_ema.*` and sample grids / `gannet sample` use the shadow generator.
+    pub ema_decay: f64,
     pub loss: GanLoss,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub schedule: ScheduleConfig,
     pub optim: OptimConfig,
     pub output: OutputConfig,
+    /// `[penalty]`: gradient penalty on D (R1 or WGAN-GP), off by default. See
+    /// [`super::penalty`] and `docs/stabilisers.md`.
+    pub penalty: PenaltyConfig,
 }
 
 impl Default for TrainConfig {
@@ -34,6 +42,8 @@ impl Default for TrainConfig {
             schedule: ScheduleConfig::default(),
             optim: OptimConfig::default(),
             output: OutputConfig::default(),
+            penalty: PenaltyConfig::default(),
+            ema_decay: 0.999,
         }
     }
 }
@@ -132,6 +142,15 @@ impl TrainConfig {
             if !(o.lr > 0.0 && o.lr.is_finite()) {
                 return Err(crate::Error::Config(format!("optim.{name}.lr must be a positive number, got {}", o.lr)));
             }
+        }
+        if self.penalty.every == 0 {
+            return bad("penalty.every must be at least 1");
+        }
+        if !(self.penalty.weight >= 0.0 && self.penalty.weight.is_finite()) {
+            return Err(crate::Error::Config(format!("penalty.weight must be a non-negative number, got {}", self.penalty.weight)));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(crate::Error::Config(format!("ema_decay must be in [0, 1) (0 = off), got {}", self.ema_decay)));
         }
         if self.model.latent_dim() == 0 {
             return bad("model.latent_dim must be at least 1");

@@ -1,9 +1,13 @@
 //! Training: the run configuration, the alternating D/G loop, and what a run writes to disk.
 
 pub mod config;
+pub mod ema;
 pub mod metrics_log;
+pub mod penalty;
 pub mod run_dir;
 pub mod trainer;
 
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
+pub use ema::Ema;
+pub use penalty::{PenaltyConfig, PenaltyKind};
 pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

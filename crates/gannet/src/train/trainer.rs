@@ -6,6 +6,8 @@
 //! (see [`crate::rng`]) and data order by batch index, so a resumed run repeats the unbroken run.
 
 use super::config::{TrainConfig, BUILTIN_DIGITS};
+use super::ema::Ema;
+use super::penalty::{self, PenaltyKind};
 use super::metrics_log::{MetricsLog, Row};
 use super::run_dir::RunDir;
 use crate::checkpoint;
@@ -14,7 +16,7 @@ use crate::models::{self, Gan, ImageShape};
 use crate::nn::Mode;
 use crate::optim::Adam;
 use crate::rng::{self, Stream};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +52,8 @@ const META_STEP: &str = "step";
 const META_SHAPE: &str = "image_shape";
 const META_CLASSES: &str = "class_names";
 const KIND_TRAIN: &str = "train";
+/// Checkpoint prefix of the EMA shadow generator's tensors.
+const EMA_PREFIX: &str = "gen_ema";
 
 pub struct Trainer {
     cfg: TrainConfig,
@@ -67,6 +71,10 @@ pub struct Trainer {
     pending: Vec<StepStats>,
     started: Instant,
     elapsed_before: f64,
+    /// The EMA shadow generator, when `ema_decay > 0`.
+    ema: Option<Ema>,
+    /// The thread on which second-order gradients were last verified (penalties only).
+    second_order_checked: Option<std::thread::ThreadId>,
 }
 
 impl Trainer {
@@ -104,12 +112,29 @@ impl Trainer {
         let gan = models::build(&cfg.model, shape, cfg.seed, &device)?;
         let mut opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
         let mut opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
+        if cfg.penalty.is_active() {
+            // Works only if this thread has not run a backward pass yet; train_step verifies.
+            crate::autodiff::enable_second_order();
+        }
         let (step, elapsed_before) = match &saved {
             Some(s) => {
                 s.restore(&gan, &mut opt_gen, &mut opt_disc)?;
                 (s.step, s.elapsed_s)
             }
             None => (0, 0.0),
+        };
+        let ema = if cfg.ema_decay > 0.0 {
+            let e = Ema::new(&cfg.model, shape, cfg.seed, &device, &gan.gen_params, cfg.ema_decay)?;
+            if let Some(s) = &saved {
+                let t = checkpoint::strip_prefix(EMA_PREFIX, &s.tensors);
+                // A checkpoint from a run without EMA starts the shadow from the current G.
+                if !t.is_empty() {
+                    e.params.load(&t).map_err(|err| crate::Error::Msg(format!("checkpoint's EMA generator does not fit the model: {err}")))?;
+                }
+            }
+            Some(e)
+        } else {
+            None
         };
         let batches_per_step = cfg.schedule.d_steps_per_g as u64;
         let loader = BatchLoader::new(dataset.clone(), cfg.schedule.batch_size, cfg.seed, step * batches_per_step)?;
@@ -132,6 +157,8 @@ impl Trainer {
             pending: Vec::new(),
             started: Instant::now(),
             elapsed_before,
+            ema,
+            second_order_checked: None,
         })
     }
 
@@ -170,10 +197,25 @@ impl Trainer {
             let (real, labels) = host.to_tensors(&self.device)?;
             let z = self.latents(batch_index, real.dim(0)?)?;
             let fake = self.gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
-            let real_logits = self.gan.disc.forward(&real, labels.as_ref(), Mode::Train)?;
+            let with_penalty = self.cfg.penalty.applies_at(batch_index);
+            // R1 differentiates D's logits on the real batch w.r.t. the batch: make it a leaf.
+            let real_leaf = if with_penalty && self.cfg.penalty.kind == PenaltyKind::R1 {
+                self.check_second_order()?;
+                Some(Var::from_tensor(&real)?)
+            } else {
+                None
+            };
+            let real_in = real_leaf.as_ref().map(|v| v.as_tensor()).unwrap_or(&real);
+            let real_logits = self.gan.disc.forward(real_in, labels.as_ref(), Mode::Train)?;
             let fake_logits = self.gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
             let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
-            self.opt_disc.step(&d_loss.backward()?)?;
+            let d_total = if with_penalty {
+                let pen = self.d_penalty(batch_index, &real, &fake, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
+                (&d_loss + (pen * self.cfg.penalty.scale())?)?
+            } else {
+                d_loss.clone()
+            };
+            self.opt_disc.step(&d_total.backward()?)?;
             d_loss_v += scalar(&d_loss)? / d_steps as f64;
             d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
             d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
@@ -182,6 +224,9 @@ impl Trainer {
         let (fake, labels) = last_fake.expect("d_steps_per_g >= 1");
         let g_loss = loss.g_loss(&self.gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
         self.opt_gen.step(&g_loss.backward()?)?;
+        if let Some(ema) = &self.ema {
+            ema.update(&self.gan.gen_params)?;
+        }
         let g_loss_v = scalar(&g_loss)?;
         self.step += 1;
         let stats = StepStats {
@@ -200,6 +245,55 @@ impl Trainer {
             )));
         }
         Ok(stats)
+    }
+
+    /// Fails loudly (once per thread) when second-order gradients are off, since a penalty would
+    /// then silently not reach D's weights.
+    fn check_second_order(&mut self) -> crate::Result<()> {
+        let me = std::thread::current().id();
+        if self.second_order_checked != Some(me) {
+            crate::autodiff::ensure_second_order()?;
+            self.second_order_checked = Some(me);
+        }
+        Ok(())
+    }
+
+    /// The unweighted gradient penalty for D update `d_step` (the caller scales it).
+    fn d_penalty(
+        &mut self,
+        d_step: u64,
+        real: &Tensor,
+        fake: &Tensor,
+        labels: Option<&Tensor>,
+        real_logits: &Tensor,
+        real_leaf: Option<&Var>,
+    ) -> crate::Result<Tensor> {
+        self.check_second_order()?;
+        match self.cfg.penalty.kind {
+            PenaltyKind::None => Ok(Tensor::new(0f32, &self.device)?),
+            PenaltyKind::R1 => {
+                let leaf = real_leaf.expect("R1 makes the real batch a leaf");
+                penalty::r1_from_logits(real_logits, leaf)
+            }
+            PenaltyKind::WganGp => {
+                let eps = penalty::interpolation_weights(self.cfg.seed, d_step, real.dim(0)?, &self.device)?;
+                let disc = &self.gan.disc;
+                penalty::wgan_gp(&|x| disc.forward(x, labels, Mode::Train), real, fake, &eps)
+            }
+        }
+    }
+
+    /// The generator sample grids use: the EMA shadow when there is one.
+    pub fn sampling_generator(&self) -> &dyn crate::models::Generator {
+        match &self.ema {
+            Some(e) => e.gen.as_ref(),
+            None => self.gan.gen.as_ref(),
+        }
+    }
+
+    /// The EMA shadow generator, when `ema_decay > 0`.
+    pub fn ema(&self) -> Option<&Ema> {
+        self.ema.as_ref()
     }
 
     /// Trains until `schedule.steps`, writing logs, grids and checkpoints on their intervals.
@@ -267,7 +361,7 @@ impl Trainer {
 
     /// Generates the fixed latent batch (G in eval mode) and writes the grid and loss curve.
     pub fn write_samples(&mut self) -> crate::Result<PathBuf> {
-        let images = self.gan.gen.forward(&self.fixed_latents, None, Mode::Eval)?;
+        let images = self.sampling_generator().forward(&self.fixed_latents, None, Mode::Eval)?;
         let path = self.run.sample_grid(self.step);
         crate::image_io::save_grid(&images, &path)?;
         crate::image_io::save_grid(&images, &self.run.latest_grid())?;
@@ -281,6 +375,9 @@ impl Trainer {
         let mut tensors = BTreeMap::new();
         tensors.extend(checkpoint::prefixed("gen", self.gan.gen_params.tensors()));
         tensors.extend(checkpoint::prefixed("disc", self.gan.disc_params.tensors()));
+        if let Some(ema) = &self.ema {
+            tensors.extend(checkpoint::prefixed(EMA_PREFIX, ema.tensors()));
+        }
         tensors.extend(checkpoint::prefixed("opt_gen", self.opt_gen.state()));
         tensors.extend(checkpoint::prefixed("opt_disc", self.opt_disc.state()));
         let shape = ImageShape { channels: self.dataset.channels(), resolution: self.dataset.height() };
@@ -354,6 +451,21 @@ impl SavedRun {
         let gan = models::build(&self.config.model, self.image_shape, self.config.seed, device)?;
         self.load_weights(&gan)?;
         Ok(gan)
+    }
+
+    /// The generator to sample from on `device`: the EMA shadow (`gen_ema.*`) when the checkpoint
+    /// has one, else the trained generator.
+    pub fn sampling_generator(&self, device: &Device) -> crate::Result<Box<dyn crate::models::Generator>> {
+        let (gen, params) = models::build_generator(&self.config.model, self.image_shape, self.config.seed, device)?;
+        let ema = checkpoint::strip_prefix(EMA_PREFIX, &self.tensors);
+        let src = if ema.is_empty() { checkpoint::strip_prefix("gen", &self.tensors) } else { ema };
+        params.load(&src).map_err(|e| crate::Error::Msg(format!("checkpoint does not fit the model: {e}")))?;
+        Ok(gen)
+    }
+
+    /// Whether the checkpoint holds an EMA generator.
+    pub fn has_ema(&self) -> bool {
+        !checkpoint::strip_prefix(EMA_PREFIX, &self.tensors).is_empty()
     }
 
     fn load_weights(&self, gan: &Gan) -> crate::Result<()> {

@@ -1,0 +1,51 @@
+//! Spectral normalisation (Miyato et al. 2018): a layer uses `W / sigma(W)`, with `sigma` the
+//! largest singular value of `W` reshaped to `[out, rest]`, estimated by power iteration.
+//!
+//! One power-iteration step runs per training forward pass; the left singular vector estimate `u`
+//! is a buffer of the parameter store, so it is saved in checkpoints and a resumed run continues
+//! the same iteration bit for bit. Gradients flow through `sigma = u^T W v` with `u`, `v` held
+//! constant, as in the paper and PyTorch.
+
+use super::{Init, Mode, ParamPath};
+use candle_core::{Tensor, Var, D};
+
+const EPS: f64 = 1e-12;
+
+pub struct SpectralNorm {
+    u: Var,
+}
+
+fn normalize(v: &Tensor) -> crate::Result<Tensor> {
+    let n = (v.sqr()?.sum_all()?.sqrt()? + EPS)?;
+    Ok(v.broadcast_div(&n)?)
+}
+
+impl SpectralNorm {
+    /// For a weight whose first dimension is `out` (conv weights [out, in, k, k], linear [out, in]).
+    pub fn new(p: &ParamPath, out: usize) -> crate::Result<Self> {
+        let u = p.buffer("sn_u", &[out], Init::Normal { mean: 0.0, std: 1.0 })?;
+        Ok(Self { u })
+    }
+
+    /// The current estimate of `u`.
+    pub fn u(&self) -> &Tensor {
+        self.u.as_tensor()
+    }
+
+    /// `(W / sigma, sigma)`; in training mode one power-iteration step updates `u` first.
+    pub fn normalise(&self, weight: &Tensor, mode: Mode) -> crate::Result<(Tensor, Tensor)> {
+        let out = weight.dim(0)?;
+        let w = weight.reshape((out, ()))?;
+        let wd = w.detach();
+        let mut u = normalize(&self.u.as_tensor().detach().to_dtype(w.dtype())?)?;
+        let v = normalize(&wd.t()?.matmul(&u.unsqueeze(1)?)?.squeeze(1)?)?;
+        if mode == Mode::Train {
+            u = normalize(&wd.matmul(&v.unsqueeze(1)?)?.squeeze(1)?)?;
+            self.u.set(&u.to_dtype(self.u.dtype())?)?;
+        }
+        // sigma = u^T W v, differentiable in W only.
+        let sigma = w.matmul(&v.unsqueeze(1)?)?.squeeze(1)?.mul(&u)?.sum(D::Minus1)?;
+        let wn = weight.broadcast_div(&sigma)?;
+        Ok((wn, sigma))
+    }
+}

@@ -1,0 +1,54 @@
+//! Exponential moving average of the generator's weights (Karras et al. 2018; Yazici et al.
+//! 2019): a shadow generator whose weights trail the trained one, `ema = decay*ema +
+//! (1-decay)*gen` after every generator update. It usually gives visibly cleaner samples, so
+//! sample grids and `gannet sample` use it when a run has one.
+//!
+//! Buffers (BatchNorm running statistics) are copied, not averaged: they describe the trained
+//! generator's activations, and the shadow's are close to those.
+
+use crate::models::{self, Generator, ImageShape, ModelConfig};
+use crate::nn::ParamStore;
+use candle_core::{Device, Tensor};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub struct Ema {
+    pub gen: Box<dyn Generator>,
+    pub params: ParamStore,
+    decay: f64,
+}
+
+impl Ema {
+    /// A shadow generator initialised to a copy of `source`'s current weights.
+    pub fn new(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device, source: &ParamStore, decay: f64) -> crate::Result<Self> {
+        let (gen, params) = models::build_generator(cfg, shape, seed, device)?;
+        params.load(&source.tensors())?;
+        Ok(Self { gen, params, decay })
+    }
+
+    pub fn decay(&self) -> f64 {
+        self.decay
+    }
+
+    /// `ema = decay*ema + (1-decay)*source` for trainable tensors; buffers are copied.
+    pub fn update(&self, source: &ParamStore) -> crate::Result<()> {
+        let src = source.tensors();
+        let trainable: BTreeSet<String> = self.params.trainable().into_iter().map(|(n, _)| n).collect();
+        for (name, var) in self.params.all() {
+            let s = src
+                .get(&name)
+                .ok_or_else(|| crate::Error::Msg(format!("EMA: generator has no tensor '{name}'")))?
+                .detach();
+            let new = if trainable.contains(&name) {
+                ((var.as_tensor().detach() * self.decay)? + (s * (1.0 - self.decay))?)?
+            } else {
+                s
+            };
+            var.set(&new)?;
+        }
+        Ok(())
+    }
+
+    pub fn tensors(&self) -> BTreeMap<String, Tensor> {
+        self.params.tensors()
+    }
+}

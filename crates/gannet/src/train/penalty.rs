@@ -1,0 +1,119 @@
+//! Gradient penalties on the discriminator: R1 (Mescheder et al. 2018) and WGAN-GP
+//! (Gulrajani et al. 2017), with lazy regularisation (StyleGAN2: apply every k D-steps, scaled
+//! by k so the average strength is unchanged).
+//!
+//! Both penalties differentiate D's output with respect to its *input*, keep that gradient in
+//! the autodiff graph ([`crate::autodiff::grad_of`]), and are then differentiated again with
+//! respect to D's weights. That needs second-order gradients, which candle only gives when
+//! `CANDLE_GRAD_DO_NOT_DETACH` is set on the thread; the trainer checks this with
+//! [`crate::autodiff::ensure_second_order`] before it builds any penalty.
+
+use crate::autodiff;
+use crate::rng::{self, Stream};
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// Which gradient penalty the discriminator gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PenaltyKind {
+    /// No penalty.
+    #[default]
+    None,
+    /// `weight/2 * E ||grad_x D(x_real)||^2` (weight = gamma; 10 is usual for 64x64 images,
+    /// 0.1-1 for small ones). Pairs with the non-saturating loss.
+    R1,
+    /// `weight * E (||grad_x D(x_hat)|| - 1)^2` on random interpolations `x_hat` of real and fake
+    /// images (weight = lambda, usually 10). Pairs with `loss = "wasserstein"` and
+    /// `d_steps_per_g = 5`; avoid BatchNorm in D with it.
+    WganGp,
+}
+
+/// `[penalty]` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PenaltyConfig {
+    /// `"none"`, `"r1"` or `"wgan-gp"`.
+    pub kind: PenaltyKind,
+    /// gamma for R1, lambda for WGAN-GP.
+    pub weight: f64,
+    /// Lazy regularisation: apply the penalty on every `every`-th discriminator update only,
+    /// multiplied by `every` (1 = every update; StyleGAN2 uses 16 for R1).
+    pub every: u64,
+}
+
+impl Default for PenaltyConfig {
+    fn default() -> Self {
+        Self { kind: PenaltyKind::None, weight: 10.0, every: 1 }
+    }
+}
+
+impl PenaltyConfig {
+    pub fn is_active(&self) -> bool {
+        self.kind != PenaltyKind::None && self.weight != 0.0
+    }
+
+    /// Whether discriminator update number `d_step` (counted from 0 over the whole run) gets the
+    /// penalty.
+    pub fn applies_at(&self, d_step: u64) -> bool {
+        self.is_active() && d_step.is_multiple_of(self.every.max(1))
+    }
+
+    /// The factor the unweighted penalty is multiplied by: weight (halved for R1) times `every`.
+    pub fn scale(&self) -> f64 {
+        let w = match self.kind {
+            PenaltyKind::R1 => self.weight / 2.0,
+            _ => self.weight,
+        };
+        w * self.every.max(1) as f64
+    }
+}
+
+/// Per-sample squared norm of `g` [N, ...] -> [N].
+fn sq_norm_per_sample(g: &Tensor) -> crate::Result<Tensor> {
+    Ok(g.flatten_from(1)?.sqr()?.sum(1)?)
+}
+
+/// Unweighted R1 term `E ||grad_x D(x)||^2` for inputs `x` (a leaf the graph tracks) and D's
+/// logits on them, `logits = D(x)`. Reusing the logits of the loss's forward pass saves a
+/// forward and does not touch BatchNorm statistics twice.
+pub fn r1_from_logits(logits: &Tensor, x: &Var) -> crate::Result<Tensor> {
+    let g = autodiff::grad_of(&logits.sum_all()?, x.as_tensor())?;
+    Ok(sq_norm_per_sample(&g)?.mean_all()?)
+}
+
+/// Unweighted R1 term for a discriminator given as a function of its input.
+pub fn r1(d: &dyn Fn(&Tensor) -> crate::Result<Tensor>, real: &Tensor) -> crate::Result<Tensor> {
+    let x = Var::from_tensor(&real.detach())?;
+    let logits = d(x.as_tensor())?;
+    r1_from_logits(&logits, &x)
+}
+
+/// Unweighted WGAN-GP term `E (||grad D(x_hat)|| - 1)^2` with `x_hat = eps*real + (1-eps)*fake`,
+/// `eps` [N] in [0, 1) per sample. Both inputs are detached: the penalty trains D only.
+pub fn wgan_gp(
+    d: &dyn Fn(&Tensor) -> crate::Result<Tensor>,
+    real: &Tensor,
+    fake: &Tensor,
+    eps: &Tensor,
+) -> crate::Result<Tensor> {
+    let n = real.dim(0)?;
+    let mut shape = vec![n];
+    shape.extend(std::iter::repeat_n(1, real.rank() - 1));
+    let e = eps.to_dtype(real.dtype())?.reshape(shape)?;
+    let (real, fake) = (real.detach(), fake.detach());
+    let mix = (real.broadcast_mul(&e)? + fake.broadcast_mul(&e.affine(-1.0, 1.0)?)?)?;
+    let x = Var::from_tensor(&mix)?;
+    let logits = d(x.as_tensor())?;
+    let g = autodiff::grad_of(&logits.sum_all()?, x.as_tensor())?;
+    // A tiny epsilon keeps the square root differentiable where the gradient is exactly zero.
+    let norm = (sq_norm_per_sample(&g)? + 1e-12)?.sqrt()?;
+    Ok((norm - 1.0)?.sqr()?.mean_all()?)
+}
+
+/// The interpolation weights of WGAN-GP for discriminator update `d_step`: drawn from
+/// [`Stream::Penalty`] indexed by that step, so a resumed run draws the same numbers.
+pub fn interpolation_weights(seed: u64, d_step: u64, n: usize, device: &candle_core::Device) -> crate::Result<Tensor> {
+    let mut r = rng::rng(seed, Stream::Penalty, d_step);
+    rng::rand_uniform(&mut r, &[n], 0.0, 1.0, device)
+}
