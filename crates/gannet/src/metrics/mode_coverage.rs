@@ -11,6 +11,11 @@
 //! [`coverage`] then scores generated points: a sample is *high quality* if it lies within
 //! 3 std of its nearest mode; a mode is *covered* if at least `min_count` high-quality samples
 //! have it as their nearest mode.
+//!
+//! Measured with [`ToyConfig::default`] (seed 0, 2000 steps, batch 256, lr 1e-3, 3x128 MLPs,
+//! latent 2, non-saturating loss), ~35 s per toy on 2 shared cores: Ring8 8/8 modes, 91.5%
+//! high quality; Grid25 only 13/25 modes, 17.9% high quality (goal >= 23/25 not yet reached).
+//! Tried and worse on the grid: lr 3e-4 (3/25; ring 6/8), latent 16 (0/25).
 
 use crate::loss::GanLoss;
 use crate::models::{self, mlp::MlpConfig, ImageShape, ModelConfig};
