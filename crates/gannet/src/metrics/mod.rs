@@ -3,6 +3,7 @@
 //! - [`fid`]: feature statistics (cacheable) and the Frechet distance.
 //! - [`kid`]: kernel inception distance (unbiased MMD^2, cubic polynomial kernel, subsets).
 //! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019).
+//! - [`mode_coverage`]: modes covered / high-quality share on the 8-ring and 25-grid 2-D toys.
 //!
 //! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
 //! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
@@ -11,6 +12,7 @@ pub mod fid;
 pub mod inception;
 pub mod kid;
 pub mod linalg;
+pub mod mode_coverage;
 pub mod pool;
 pub mod precision_recall;
 
