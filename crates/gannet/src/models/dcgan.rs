@@ -26,7 +26,7 @@ pub struct DcganConfig {
 
 impl Default for DcganConfig {
     fn default() -> Self {
-        Self { latent_dim: 100, g_channels: 64, d_channels: 64, spectral_norm: false }
+        Self { latent_dim: 100, g_channels: 32, d_channels: 32, spectral_norm: false }
     }
 }
 
