@@ -210,10 +210,14 @@ fn ema_after_one_step_is_the_decayed_average() {
     t.train_step().unwrap();
     let after = t.gan().gen_params.tensors();
     let ema1 = t.ema().unwrap().tensors();
+    // The ramp-up: the first update uses min(0.9, 1/10).
+    let d = t.ema().unwrap().decay_at(0);
+    assert_eq!(d, 0.1);
+    assert_eq!(t.ema().unwrap().decay_at(1_000_000), 0.9);
     let trainable: Vec<String> = t.gan().gen_params.trainable().into_iter().map(|(n, _)| n).collect();
     for (k, e) in &ema1 {
         let expect = if trainable.contains(k) {
-            ((&before[k] * 0.9).unwrap() + (&after[k] * 0.1).unwrap()).unwrap()
+            ((&before[k] * d).unwrap() + (&after[k] * (1.0 - d)).unwrap()).unwrap()
         } else {
             after[k].clone()
         };

@@ -25,6 +25,9 @@ pub struct SampleArgs {
     /// Seed for the latents: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Sample from the trained generator, not its EMA shadow (the default when the run kept one).
+    #[arg(long)]
+    no_ema: bool,
     /// cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -39,7 +42,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let device = gannet::device::parse_device(&args.device)?;
     let saved = SavedRun::load(&args.checkpoint, &device)?;
     // The EMA shadow generator (gen_ema.*) when the run kept one: it gives cleaner samples.
-    let gen = saved.sampling_generator(&device).with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    let gen = saved.generator(&device, saved.has_ema() && !args.no_ema).with_context(|| format!("loading {}", args.checkpoint.display()))?;
     let latent = saved.config.model.latent_dim();
     let mut r = rng::rng(args.seed, Stream::Sample, 0);
     let mut images = Vec::new();

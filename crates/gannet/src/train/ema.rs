@@ -3,6 +3,12 @@
 //! (1-decay)*gen` after every generator update. It usually gives visibly cleaner samples, so
 //! sample grids and `gannet sample` use it when a run has one.
 //!
+//! The decay ramps up as `min(decay, (1 + t) / (10 + t))` after `t` updates (as TensorFlow's
+//! `ExponentialMovingAverage` with `num_updates`): early in training G changes fast, and a shadow
+//! averaging over ~1/(1-decay) steps of it is a blur of different networks. Measured on the
+//! default digits run (2000 steps, decay 0.999): without the ramp the shadow's digits were
+//! visibly blurrier than the trained G's.
+//!
 //! Buffers (BatchNorm running statistics) are copied, not averaged: they describe the trained
 //! generator's activations, and the shadow's are close to those.
 
@@ -29,8 +35,15 @@ impl Ema {
         self.decay
     }
 
-    /// `ema = decay*ema + (1-decay)*source` for trainable tensors; buffers are copied.
-    pub fn update(&self, source: &ParamStore) -> crate::Result<()> {
+    /// The decay used for update number `t` (counting from 0).
+    pub fn decay_at(&self, t: u64) -> f64 {
+        self.decay.min((1.0 + t as f64) / (10.0 + t as f64))
+    }
+
+    /// Update number `t`: `ema = d*ema + (1-d)*source` with `d = decay_at(t)` for trainable
+    /// tensors; buffers are copied.
+    pub fn update(&self, source: &ParamStore, t: u64) -> crate::Result<()> {
+        let decay = self.decay_at(t);
         let src = source.tensors();
         let trainable: BTreeSet<String> = self.params.trainable().into_iter().map(|(n, _)| n).collect();
         for (name, var) in self.params.all() {
@@ -39,7 +52,7 @@ impl Ema {
                 .ok_or_else(|| crate::Error::Msg(format!("EMA: generator has no tensor '{name}'")))?
                 .detach();
             let new = if trainable.contains(&name) {
-                ((var.as_tensor().detach() * self.decay)? + (s * (1.0 - self.decay))?)?
+                ((var.as_tensor().detach() * decay)? + (s * (1.0 - decay))?)?
             } else {
                 s
             };

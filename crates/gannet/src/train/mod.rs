@@ -5,9 +5,11 @@ pub mod ema;
 pub mod metrics_log;
 pub mod penalty;
 pub mod run_dir;
+pub mod step;
 pub mod trainer;
 
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 pub use ema::Ema;
 pub use penalty::{PenaltyConfig, PenaltyKind};
+pub use step::{GanState, RealBatch, StepLosses};
 pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

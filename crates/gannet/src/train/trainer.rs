@@ -1,22 +1,18 @@
-//! The training loop: alternating discriminator and generator updates.
-//!
-//! One *step* is `d_steps_per_g` discriminator updates, each on a fresh real batch and fresh
-//! latents, followed by one generator update that reuses the last fake batch (as PyTorch's DCGAN
-//! example does, saving a generator forward pass). Every random draw is indexed by step
-//! (see [`crate::rng`]) and data order by batch index, so a resumed run repeats the unbroken run.
+//! The training loop: runs [`GanState::step`] on batches from the data loader and writes logs,
+//! sample grids and checkpoints on their intervals. Every random draw is indexed by step (see
+//! [`crate::rng`]) and data order by batch index, so a resumed run repeats the unbroken run.
 
 use super::config::{TrainConfig, BUILTIN_DIGITS};
 use super::ema::Ema;
-use super::penalty::{self, PenaltyKind};
 use super::metrics_log::{MetricsLog, Row};
 use super::run_dir::RunDir;
+use super::step::{GanState, RealBatch};
 use crate::checkpoint;
 use crate::data::{self, BatchLoader, DataSource, Dataset, LoadOptions};
 use crate::models::{self, Gan, ImageShape};
 use crate::nn::Mode;
-use crate::optim::Adam;
 use crate::rng::{self, Stream};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,9 +54,7 @@ const EMA_PREFIX: &str = "gen_ema";
 pub struct Trainer {
     cfg: TrainConfig,
     device: Device,
-    gan: Gan,
-    opt_gen: Adam,
-    opt_disc: Adam,
+    state: GanState,
     loader: BatchLoader,
     dataset: Arc<Dataset>,
     /// Generator updates done so far.
@@ -71,10 +65,6 @@ pub struct Trainer {
     pending: Vec<StepStats>,
     started: Instant,
     elapsed_before: f64,
-    /// The EMA shadow generator, when `ema_decay > 0`.
-    ema: Option<Ema>,
-    /// The thread on which second-order gradients were last verified (penalties only).
-    second_order_checked: Option<std::thread::ThreadId>,
 }
 
 impl Trainer {
@@ -109,32 +99,13 @@ impl Trainer {
         let device = crate::device::parse_device(&cfg.device)?;
         let dataset = Arc::new(load_dataset(&cfg)?);
         let shape = ImageShape { channels: dataset.channels(), resolution: dataset.height() };
-        let gan = models::build(&cfg.model, shape, cfg.seed, &device)?;
-        let mut opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
-        let mut opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
-        if cfg.penalty.is_active() {
-            // Works only if this thread has not run a backward pass yet; train_step verifies.
-            crate::autodiff::enable_second_order();
-        }
+        let mut state = GanState::new(&cfg, shape, &device)?;
         let (step, elapsed_before) = match &saved {
             Some(s) => {
-                s.restore(&gan, &mut opt_gen, &mut opt_disc)?;
+                s.restore(&mut state)?;
                 (s.step, s.elapsed_s)
             }
             None => (0, 0.0),
-        };
-        let ema = if cfg.ema_decay > 0.0 {
-            let e = Ema::new(&cfg.model, shape, cfg.seed, &device, &gan.gen_params, cfg.ema_decay)?;
-            if let Some(s) = &saved {
-                let t = checkpoint::strip_prefix(EMA_PREFIX, &s.tensors);
-                // A checkpoint from a run without EMA starts the shadow from the current G.
-                if !t.is_empty() {
-                    e.params.load(&t).map_err(|err| crate::Error::Msg(format!("checkpoint's EMA generator does not fit the model: {err}")))?;
-                }
-            }
-            Some(e)
-        } else {
-            None
         };
         let batches_per_step = cfg.schedule.d_steps_per_g as u64;
         let loader = BatchLoader::new(dataset.clone(), cfg.schedule.batch_size, cfg.seed, step * batches_per_step)?;
@@ -145,9 +116,7 @@ impl Trainer {
         Ok(Self {
             cfg,
             device,
-            gan,
-            opt_gen,
-            opt_disc,
+            state,
             loader,
             dataset,
             step,
@@ -157,8 +126,6 @@ impl Trainer {
             pending: Vec::new(),
             started: Instant::now(),
             elapsed_before,
-            ema,
-            second_order_checked: None,
         })
     }
 
@@ -169,7 +136,7 @@ impl Trainer {
         &self.cfg
     }
     pub fn gan(&self) -> &Gan {
-        &self.gan
+        &self.state.gan
     }
     pub fn run_dir(&self) -> &RunDir {
         &self.run
@@ -178,122 +145,45 @@ impl Trainer {
         &self.dataset
     }
 
-    fn latents(&self, index: u64, n: usize) -> crate::Result<Tensor> {
-        let mut r = rng::rng(self.cfg.seed, Stream::Latent, index);
-        rng::randn(&mut r, &[n, self.cfg.model.latent_dim()], &self.device)
-    }
-
     /// One generator update and the discriminator updates before it.
     pub fn train_step(&mut self) -> crate::Result<StepStats> {
         let t0 = Instant::now();
-        let loss = self.cfg.loss;
-        let d_steps = self.cfg.schedule.d_steps_per_g;
-        let (mut d_loss_v, mut d_real_v, mut d_fake_v) = (0.0, 0.0, 0.0);
-        let mut last_fake = None;
-        for j in 0..d_steps {
-            let batch_index = self.step * d_steps as u64 + j as u64;
-            let host = self.loader.next_batch()?;
+        let (loader, device) = (&mut self.loader, &self.device);
+        let losses = self.state.step(self.step, |batch_index| {
+            let host = loader.next_batch()?;
             debug_assert_eq!(host.step, batch_index);
-            let (real, labels) = host.to_tensors(&self.device)?;
-            let z = self.latents(batch_index, real.dim(0)?)?;
-            let fake = self.gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
-            let with_penalty = self.cfg.penalty.applies_at(batch_index);
-            // R1 differentiates D's logits on the real batch w.r.t. the batch: make it a leaf.
-            let real_leaf = if with_penalty && self.cfg.penalty.kind == PenaltyKind::R1 {
-                self.check_second_order()?;
-                Some(Var::from_tensor(&real)?)
-            } else {
-                None
-            };
-            let real_in = real_leaf.as_ref().map(|v| v.as_tensor()).unwrap_or(&real);
-            let real_logits = self.gan.disc.forward(real_in, labels.as_ref(), Mode::Train)?;
-            let fake_logits = self.gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
-            let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
-            let d_total = if with_penalty {
-                let pen = self.d_penalty(batch_index, &real, &fake, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
-                (&d_loss + (pen * self.cfg.penalty.scale())?)?
-            } else {
-                d_loss.clone()
-            };
-            self.opt_disc.step(&d_total.backward()?)?;
-            d_loss_v += scalar(&d_loss)? / d_steps as f64;
-            d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
-            d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
-            last_fake = Some((fake, labels));
-        }
-        let (fake, labels) = last_fake.expect("d_steps_per_g >= 1");
-        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
-        self.opt_gen.step(&g_loss.backward()?)?;
-        if let Some(ema) = &self.ema {
-            ema.update(&self.gan.gen_params)?;
-        }
-        let g_loss_v = scalar(&g_loss)?;
+            let (images, labels) = host.to_tensors(device)?;
+            Ok(RealBatch { images, labels })
+        })?;
         self.step += 1;
-        let stats = StepStats {
-            step: self.step,
-            d_loss: d_loss_v,
-            g_loss: g_loss_v,
-            d_real: d_real_v,
-            d_fake: d_fake_v,
-            images_per_s: (self.cfg.schedule.batch_size * d_steps) as f64 / t0.elapsed().as_secs_f64(),
-        };
-        if !(d_loss_v.is_finite() && g_loss_v.is_finite()) {
+        if !losses.is_finite() {
             return Err(crate::Error::Msg(format!(
-                "training diverged at step {}: D loss {d_loss_v}, G loss {g_loss_v}; the last good checkpoint is {}",
+                "training diverged at step {}: D loss {}, G loss {}; the last good checkpoint is {}",
                 self.step,
+                losses.d_loss,
+                losses.g_loss,
                 self.run.latest_checkpoint().display()
             )));
         }
-        Ok(stats)
-    }
-
-    /// Fails loudly (once per thread) when second-order gradients are off, since a penalty would
-    /// then silently not reach D's weights.
-    fn check_second_order(&mut self) -> crate::Result<()> {
-        let me = std::thread::current().id();
-        if self.second_order_checked != Some(me) {
-            crate::autodiff::ensure_second_order()?;
-            self.second_order_checked = Some(me);
-        }
-        Ok(())
-    }
-
-    /// The unweighted gradient penalty for D update `d_step` (the caller scales it).
-    fn d_penalty(
-        &mut self,
-        d_step: u64,
-        real: &Tensor,
-        fake: &Tensor,
-        labels: Option<&Tensor>,
-        real_logits: &Tensor,
-        real_leaf: Option<&Var>,
-    ) -> crate::Result<Tensor> {
-        self.check_second_order()?;
-        match self.cfg.penalty.kind {
-            PenaltyKind::None => Ok(Tensor::new(0f32, &self.device)?),
-            PenaltyKind::R1 => {
-                let leaf = real_leaf.expect("R1 makes the real batch a leaf");
-                penalty::r1_from_logits(real_logits, leaf)
-            }
-            PenaltyKind::WganGp => {
-                let eps = penalty::interpolation_weights(self.cfg.seed, d_step, real.dim(0)?, &self.device)?;
-                let disc = &self.gan.disc;
-                penalty::wgan_gp(&|x| disc.forward(x, labels, Mode::Train), real, fake, &eps)
-            }
-        }
+        let images = self.cfg.schedule.batch_size * self.cfg.schedule.d_steps_per_g;
+        Ok(StepStats {
+            step: self.step,
+            d_loss: losses.d_loss,
+            g_loss: losses.g_loss,
+            d_real: losses.d_real,
+            d_fake: losses.d_fake,
+            images_per_s: images as f64 / t0.elapsed().as_secs_f64(),
+        })
     }
 
     /// The generator sample grids use: the EMA shadow when there is one.
     pub fn sampling_generator(&self) -> &dyn crate::models::Generator {
-        match &self.ema {
-            Some(e) => e.gen.as_ref(),
-            None => self.gan.gen.as_ref(),
-        }
+        self.state.sampling_generator()
     }
 
     /// The EMA shadow generator, when `ema_decay > 0`.
     pub fn ema(&self) -> Option<&Ema> {
-        self.ema.as_ref()
+        self.state.ema.as_ref()
     }
 
     /// Trains until `schedule.steps`, writing logs, grids and checkpoints on their intervals.
@@ -373,13 +263,14 @@ impl Trainer {
     pub fn save_checkpoint(&mut self) -> crate::Result<PathBuf> {
         self.flush_log()?;
         let mut tensors = BTreeMap::new();
-        tensors.extend(checkpoint::prefixed("gen", self.gan.gen_params.tensors()));
-        tensors.extend(checkpoint::prefixed("disc", self.gan.disc_params.tensors()));
-        if let Some(ema) = &self.ema {
+        let st = &self.state;
+        tensors.extend(checkpoint::prefixed("gen", st.gan.gen_params.tensors()));
+        tensors.extend(checkpoint::prefixed("disc", st.gan.disc_params.tensors()));
+        if let Some(ema) = &st.ema {
             tensors.extend(checkpoint::prefixed(EMA_PREFIX, ema.tensors()));
         }
-        tensors.extend(checkpoint::prefixed("opt_gen", self.opt_gen.state()));
-        tensors.extend(checkpoint::prefixed("opt_disc", self.opt_disc.state()));
+        tensors.extend(checkpoint::prefixed("opt_gen", st.opt_gen.state()));
+        tensors.extend(checkpoint::prefixed("opt_disc", st.opt_disc.state()));
         let shape = ImageShape { channels: self.dataset.channels(), resolution: self.dataset.height() };
         let mut meta = BTreeMap::new();
         meta.insert(META_KIND.to_string(), KIND_TRAIN.to_string());
@@ -392,10 +283,6 @@ impl Trainer {
         checkpoint::save(&path, &tensors, &meta)?;
         Ok(path)
     }
-}
-
-fn scalar(t: &Tensor) -> crate::Result<f64> {
-    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
 /// Loads the configured dataset at the configured (or the data's natural) resolution.
@@ -456,9 +343,16 @@ impl SavedRun {
     /// The generator to sample from on `device`: the EMA shadow (`gen_ema.*`) when the checkpoint
     /// has one, else the trained generator.
     pub fn sampling_generator(&self, device: &Device) -> crate::Result<Box<dyn crate::models::Generator>> {
+        self.generator(device, self.has_ema())
+    }
+
+    /// The EMA shadow generator (`ema` true; an error when the run kept none) or the trained one.
+    pub fn generator(&self, device: &Device, ema: bool) -> crate::Result<Box<dyn crate::models::Generator>> {
         let (gen, params) = models::build_generator(&self.config.model, self.image_shape, self.config.seed, device)?;
-        let ema = checkpoint::strip_prefix(EMA_PREFIX, &self.tensors);
-        let src = if ema.is_empty() { checkpoint::strip_prefix("gen", &self.tensors) } else { ema };
+        let src = checkpoint::strip_prefix(if ema { EMA_PREFIX } else { "gen" }, &self.tensors);
+        if ema && src.is_empty() {
+            return Err(crate::Error::Msg("the checkpoint has no EMA generator (its run had ema_decay = 0)".into()));
+        }
         params.load(&src).map_err(|e| crate::Error::Msg(format!("checkpoint does not fit the model: {e}")))?;
         Ok(gen)
     }
@@ -475,10 +369,18 @@ impl SavedRun {
         Ok(())
     }
 
-    fn restore(&self, gan: &Gan, opt_gen: &mut Adam, opt_disc: &mut Adam) -> crate::Result<()> {
-        self.load_weights(gan)?;
-        opt_gen.load_state(&checkpoint::strip_prefix("opt_gen", &self.tensors))?;
-        opt_disc.load_state(&checkpoint::strip_prefix("opt_disc", &self.tensors))?;
+    /// Loads weights, optimizer state and the EMA shadow into a freshly built state.
+    fn restore(&self, state: &mut GanState) -> crate::Result<()> {
+        self.load_weights(&state.gan)?;
+        state.opt_gen.load_state(&checkpoint::strip_prefix("opt_gen", &self.tensors))?;
+        state.opt_disc.load_state(&checkpoint::strip_prefix("opt_disc", &self.tensors))?;
+        if let Some(ema) = &state.ema {
+            let t = checkpoint::strip_prefix(EMA_PREFIX, &self.tensors);
+            // A checkpoint from a run without EMA starts the shadow from the current G.
+            if !t.is_empty() {
+                ema.params.load(&t).map_err(|err| crate::Error::Msg(format!("checkpoint's EMA generator does not fit the model: {err}")))?;
+            }
+        }
         Ok(())
     }
 }

@@ -1,0 +1,169 @@
+//! One training step, free of data loading and bookkeeping: `d_steps_per_g` discriminator updates,
+//! each on a fresh real batch and fresh latents, then one generator update that reuses the last
+//! fake batch (as PyTorch's DCGAN example does, saving a generator forward pass).
+//!
+//! [`GanState`] owns what a step changes (networks, optimizers, the EMA shadow). The trainer feeds
+//! it batches from the data loader; `gannet bench` feeds it synthetic ones, so the benchmark times
+//! exactly the code training runs.
+
+use super::config::TrainConfig;
+use super::ema::Ema;
+use super::penalty::{self, PenaltyKind};
+use crate::models::{self, Gan, Generator, ImageShape};
+use crate::nn::Mode;
+use crate::optim::Adam;
+use crate::rng::{self, Stream};
+use candle_core::{Device, Tensor, Var};
+
+/// A batch of real images and, for conditional models, their class indices.
+pub struct RealBatch {
+    pub images: Tensor,
+    pub labels: Option<Tensor>,
+}
+
+/// Losses and mean D logits of one step (D values averaged over its D updates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLosses {
+    pub d_loss: f64,
+    pub g_loss: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
+impl StepLosses {
+    pub fn is_finite(&self) -> bool {
+        self.d_loss.is_finite() && self.g_loss.is_finite()
+    }
+}
+
+/// The trainable state of a run and the update rule applied to it.
+pub struct GanState {
+    cfg: TrainConfig,
+    device: Device,
+    pub gan: Gan,
+    pub opt_gen: Adam,
+    pub opt_disc: Adam,
+    /// The EMA shadow generator, when `ema_decay > 0`.
+    pub ema: Option<Ema>,
+    /// The thread on which second-order gradients were last verified (penalties only).
+    second_order_checked: Option<std::thread::ThreadId>,
+}
+
+impl GanState {
+    /// Fresh networks, optimizers and EMA shadow for `cfg` on images of `shape`.
+    pub fn new(cfg: &TrainConfig, shape: ImageShape, device: &Device) -> crate::Result<Self> {
+        let gan = models::build(&cfg.model, shape, cfg.seed, device)?;
+        let opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
+        let opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
+        if cfg.penalty.is_active() {
+            // Works only if this thread has not run a backward pass yet; `step` verifies.
+            crate::autodiff::enable_second_order();
+        }
+        let ema = if cfg.ema_decay > 0.0 {
+            Some(Ema::new(&cfg.model, shape, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?)
+        } else {
+            None
+        };
+        Ok(Self { cfg: cfg.clone(), device: device.clone(), gan, opt_gen, opt_disc, ema, second_order_checked: None })
+    }
+
+    /// The generator samples should come from: the EMA shadow when there is one.
+    pub fn sampling_generator(&self) -> &dyn Generator {
+        match &self.ema {
+            Some(e) => e.gen.as_ref(),
+            None => self.gan.gen.as_ref(),
+        }
+    }
+
+    /// Latents for D update `batch_index`: a pure function of the seed and the index, so a resumed
+    /// run draws what the unbroken run drew.
+    pub fn latents(&self, batch_index: u64, n: usize) -> crate::Result<Tensor> {
+        let mut r = rng::rng(self.cfg.seed, Stream::Latent, batch_index);
+        rng::randn(&mut r, &[n, self.cfg.model.latent_dim()], &self.device)
+    }
+
+    /// Generator update number `step` (counting from 0) and the D updates before it; D update `j`
+    /// of this step trains on `next_real(batch_index)` with `batch_index = step * d_steps + j`.
+    pub fn step(&mut self, step: u64, mut next_real: impl FnMut(u64) -> crate::Result<RealBatch>) -> crate::Result<StepLosses> {
+        let loss = self.cfg.loss;
+        let d_steps = self.cfg.schedule.d_steps_per_g;
+        let (mut d_loss_v, mut d_real_v, mut d_fake_v) = (0.0, 0.0, 0.0);
+        let mut last_fake = None;
+        for j in 0..d_steps {
+            let batch_index = step * d_steps as u64 + j as u64;
+            let RealBatch { images: real, labels } = next_real(batch_index)?;
+            let z = self.latents(batch_index, real.dim(0)?)?;
+            let fake = self.gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
+            let with_penalty = self.cfg.penalty.applies_at(batch_index);
+            // R1 differentiates D's logits on the real batch w.r.t. the batch: make it a leaf.
+            let real_leaf = if with_penalty && self.cfg.penalty.kind == PenaltyKind::R1 {
+                self.check_second_order()?;
+                Some(Var::from_tensor(&real)?)
+            } else {
+                None
+            };
+            let real_in = real_leaf.as_ref().map(|v| v.as_tensor()).unwrap_or(&real);
+            let real_logits = self.gan.disc.forward(real_in, labels.as_ref(), Mode::Train)?;
+            let fake_logits = self.gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
+            let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
+            let d_total = if with_penalty {
+                let pen = self.d_penalty(batch_index, &real, &fake, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
+                (&d_loss + (pen * self.cfg.penalty.scale())?)?
+            } else {
+                d_loss.clone()
+            };
+            self.opt_disc.step(&d_total.backward()?)?;
+            d_loss_v += scalar(&d_loss)? / d_steps as f64;
+            d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
+            d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
+            last_fake = Some((fake, labels));
+        }
+        let (fake, labels) = last_fake.expect("validated: d_steps_per_g >= 1");
+        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
+        self.opt_gen.step(&g_loss.backward()?)?;
+        if let Some(ema) = &self.ema {
+            ema.update(&self.gan.gen_params, step)?;
+        }
+        Ok(StepLosses { d_loss: d_loss_v, g_loss: scalar(&g_loss)?, d_real: d_real_v, d_fake: d_fake_v })
+    }
+
+    /// Fails loudly (once per thread) when second-order gradients are off, since a penalty would
+    /// then silently not reach D's weights.
+    fn check_second_order(&mut self) -> crate::Result<()> {
+        let me = std::thread::current().id();
+        if self.second_order_checked != Some(me) {
+            crate::autodiff::ensure_second_order()?;
+            self.second_order_checked = Some(me);
+        }
+        Ok(())
+    }
+
+    /// The unweighted gradient penalty for D update `d_step` (the caller scales it).
+    fn d_penalty(
+        &mut self,
+        d_step: u64,
+        real: &Tensor,
+        fake: &Tensor,
+        labels: Option<&Tensor>,
+        real_logits: &Tensor,
+        real_leaf: Option<&Var>,
+    ) -> crate::Result<Tensor> {
+        self.check_second_order()?;
+        match self.cfg.penalty.kind {
+            PenaltyKind::None => Ok(Tensor::new(0f32, &self.device)?),
+            PenaltyKind::R1 => {
+                let leaf = real_leaf.expect("R1 makes the real batch a leaf");
+                penalty::r1_from_logits(real_logits, leaf)
+            }
+            PenaltyKind::WganGp => {
+                let eps = penalty::interpolation_weights(self.cfg.seed, d_step, real.dim(0)?, &self.device)?;
+                let disc = &self.gan.disc;
+                penalty::wgan_gp(&|x| disc.forward(x, labels, Mode::Train), real, fake, &eps)
+            }
+        }
+    }
+}
+
+fn scalar(t: &Tensor) -> crate::Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+}
