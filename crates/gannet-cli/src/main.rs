@@ -29,6 +29,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Generate images from a checkpoint: one grid or many single PNGs.
     Sample(commands::sample::SampleArgs),
+    /// Time DCGAN train steps and generation (img/s, GFLOP/s, peak memory).
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() {
@@ -42,6 +44,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -11,6 +11,7 @@
 //! - [`checkpoint`]: atomic, verified safetensors checkpoints.
 
 pub mod autodiff;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

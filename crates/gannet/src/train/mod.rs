@@ -6,4 +6,4 @@ pub mod run_dir;
 pub mod trainer;
 
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
-pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};
+pub use trainer::{gan_step, load_dataset, StepBatch, StepLosses, Observer, Quiet, SavedRun, StepStats, Trainer};

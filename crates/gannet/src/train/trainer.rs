@@ -10,6 +10,7 @@ use super::metrics_log::{MetricsLog, Row};
 use super::run_dir::RunDir;
 use crate::checkpoint;
 use crate::data::{self, BatchLoader, DataSource, Dataset, LoadOptions};
+use crate::loss::GanLoss;
 use crate::models::{self, Gan, ImageShape};
 use crate::nn::Mode;
 use crate::optim::Adam;
@@ -151,38 +152,22 @@ impl Trainer {
         &self.dataset
     }
 
-    fn latents(&self, index: u64, n: usize) -> crate::Result<Tensor> {
-        let mut r = rng::rng(self.cfg.seed, Stream::Latent, index);
-        rng::randn(&mut r, &[n, self.cfg.model.latent_dim()], &self.device)
-    }
-
     /// One generator update and the discriminator updates before it.
     pub fn train_step(&mut self) -> crate::Result<StepStats> {
         let t0 = Instant::now();
-        let loss = self.cfg.loss;
         let d_steps = self.cfg.schedule.d_steps_per_g;
-        let (mut d_loss_v, mut d_real_v, mut d_fake_v) = (0.0, 0.0, 0.0);
-        let mut last_fake = None;
-        for j in 0..d_steps {
-            let batch_index = self.step * d_steps as u64 + j as u64;
-            let host = self.loader.next_batch()?;
+        let (seed, latent_dim, step) = (self.cfg.seed, self.cfg.model.latent_dim(), self.step);
+        let (loader, device) = (&mut self.loader, &self.device);
+        let out = gan_step(&self.gan, self.cfg.loss, &mut self.opt_gen, &mut self.opt_disc, d_steps, |j| {
+            let batch_index = step * d_steps as u64 + j as u64;
+            let host = loader.next_batch()?;
             debug_assert_eq!(host.step, batch_index);
-            let (real, labels) = host.to_tensors(&self.device)?;
-            let z = self.latents(batch_index, real.dim(0)?)?;
-            let fake = self.gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
-            let real_logits = self.gan.disc.forward(&real, labels.as_ref(), Mode::Train)?;
-            let fake_logits = self.gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
-            let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
-            self.opt_disc.step(&d_loss.backward()?)?;
-            d_loss_v += scalar(&d_loss)? / d_steps as f64;
-            d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
-            d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
-            last_fake = Some((fake, labels));
-        }
-        let (fake, labels) = last_fake.expect("d_steps_per_g >= 1");
-        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
-        self.opt_gen.step(&g_loss.backward()?)?;
-        let g_loss_v = scalar(&g_loss)?;
+            let (real, labels) = host.to_tensors(device)?;
+            let mut r = rng::rng(seed, Stream::Latent, batch_index);
+            let z = rng::randn(&mut r, &[real.dim(0)?, latent_dim], device)?;
+            Ok(StepBatch { real, labels, z })
+        })?;
+        let StepLosses { d_loss: d_loss_v, g_loss: g_loss_v, d_real: d_real_v, d_fake: d_fake_v } = out;
         self.step += 1;
         let stats = StepStats {
             step: self.step,
@@ -295,6 +280,54 @@ impl Trainer {
         checkpoint::save(&path, &tensors, &meta)?;
         Ok(path)
     }
+}
+
+/// One discriminator batch: real images, their labels (conditional models) and latents.
+pub struct StepBatch {
+    pub real: Tensor,
+    pub labels: Option<Tensor>,
+    pub z: Tensor,
+}
+
+/// Losses and mean logits of one [`gan_step`] (D values averaged over the D updates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLosses {
+    pub d_loss: f64,
+    pub g_loss: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
+/// The update [`Trainer::train_step`] does, without data loading or bookkeeping: `d_steps`
+/// discriminator updates, each on `next_batch(j)`, then one generator update that reuses the last
+/// fake batch. Shared with [`crate::bench`] so the benchmark times exactly the training step.
+pub fn gan_step(
+    gan: &Gan,
+    loss: GanLoss,
+    opt_gen: &mut Adam,
+    opt_disc: &mut Adam,
+    d_steps: usize,
+    mut next_batch: impl FnMut(usize) -> crate::Result<StepBatch>,
+) -> crate::Result<StepLosses> {
+    let (mut d_loss_v, mut d_real_v, mut d_fake_v) = (0.0, 0.0, 0.0);
+    let mut last_fake = None;
+    for j in 0..d_steps {
+        let StepBatch { real, labels, z } = next_batch(j)?;
+        let fake = gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
+        let real_logits = gan.disc.forward(&real, labels.as_ref(), Mode::Train)?;
+        let fake_logits = gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
+        let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
+        opt_disc.step(&d_loss.backward()?)?;
+        d_loss_v += scalar(&d_loss)? / d_steps as f64;
+        d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
+        d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
+        last_fake = Some((fake, labels));
+    }
+    let (fake, labels) = last_fake.expect("d_steps_per_g >= 1");
+    let g_loss = loss.g_loss(&gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
+    opt_gen.step(&g_loss.backward()?)?;
+    let g_loss_v = scalar(&g_loss)?;
+    Ok(StepLosses { d_loss: d_loss_v, g_loss: g_loss_v, d_real: d_real_v, d_fake: d_fake_v })
 }
 
 fn scalar(t: &Tensor) -> crate::Result<f64> {
