@@ -150,18 +150,7 @@ fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
         let cols = wf.t().unwrap().matmul(&xf).unwrap();
         let y = forward(l, x, w, true);
         let (_, _, ho, wo) = y.dims4().unwrap();
-        let g = ops::Geom {
-            n,
-            c: cout,
-            h: ho,
-            w: wo,
-            k,
-            stride: s.stride,
-            pad: s.padding,
-            dil: s.dilation,
-            ho: h,
-            wo: wd,
-        };
+        let g = ops::Geom::new(n, cout, (ho, wo), k, s, (h, wd));
         let t_fold = time(reps, || {
             ops::fold(&cols, g).unwrap();
         });
@@ -175,18 +164,7 @@ fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
         let (cout, _, k, _) = w.dims4().unwrap();
         let y = forward(l, x, w, true);
         let (_, _, ho, wo) = y.dims4().unwrap();
-        let g = ops::Geom {
-            n,
-            c: cin,
-            h,
-            w: wd,
-            k,
-            stride: s.stride,
-            pad: s.padding,
-            dil: s.dilation,
-            ho,
-            wo,
-        };
+        let g = ops::Geom::new(n, cin, (h, wd), k, s, (ho, wo));
         let t_unfold = time(reps, || {
             ops::unfold(x, g).unwrap();
         });

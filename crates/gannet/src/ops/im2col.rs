@@ -34,6 +34,14 @@ pub struct Geom {
 }
 
 impl Geom {
+    /// The geometry of a `k`x`k` convolution with `spec` over `n` images of `c` channels and
+    /// `image` = (h, w) pixels whose output (column side) is `out` = (ho, wo).
+    pub fn new(n: usize, c: usize, image: (usize, usize), k: usize, spec: super::ConvSpec, out: (usize, usize)) -> Self {
+        let (h, w) = image;
+        let (ho, wo) = out;
+        Self { n, c, h, w, k, stride: spec.stride, pad: spec.padding, dil: spec.dilation, ho, wo }
+    }
+
     /// Output size of a convolution over `len` pixels, or None when the kernel does not fit.
     pub fn conv_out(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Option<usize> {
         let span = dil * (k - 1) + 1;

@@ -80,18 +80,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
             s.dilation
         )));
     };
-    let g = Geom {
-        n,
-        c: cin,
-        h,
-        w: wd,
-        k,
-        stride: s.stride,
-        pad: s.padding,
-        dil: s.dilation,
-        ho,
-        wo,
-    };
+    let g = Geom::new(n, cin, (h, wd), k, s, (ho, wo));
     let cols = unfold(x, g)?;
     let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
     Ok(y.reshape((cout, n, ho, wo))?
@@ -127,18 +116,7 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Te
             s.padding
         )));
     };
-    let g = Geom {
-        n,
-        c: cout,
-        h: hout,
-        w: wout,
-        k,
-        stride: s.stride,
-        pad: s.padding,
-        dil: s.dilation,
-        ho: h,
-        wo: wd,
-    };
+    let g = Geom::new(n, cout, (hout, wout), k, s, (h, wd));
     // Channels first, then batch, so the whole batch is one GEMM operand.
     let xf = if n == 1 {
         x.reshape((cin, h * wd))?
