@@ -108,3 +108,32 @@ fn train_resume_and_sample_round_trip() {
     gannet(&["sample", "--checkpoint", ckpt.to_str().unwrap(), "--out-dir", dir2.to_str().unwrap(), "-n", "3", "--seed", "5"]);
     assert_eq!(std::fs::read(dir.join("00001.png")).unwrap(), std::fs::read(dir2.join("00001.png")).unwrap());
 }
+
+#[test]
+fn sample_no_ema_uses_the_trained_generator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = tiny_train(&run, "3");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let sample = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["sample", "--checkpoint", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap(), "-n", "4"];
+        args.extend_from_slice(extra);
+        let o = gannet(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(out).unwrap()
+    };
+    // The EMA shadow lags the trained generator, so the same latents give different images.
+    assert_ne!(sample("ema.png", &[]), sample("raw.png", &["--no-ema"]));
+}
+
+#[test]
+fn bench_reports_every_requested_workload_as_json() {
+    let o = gannet(&["bench", "--only", "train32", "--reps", "1", "--warmup", "0", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("\"train32\"") && out.contains("img_per_s") && !out.contains("gen64"), "{out}");
+    let o = gannet(&["bench", "--only", "train128"]);
+    assert!(!o.status.success() && stderr(&o).contains("train64"), "{}", stderr(&o));
+}
