@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
         Quick start:\n  \
         gannet train                          # DCGAN on 10k built-in MNIST digits, ~minutes on a laptop CPU\n  \
         gannet train --data path/to/images    # any folder of PNG/JPEG (subfolders = classes)\n  \
-        gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n\n\
+        gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n  \
+        gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist\n\n\
         A run writes config.toml, metrics.csv, losses.svg, samples/*.png and checkpoints/ to its --out folder."
 )]
 struct Cli {
@@ -29,6 +30,11 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Generate images from a checkpoint: one grid or many single PNGs.
     Sample(commands::sample::SampleArgs),
+    /// Score generated images (a checkpoint or a folder) against real ones: FID, KID,
+    /// precision/recall, classifier FID, class histogram.
+    Eval(commands::eval::EvalArgs),
+    /// Train a small CNN classifier on labelled images (for the class metrics of `gannet eval`).
+    Classifier(commands::classifier::ClassifierArgs),
 }
 
 fn main() {
@@ -42,6 +48,8 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Classifier(a) => commands::classifier::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

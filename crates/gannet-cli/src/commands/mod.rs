@@ -1,2 +1,4 @@
+pub mod classifier;
+pub mod eval;
 pub mod sample;
 pub mod train;
