@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("generated").required(true).args(["checkpoint", "images"])))]
 #[command(after_help = "Examples:\n  \
     gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist -n 2000\n  \
     gannet eval --checkpoint C --metrics cfid,classes -n 5000     # fast: no Inception network\n  \
@@ -20,7 +21,7 @@ use std::time::Instant;
     reference is embedded once per data set and count.")]
 pub struct EvalArgs {
     /// A training checkpoint to draw the generated images from.
-    #[arg(long, conflicts_with = "images", required_unless_present = "images")]
+    #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// A folder of generated PNG/JPEG images (e.g. from `gannet sample --out-dir`).
     #[arg(long)]
