@@ -4,10 +4,12 @@ pub mod config;
 pub mod ema;
 pub mod metrics_log;
 pub mod penalty;
+pub mod periodic_eval;
 pub mod run_dir;
 pub mod trainer;
 
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 pub use ema::Ema;
 pub use penalty::{PenaltyConfig, PenaltyKind};
+pub use periodic_eval::EvalConfig;
 pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

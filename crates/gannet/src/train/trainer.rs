@@ -9,6 +9,7 @@ use super::config::{TrainConfig, BUILTIN_DIGITS};
 use super::ema::Ema;
 use super::penalty::{self, PenaltyKind};
 use super::metrics_log::{MetricsLog, Row};
+use super::periodic_eval::PeriodicEval;
 use super::run_dir::RunDir;
 use crate::checkpoint;
 use crate::data::{self, BatchLoader, DataSource, Dataset, LoadOptions};
@@ -75,6 +76,8 @@ pub struct Trainer {
     ema: Option<Ema>,
     /// The thread on which second-order gradients were last verified (penalties only).
     second_order_checked: Option<std::thread::ThreadId>,
+    /// Metrics during training (`[eval]`), when on.
+    periodic: Option<PeriodicEval>,
 }
 
 impl Trainer {
@@ -142,6 +145,7 @@ impl Trainer {
         let fixed_latents = rng::randn(&mut fixed_rng, &[cfg.output.sample_count, cfg.model.latent_dim()], &device)?;
         crate::checkpoint::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
         let log = MetricsLog::open(&run.metrics_csv(), step)?;
+        let periodic = PeriodicEval::new(&cfg.eval, &dataset, &cfg.data.source, cfg.seed, cfg.schedule.steps, step, &run, &device)?;
         Ok(Self {
             cfg,
             device,
@@ -159,6 +163,7 @@ impl Trainer {
             elapsed_before,
             ema,
             second_order_checked: None,
+            periodic,
         })
     }
 
@@ -332,6 +337,13 @@ impl Trainer {
         }
         if self.step.is_multiple_of(out.checkpoint_every) {
             self.save_checkpoint()?;
+        }
+        if let Some(mut p) = self.periodic.take() {
+            let done = p.after_step(self.step, self.sampling_generator());
+            self.periodic = Some(p);
+            if let Some(summary) = done? {
+                observer.on_event(&summary);
+            }
         }
         Ok(())
     }
