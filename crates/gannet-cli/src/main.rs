@@ -28,7 +28,8 @@ static JEMALLOC_CONF: &u8 = &b"dirty_decay_ms:60000,muzzy_decay_ms:60000\0"[0];
         Quick start:\n  \
         gannet train                          # DCGAN on 10k built-in MNIST digits, ~minutes on a laptop CPU\n  \
         gannet train --data path/to/images    # any folder of PNG/JPEG (subfolders = classes)\n  \
-        gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n\n\
+        gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n  \
+        gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist\n\n\
         A run writes config.toml, metrics.csv, losses.svg, samples/*.png and checkpoints/ to its --out folder."
 )]
 struct Cli {
@@ -44,6 +45,11 @@ enum Command {
     Sample(commands::sample::SampleArgs),
     /// Time DCGAN train steps and generation (img/s, GFLOP/s, peak memory).
     Bench(commands::bench::BenchArgs),
+    /// Score generated images (a checkpoint or a folder) against real ones: FID, KID,
+    /// precision/recall, classifier FID, class histogram.
+    Eval(commands::eval::EvalArgs),
+    /// Train a small CNN classifier on labelled images (for the class metrics of `gannet eval`).
+    Classifier(commands::classifier::ClassifierArgs),
 }
 
 fn main() {
@@ -58,6 +64,8 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Classifier(a) => commands::classifier::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

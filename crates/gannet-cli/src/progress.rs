@@ -42,3 +42,15 @@ impl Observer for TrainProgress {
         self.bar.println(message);
     }
 }
+
+/// A plain progress bar for a job of `len` units (classifier steps, images embedded).
+pub fn bar(len: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}

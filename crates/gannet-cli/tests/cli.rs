@@ -137,3 +137,99 @@ fn bench_reports_every_requested_workload_as_json() {
     let o = gannet(&["bench", "--only", "train128"]);
     assert!(!o.status.success() && stderr(&o).contains("train64"), "{}", stderr(&o));
 }
+
+#[test]
+fn eval_and_classifier_explain_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = gannet(&["eval"]);
+    assert!(!o.status.success() && stderr(&o).contains("--checkpoint") && stderr(&o).contains("--images"), "{}", stderr(&o));
+    let o = gannet(&["eval", "--images", "/nonexistent/samples"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/samples"), "{}", stderr(&o));
+    let o = gannet(&["eval", "--checkpoint", "/nonexistent/latest.safetensors"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/latest.safetensors"), "{}", stderr(&o));
+    let dir = tmp.path().to_str().unwrap();
+    let o = gannet(&["eval", "--images", dir, "--metrics", "fid,is"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("'is'") && stderr(&o).contains("cfid"), "{}", stderr(&o));
+    let o = gannet(&["eval", "--images", dir, "-n", "1"]);
+    assert!(stderr(&o).contains("--count"), "{}", stderr(&o));
+    let o = gannet(&["eval", "--images", dir, "--data", "/nonexistent/mnist"]);
+    assert!(stderr(&o).contains("/nonexistent/mnist") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let o = gannet(&["eval", "--images", dir, "--classifier", "/nonexistent/clf.safetensors", "--metrics", "cfid"]);
+    assert!(stderr(&o).contains("/nonexistent/clf.safetensors"), "{}", stderr(&o));
+    let o = gannet(&["classifier", "--data", "/nonexistent/labelled"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/labelled"), "{}", stderr(&o));
+}
+
+/// Writes digits `range` of the built-in set as PNGs into `dir`; returns their labels.
+fn write_digits(dir: &Path, range: std::ops::Range<usize>) -> Vec<u32> {
+    use gannet::data::{self, DataSource, LoadOptions};
+    let d = data::load(&DataSource::BuiltinDigits, &LoadOptions::default()).unwrap();
+    let idx: Vec<usize> = range.collect();
+    let t = d.batch_tensor(&idx, &gannet::candle_core::Device::Cpu).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, img) in gannet::image_io::to_images(&t).unwrap().iter().enumerate() {
+        gannet::image_io::save_png(img, &dir.join(format!("{i:03}.png"))).unwrap();
+    }
+    idx.iter().map(|&i| d.labels().unwrap()[i]).collect()
+}
+
+fn json_number(text: &str, key: &str) -> f64 {
+    let at = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("no {key} in {text}"));
+    let rest = &text[at + key.len() + 3..];
+    rest.trim_start().split([',', '\n', '}']).next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn eval_scores_a_folder_of_pngs_and_caches_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (real, other, cache) = (tmp.path().join("real"), tmp.path().join("other"), tmp.path().join("cache"));
+    let labels = write_digits(&real, 0..6);
+    write_digits(&other, 100..106);
+    let args = |images: &Path| {
+        vec![
+            "eval".to_string(), "--images".into(), images.display().to_string(), "--data".into(), real.display().to_string(),
+            "--metrics".into(), "fid,cfid,classes".into(), "-n".into(), "6".into(), "--json".into(),
+            "--cache-dir".into(), cache.display().to_string(),
+        ]
+    };
+    let run = |images: &Path| {
+        let a = args(images);
+        gannet(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // The reference against itself: both distances are zero (up to rounding).
+    let o = run(&real);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let (fid, cfid) = (json_number(&out, "fid"), json_number(&out, "cfid"));
+    assert!(fid.abs() < 0.01 && cfid.abs() < 1e-3, "{out}");
+    let mut distinct = labels.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(json_number(&out, "covered") as usize, distinct.len(), "{out}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2, "Inception and classifier features cached");
+    // Other digits: positive distances; the reference now comes from the cache.
+    let o = run(&other);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("from the cache"), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(json_number(&out, "fid") > 1.0 && json_number(&out, "cfid") > 1.0, "{out}");
+}
+
+#[test]
+fn eval_a_checkpoint_with_classifier_metrics_prints_a_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = tiny_train(&run, "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let o = gannet(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--metrics", "cfid,classes", "-n", "40", "--no-cache"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    // The reference defaults to the run's data (the built-in digits).
+    assert!(out.contains("40 generated vs 40 reference images (builtin:digits-10k)"), "{out}");
+    assert!(out.contains("classifier FID") && out.contains("classes covered") && out.contains("builtin:mnist"), "{out}");
+}

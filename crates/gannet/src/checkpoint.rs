@@ -204,14 +204,25 @@ pub fn load(
         std::io::ErrorKind::NotFound => err("file not found".into()),
         _ => err(format!("cannot read: {e}")),
     })?;
-    check_framing(&bytes).map_err(err)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(describe(e)))?;
-    let (_, parsed) = SafeTensors::read_metadata(&bytes).map_err(|e| err(describe(e)))?;
+    load_bytes(&bytes, path, device)
+}
+
+/// [`load`] of a checkpoint already in memory (e.g. embedded with `include_bytes!`); `path`
+/// only names it in errors.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+    let err = |m: String| crate::Error::checkpoint(path, m);
+    check_framing(bytes).map_err(err)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| err(describe(e)))?;
+    let (_, parsed) = SafeTensors::read_metadata(bytes).map_err(|e| err(describe(e)))?;
     let meta = parsed
         .metadata()
         .clone()
         .ok_or_else(|| err("missing metadata: not a gannet checkpoint".into()))?;
-    verify(&bytes, &parsed.tensors(), &meta).map_err(err)?;
+    verify(bytes, &parsed.tensors(), &meta).map_err(err)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let t = candle_core::safetensors::Load::load(&view, device)

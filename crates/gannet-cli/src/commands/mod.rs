@@ -1,3 +1,5 @@
 pub mod bench;
+pub mod classifier;
+pub mod eval;
 pub mod sample;
 pub mod train;

@@ -8,6 +8,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// `--eval-metrics fid,cfid`, checked when the flags are parsed.
+#[derive(Debug, Clone)]
+struct MetricList(Vec<gannet::metrics::Metric>);
+
+impl std::str::FromStr for MetricList {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        gannet::metrics::Metric::parse_list(s).map(MetricList).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     gannet train                                   # built-in digits, DCGAN, 2000 steps\n  \
@@ -70,6 +81,16 @@ pub struct TrainArgs {
     /// Write a checkpoint every N steps.
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Compute metrics every N steps (and at the end) into metrics_eval.csv and eval_*.svg;
+    /// 0 turns it off. See --eval-metrics.
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Metrics of --eval-every, comma-separated: cfid (default, fast), classes, fid, kid, pr.
+    #[arg(long)]
+    eval_metrics: Option<MetricList>,
+    /// Generated (and reference) images per evaluation [default: 1000].
+    #[arg(long)]
+    eval_count: Option<usize>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -92,6 +113,15 @@ impl TrainArgs {
         }
         if let Some(v) = &self.out {
             cfg.output.dir = v.clone();
+        }
+        if let Some(v) = self.eval_every {
+            cfg.eval.every = v;
+        }
+        if let Some(v) = &self.eval_metrics {
+            cfg.eval.metrics = v.0.clone();
+        }
+        if let Some(v) = self.eval_count {
+            cfg.eval.count = v;
         }
     }
 

@@ -74,14 +74,7 @@ impl FeatureStats {
     /// with weights hash `model_hash` ([`super::FidInception::weights_hash`]). The name keeps a
     /// readable stem of the data set and a hash of its full path.
     pub fn cache_path(cache_dir: impl AsRef<Path>, dataset: impl AsRef<Path>, count: usize, model_hash: u32) -> PathBuf {
-        let dataset = dataset.as_ref();
-        let full = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
-        let stem: String = full
-            .file_name()
-            .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
-            .unwrap_or_default();
-        let key = crc32fast::hash(full.to_string_lossy().as_bytes());
-        cache_dir.as_ref().join(format!("fidstats-{stem}-{key:08x}-n{count}-m{model_hash:08x}.safetensors"))
+        cache_file(cache_dir, "fidstats", dataset, count, model_hash)
     }
 
     /// Loads `path` if it exists; otherwise computes with `compute` and saves to `path`.
@@ -94,6 +87,20 @@ impl FeatureStats {
         s.save(path)?;
         Ok(s)
     }
+}
+
+/// Cache file `KIND-STEM-PATHHASH-nCOUNT-mMODELHASH.safetensors` for something computed from the
+/// first `count` images of `dataset` with a network whose weights hash to `model_hash`; `kind`
+/// names what is cached (`fidstats` for [`FeatureStats`]).
+pub fn cache_file(cache_dir: impl AsRef<Path>, kind: &str, dataset: impl AsRef<Path>, count: usize, model_hash: u32) -> PathBuf {
+    let dataset = dataset.as_ref();
+    let full = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
+    let stem: String = full
+        .file_name()
+        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+        .unwrap_or_default();
+    let key = crc32fast::hash(full.to_string_lossy().as_bytes());
+    cache_dir.as_ref().join(format!("{kind}-{stem}-{key:08x}-n{count}-m{model_hash:08x}.safetensors"))
 }
 
 /// Frechet distance between two Gaussians given by their statistics.

@@ -20,7 +20,7 @@ impl Default for KidOptions {
 }
 
 /// Mean and standard deviation of the per-subset MMD^2 estimates.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct KidResult {
     pub mean: f64,
     pub std: f64,

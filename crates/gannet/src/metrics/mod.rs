@@ -4,10 +4,20 @@
 //! - [`kid`]: kernel inception distance (unbiased MMD^2, cubic polynomial kernel, subsets).
 //! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019).
 //! - [`mode_coverage`]: modes covered / high-quality share on the 8-ring and 25-grid 2-D toys.
+//! - [`classifier`]: a small CNN digit (or any labelled set) classifier that gannet trains.
+//! - [`class_histogram`]: predicted-class counts of generated images (mode coverage on MNIST).
+//! - [`classifier_fid`]: the Frechet distance in the classifier's feature space.
+//!
+//! [`evaluate`] runs several of them on generated vs reference images (`gannet eval`, periodic
+//! evaluation during training), caching the reference features.
 //!
 //! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
 //! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
 
+pub mod class_histogram;
+pub mod classifier;
+pub mod classifier_fid;
+pub mod evaluate;
 pub mod fid;
 pub mod inception;
 pub mod kid;
@@ -16,6 +26,10 @@ pub mod mode_coverage;
 pub mod pool;
 pub mod precision_recall;
 
+pub use class_histogram::ClassHistogram;
+pub use classifier::Classifier;
+pub use classifier_fid::classifier_fid;
+pub use evaluate::{EvalOptions, EvalReport, Evaluator, Metric};
 pub use fid::{frechet_distance, FeatureStats};
 pub use inception::FidInception;
 pub use kid::{kid, KidOptions, KidResult};

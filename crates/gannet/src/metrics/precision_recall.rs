@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 /// Rows per block of the pairwise-distance computation (bounds memory to rows x N).
 const BLOCK: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PrecisionRecall {
     pub precision: f64,
     pub recall: f64,

@@ -6,6 +6,7 @@ use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
 use super::penalty::PenaltyConfig;
+use super::periodic_eval::EvalConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,9 @@ pub struct TrainConfig {
     /// `[penalty]`: gradient penalty on D (R1 or WGAN-GP), off by default. See
     /// [`super::penalty`] and `docs/stabilisers.md`.
     pub penalty: PenaltyConfig,
+    /// `[eval]`: metrics computed during training (off by default). See
+    /// [`super::periodic_eval`].
+    pub eval: EvalConfig,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +48,7 @@ impl Default for TrainConfig {
             output: OutputConfig::default(),
             penalty: PenaltyConfig::default(),
             ema_decay: 0.999,
+            eval: EvalConfig::default(),
         }
     }
 }
@@ -155,6 +160,6 @@ impl TrainConfig {
         if self.model.latent_dim() == 0 {
             return bad("model.latent_dim must be at least 1");
         }
-        Ok(())
+        self.eval.validate()
     }
 }

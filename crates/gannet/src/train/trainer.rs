@@ -5,6 +5,7 @@
 use super::config::{TrainConfig, BUILTIN_DIGITS};
 use super::ema::Ema;
 use super::metrics_log::{MetricsLog, Row};
+use super::periodic_eval::PeriodicEval;
 use super::run_dir::RunDir;
 use super::step::{GanState, RealBatch};
 use crate::checkpoint;
@@ -65,6 +66,8 @@ pub struct Trainer {
     pending: Vec<StepStats>,
     started: Instant,
     elapsed_before: f64,
+    /// Metrics during training (`[eval]`), when on.
+    periodic: Option<PeriodicEval>,
 }
 
 impl Trainer {
@@ -113,6 +116,7 @@ impl Trainer {
         let fixed_latents = rng::randn(&mut fixed_rng, &[cfg.output.sample_count, cfg.model.latent_dim()], &device)?;
         crate::checkpoint::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
         let log = MetricsLog::open(&run.metrics_csv(), step)?;
+        let periodic = PeriodicEval::new(&cfg.eval, &dataset, &cfg.data.source, cfg.seed, cfg.schedule.steps, step, &run, &device)?;
         Ok(Self {
             cfg,
             device,
@@ -126,6 +130,7 @@ impl Trainer {
             pending: Vec::new(),
             started: Instant::now(),
             elapsed_before,
+            periodic,
         })
     }
 
@@ -222,6 +227,13 @@ impl Trainer {
         }
         if self.step.is_multiple_of(out.checkpoint_every) {
             self.save_checkpoint()?;
+        }
+        if let Some(mut p) = self.periodic.take() {
+            let done = p.after_step(self.step, self.sampling_generator());
+            self.periodic = Some(p);
+            if let Some(summary) = done? {
+                observer.on_event(&summary);
+            }
         }
         Ok(())
     }

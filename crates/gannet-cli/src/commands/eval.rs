@@ -1,0 +1,191 @@
+use crate::progress;
+use anyhow::{Context, Result};
+use clap::Args;
+use gannet::data::{self, Channels, DataSource, Dataset, LoadOptions};
+use gannet::metrics::evaluate::{self, EvalObserver, EvalOptions, Evaluator, Metric};
+use gannet::train::{load_dataset, SavedRun, TrainConfig};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("generated").required(true).args(["checkpoint", "images"])))]
+#[command(after_help = "Examples:\n  \
+    gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist -n 2000\n  \
+    gannet eval --checkpoint C --metrics cfid,classes -n 5000     # fast: no Inception network\n  \
+    gannet eval --images samples/ --data ../shared/data/mnist --metrics fid,kid --json\n\n\
+    Metrics: fid, kid (Inception-v3, as pytorch-fid), pr (precision/recall, k=3), cfid (FID in the\n\
+    feature space of a digit classifier gannet trained), classes (histogram of predicted classes).\n\
+    Inception runs at about 1 image/s per CPU core: fid/kid/pr with -n 2000 take tens of minutes on a\n\
+    laptop, the classifier metrics seconds. Reference features are cached (--cache-dir), so the\n\
+    reference is embedded once per data set and count.")]
+pub struct EvalArgs {
+    /// A training checkpoint to draw the generated images from.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A folder of generated PNG/JPEG images (e.g. from `gannet sample --out-dir`).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Reference (real) images: an IDX folder or file, an image folder, or builtin:digits.
+    /// Default: the checkpoint's training data; builtin:digits with --images.
+    #[arg(long, short)]
+    data: Option<String>,
+    /// Comma-separated metrics: fid, kid, pr, cfid, classes.
+    /// [default: all five for grey images, fid,kid,pr for colour]
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Images on each side (generated, and reference when it has that many).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    count: usize,
+    /// Seed of the generated latents (the same images as `gannet sample --seed`).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Classifier for cfid/classes: auto (Fashion-MNIST's for a reference path naming fashion,
+    /// else MNIST's), builtin:mnist, builtin:fashion-mnist, or a file from `gannet classifier`.
+    #[arg(long, default_value = "auto")]
+    classifier: String,
+    /// Square size the reference (and an --images folder) is loaded at [default: the
+    /// checkpoint's; else 28 for IDX data, 32 for folders].
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// Folder of cached reference features [default: $GANNET_CACHE, else ~/.cache/gannet].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Embed the reference images again instead of using (and writing) the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// FID Inception weights (.pth or .safetensors) [default: $GANNET_MODELS/pt_inception-2015-12-05-nofc.pth].
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    /// Print the results as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Progress bars on stderr, one per stage.
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl EvalObserver for Bars {
+    fn stage(&mut self, name: &str, total: usize) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+        self.bar = Some(progress::bar(total as u64, name));
+    }
+    fn advance(&mut self, n: usize) {
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+        }
+    }
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(b) => b.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+impl Bars {
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+    }
+}
+
+/// Loads `spec` (builtin:digits or a path) with the train command's rules for the size.
+fn load_reference(spec: &str, resolution: Option<usize>, channels: Channels) -> Result<Dataset> {
+    let mut cfg = TrainConfig::default();
+    cfg.data.source = spec.to_string();
+    cfg.data.resolution = resolution;
+    cfg.data.channels = channels;
+    load_dataset(&cfg).with_context(|| format!("loading the reference images {spec}"))
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let started = Instant::now();
+    anyhow::ensure!(args.count >= 2, "--count must be at least 2 (got {})", args.count);
+    let device = gannet::device::parse_device(&args.device)?;
+    let saved = match &args.checkpoint {
+        Some(c) => Some(SavedRun::load(c, &device).with_context(|| format!("loading the checkpoint {}", c.display()))?),
+        None => None,
+    };
+    if let Some(dir) = &args.images {
+        anyhow::ensure!(dir.is_dir(), "{}: not a folder of images", dir.display());
+    }
+    let (ref_spec, resolution, channels) = match &saved {
+        Some(s) => {
+            let shape = s.image_shape;
+            let ch = if shape.channels == 1 { Channels::Grey } else { Channels::Rgb };
+            (args.data.clone().unwrap_or_else(|| s.config.data.source.clone()), Some(args.resolution.unwrap_or(shape.resolution)), ch)
+        }
+        None => (args.data.clone().unwrap_or_else(|| "builtin:digits".into()), args.resolution, Channels::Auto),
+    };
+    let reference = load_reference(&ref_spec, resolution, channels)?;
+    let metrics = match &args.metrics {
+        Some(m) => Metric::parse_list(m)?,
+        None if reference.channels() == 1 => Metric::ALL.to_vec(),
+        None => vec![Metric::Fid, Metric::Kid, Metric::Pr],
+    };
+    let cache_dir = (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(evaluate::cache_dir));
+    let opts = EvalOptions {
+        metrics: metrics.clone(),
+        count: args.count,
+        seed: args.seed,
+        classifier: args.classifier.clone(),
+        cache_dir,
+        inception_weights: args.inception.clone(),
+    };
+    let generated_desc = match (&args.checkpoint, &args.images) {
+        (Some(c), _) => format!("{} (seed {})", c.display(), args.seed),
+        (_, Some(d)) => d.display().to_string(),
+        _ => unreachable!("clap requires one of them"),
+    };
+    eprintln!(
+        "evaluating {generated_desc} against {} ({} images, {}x{}x{}): {}",
+        reference.source(),
+        reference.len(),
+        reference.channels(),
+        reference.height(),
+        reference.width(),
+        metrics.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    );
+    let mut bars = Bars { bar: None };
+    let key = evaluate::dataset_cache_key(&ref_spec, &reference);
+    let evaluator = Evaluator::new(&reference, Some(&key), opts, &device, &mut bars)?;
+    let report = match (&saved, &args.images) {
+        (Some(s), _) => {
+            let gen = s.sampling_generator(&device)?;
+            evaluator.evaluate_generator(gen.as_ref(), &mut bars)?
+        }
+        (None, Some(dir)) => {
+            let opts = LoadOptions::new(reference.height(), if reference.channels() == 1 { Channels::Grey } else { Channels::Rgb });
+            let images = data::load(&DataSource::Path(dir.clone()), &opts)?;
+            anyhow::ensure!(images.len() >= 2, "{}: has {} images; evaluation needs at least 2", dir.display(), images.len());
+            let n = images.len().min(args.count);
+            if n < args.count {
+                bars.note(&format!("{} holds only {n} images: evaluating those", dir.display()));
+            }
+            let idx: Vec<usize> = (0..n).collect();
+            evaluator.evaluate_images(&evaluate::dataset_images01(&images, &idx, &device)?, &mut bars)?
+        }
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    bars.finish();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["generated"] = serde_json::Value::String(generated_desc);
+        v["seconds"] = serde_json::json!((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", generated_desc);
+        print!("{}", report.table());
+    }
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
