@@ -5,6 +5,7 @@ use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
+use super::augment::AugmentPolicy;
 use super::penalty::PenaltyConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub struct TrainConfig {
     /// `ema = ema_decay*ema + (1-ema_decay)*gen`. 0 turns it off. When on, checkpoints hold
     /// `gen_ema.*` and sample grids / `gannet sample` use the shadow generator.
     pub ema_decay: f64,
+    /// DiffAugment applied to every batch D sees (real and fake, D and G updates):
+    /// `"color,translation,cutout"`, any subset, or `"none"` (default). See [`super::augment`].
+    pub augment: AugmentPolicy,
     pub loss: GanLoss,
     pub data: DataConfig,
     pub model: ModelConfig,
@@ -44,6 +48,7 @@ impl Default for TrainConfig {
             output: OutputConfig::default(),
             penalty: PenaltyConfig::default(),
             ema_decay: 0.999,
+            augment: AugmentPolicy::NONE,
         }
     }
 }
