@@ -34,7 +34,7 @@ pub struct TrainArgs {
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Architecture: dcgan or mlp.
+    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
     #[arg(long)]
     arch: Option<String>,
     /// Generator updates to train for (in total, also when resuming).
@@ -56,7 +56,7 @@ pub struct TrainArgs {
     lr_d: Option<f64>,
     #[arg(long)]
     latent_dim: Option<usize>,
-    /// Width of the networks (DCGAN ngf = ndf; MLP hidden units).
+    /// Width of the networks (DCGAN ngf = ndf; ResNet block channels of G and D; MLP hidden units).
     #[arg(long)]
     channels: Option<usize>,
     #[arg(long)]
@@ -106,8 +106,9 @@ impl TrainArgs {
         if let Some(a) = &self.arch {
             cfg.model = match a.as_str() {
                 "dcgan" => ModelConfig::Dcgan(Default::default()),
+                "resnet" => ModelConfig::Resnet(Default::default()),
                 "mlp" => ModelConfig::Mlp(Default::default()),
-                other => anyhow::bail!("unknown --arch '{other}': use dcgan or mlp"),
+                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
             };
         }
         self.apply_model_sizes(&mut cfg.model);
@@ -135,6 +136,14 @@ impl TrainArgs {
     fn apply_model_sizes(&self, model: &mut ModelConfig) {
         match model {
             ModelConfig::Dcgan(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    (c.g_channels, c.d_channels) = (v, v);
+                }
+            }
+            ModelConfig::Resnet(c) => {
                 if let Some(v) = self.latent_dim {
                     c.latent_dim = v;
                 }
