@@ -48,10 +48,10 @@ pub struct TrainArgs {
     /// Loss: non-saturating, minimax, hinge, wasserstein, least-squares.
     #[arg(long)]
     loss: Option<GanLoss>,
-    /// Generator learning rate.
+    /// Generator learning rate (may be changed on --resume, e.g. after a divergence).
     #[arg(long)]
     lr_g: Option<f64>,
-    /// Discriminator learning rate.
+    /// Discriminator learning rate (may be changed on --resume).
     #[arg(long)]
     lr_d: Option<f64>,
     #[arg(long)]
@@ -78,6 +78,12 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// Flags that may change on resume: they do not alter the model.
     fn apply_schedule(&self, cfg: &mut TrainConfig) {
+        if let Some(v) = self.lr_g {
+            cfg.optim.gen.lr = v;
+        }
+        if let Some(v) = self.lr_d {
+            cfg.optim.disc.lr = v;
+        }
         if let Some(v) = self.steps {
             cfg.schedule.steps = v;
         }
@@ -120,12 +126,6 @@ impl TrainArgs {
         }
         if let Some(v) = self.loss {
             cfg.loss = v;
-        }
-        if let Some(v) = self.lr_g {
-            cfg.optim.gen.lr = v;
-        }
-        if let Some(v) = self.lr_d {
-            cfg.optim.disc.lr = v;
         }
         if let Some(v) = self.seed {
             cfg.seed = v;

@@ -6,6 +6,7 @@ use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
 use super::augment::AugmentPolicy;
+use super::guard::GuardConfig;
 use super::penalty::PenaltyConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub struct TrainConfig {
     /// `[penalty]`: gradient penalty on D (R1 or WGAN-GP), off by default. See
     /// [`super::penalty`] and `docs/stabilisers.md`.
     pub penalty: PenaltyConfig,
+    /// `[guard]`: divergence detection (NaN/Inf, collapsed D) and optional rollback. See
+    /// [`super::guard`] and `docs/stabilisers.md`.
+    pub guard: GuardConfig,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +51,7 @@ impl Default for TrainConfig {
             optim: OptimConfig::default(),
             output: OutputConfig::default(),
             penalty: PenaltyConfig::default(),
+            guard: GuardConfig::default(),
             ema_decay: 0.999,
             augment: AugmentPolicy::NONE,
         }
@@ -160,6 +165,6 @@ impl TrainConfig {
         if self.model.latent_dim() == 0 {
             return bad("model.latent_dim must be at least 1");
         }
-        Ok(())
+        self.guard.validate()
     }
 }

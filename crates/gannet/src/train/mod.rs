@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod config;
 pub mod ema;
+pub mod guard;
 pub mod metrics_log;
 pub mod penalty;
 pub mod run_dir;
@@ -12,6 +13,7 @@ pub mod trainer;
 pub use augment::AugmentPolicy;
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 pub use ema::Ema;
+pub use guard::{GuardConfig, Signal};
 pub use penalty::{PenaltyConfig, PenaltyKind};
 pub use step::{GanState, RealBatch, StepLosses};
 pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

@@ -132,6 +132,22 @@ impl GanState {
         Ok(StepLosses { d_loss: d_loss_v, g_loss: scalar(&g_loss)?, d_real: d_real_v, d_fake: d_fake_v })
     }
 
+    /// The checkpoint name (`gen.*`, `disc.*`, `gen_ema.*`) of the first weight or buffer holding
+    /// a NaN or Inf, if any.
+    pub fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
+        let ema = self.ema.as_ref().map(|e| ("gen_ema", &e.params));
+        for (prefix, store) in [("gen", &self.gan.gen_params), ("disc", &self.gan.disc_params)].into_iter().chain(ema) {
+            for (name, var) in store.all() {
+                // Any NaN or Inf makes the sum NaN or Inf (so does an f32 overflow of the sum,
+                // at weights around 1e35, which are diverged anyway).
+                if !scalar(&var.as_tensor().sum_all()?)?.is_finite() {
+                    return Ok(Some(format!("{prefix}.{name}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// `x` as D sees it in D update `d_step` for `role`: DiffAugment'ed when `augment` is on.
     fn augment(&self, x: &Tensor, d_step: u64, role: Role) -> crate::Result<Tensor> {
         augment::augment(x, self.cfg.augment, self.cfg.seed, augment::stream_index(d_step, role))
