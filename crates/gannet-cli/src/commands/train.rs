@@ -45,7 +45,7 @@ pub struct TrainArgs {
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Architecture: dcgan or mlp.
+    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
     #[arg(long)]
     arch: Option<String>,
     /// Generator updates to train for (in total, also when resuming).
@@ -59,15 +59,15 @@ pub struct TrainArgs {
     /// Loss: non-saturating, minimax, hinge, wasserstein, least-squares.
     #[arg(long)]
     loss: Option<GanLoss>,
-    /// Generator learning rate.
+    /// Generator learning rate (may be changed on --resume, e.g. after a divergence).
     #[arg(long)]
     lr_g: Option<f64>,
-    /// Discriminator learning rate.
+    /// Discriminator learning rate (may be changed on --resume).
     #[arg(long)]
     lr_d: Option<f64>,
     #[arg(long)]
     latent_dim: Option<usize>,
-    /// Width of the networks (DCGAN ngf = ndf; MLP hidden units).
+    /// Width of the networks (DCGAN ngf = ndf; ResNet block channels of G and D; MLP hidden units).
     #[arg(long)]
     channels: Option<usize>,
     #[arg(long)]
@@ -99,6 +99,12 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// Flags that may change on resume: they do not alter the model.
     fn apply_schedule(&self, cfg: &mut TrainConfig) {
+        if let Some(v) = self.lr_g {
+            cfg.optim.gen.lr = v;
+        }
+        if let Some(v) = self.lr_d {
+            cfg.optim.disc.lr = v;
+        }
         if let Some(v) = self.steps {
             cfg.schedule.steps = v;
         }
@@ -136,8 +142,9 @@ impl TrainArgs {
         if let Some(a) = &self.arch {
             cfg.model = match a.as_str() {
                 "dcgan" => ModelConfig::Dcgan(Default::default()),
+                "resnet" => ModelConfig::Resnet(Default::default()),
                 "mlp" => ModelConfig::Mlp(Default::default()),
-                other => anyhow::bail!("unknown --arch '{other}': use dcgan or mlp"),
+                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
             };
         }
         self.apply_model_sizes(&mut cfg.model);
@@ -150,12 +157,6 @@ impl TrainArgs {
         if let Some(v) = self.loss {
             cfg.loss = v;
         }
-        if let Some(v) = self.lr_g {
-            cfg.optim.gen.lr = v;
-        }
-        if let Some(v) = self.lr_d {
-            cfg.optim.disc.lr = v;
-        }
         if let Some(v) = self.seed {
             cfg.seed = v;
         }
@@ -165,6 +166,14 @@ impl TrainArgs {
     fn apply_model_sizes(&self, model: &mut ModelConfig) {
         match model {
             ModelConfig::Dcgan(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    (c.g_channels, c.d_channels) = (v, v);
+                }
+            }
+            ModelConfig::Resnet(c) => {
                 if let Some(v) = self.latent_dim {
                     c.latent_dim = v;
                 }

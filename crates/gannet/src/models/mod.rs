@@ -5,6 +5,7 @@
 
 pub mod dcgan;
 pub mod mlp;
+pub mod resnet;
 
 use crate::nn::{Mode, ParamStore};
 use candle_core::{Device, Tensor};
@@ -39,6 +40,7 @@ pub trait Discriminator {
 pub enum ModelConfig {
     Mlp(mlp::MlpConfig),
     Dcgan(dcgan::DcganConfig),
+    Resnet(resnet::ResnetConfig),
 }
 
 impl Default for ModelConfig {
@@ -52,6 +54,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(c) => c.latent_dim,
             ModelConfig::Dcgan(c) => c.latent_dim,
+            ModelConfig::Resnet(c) => c.latent_dim,
         }
     }
 
@@ -59,6 +62,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
+            ModelConfig::Resnet(_) => "resnet",
         }
     }
 }
@@ -84,6 +88,10 @@ pub fn build(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -
             Box::new(dcgan::DcganGenerator::new(&gen_params.root(), c, shape)?),
             Box::new(dcgan::DcganDiscriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Resnet(c) => (
+            Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
+            Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -95,6 +103,7 @@ pub fn build_generator(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: 
     let gen: Box<dyn Generator> = match cfg {
         ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape)?),
         ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
     };
     Ok((gen, params))
 }

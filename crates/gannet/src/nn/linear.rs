@@ -19,7 +19,12 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = x.matmul(&self.weight.as_tensor().t()?)?;
+        self.forward_with(x, self.weight.as_tensor())
+    }
+
+    /// The layer with `weight` [out, in] in place of the stored one (e.g. spectrally normalised).
+    pub fn forward_with(&self, x: &Tensor, weight: &Tensor) -> crate::Result<Tensor> {
+        let y = x.matmul(&weight.t()?)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b.as_tensor())?,
             None => y,

@@ -14,7 +14,7 @@ pub use conv::{Conv2d, ConvTranspose2d};
 pub use init::Init;
 pub use linear::Linear;
 pub use params::{ParamPath, ParamStore, Role};
-pub use spectral_norm::SpectralNorm;
+pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 
 /// Whether a forward pass trains (batch statistics, running stats updated) or evaluates.
 /// An enum rather than a bool so call sites read `Mode::Eval`, not `false`.

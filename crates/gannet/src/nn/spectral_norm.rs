@@ -49,3 +49,47 @@ impl SpectralNorm {
         Ok((wn, sigma))
     }
 }
+
+/// A convolution whose weight is optionally spectrally normalised (`sn_u` buffer next to it).
+pub struct SnConv2d {
+    conv: super::Conv2d,
+    sn: Option<SpectralNorm>,
+}
+
+impl SnConv2d {
+    /// `bias`: a per-channel bias (not normalised). `sn`: normalise the weight.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(p: &ParamPath, cin: usize, cout: usize, k: usize, spec: crate::ops::ConvSpec, init: Init, bias: bool, sn: bool) -> crate::Result<Self> {
+        let conv = super::Conv2d::new(p, cin, cout, k, spec, init, bias)?;
+        let sn = if sn { Some(SpectralNorm::new(p, cout)?) } else { None };
+        Ok(Self { conv, sn })
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
+        match &self.sn {
+            None => self.conv.forward(x),
+            Some(sn) => self.conv.forward_with(x, &sn.normalise(self.conv.weight(), mode)?.0),
+        }
+    }
+}
+
+/// A linear layer whose weight is optionally spectrally normalised.
+pub struct SnLinear {
+    linear: super::Linear,
+    sn: Option<SpectralNorm>,
+}
+
+impl SnLinear {
+    pub fn new(p: &ParamPath, din: usize, dout: usize, init: Init, bias: bool, sn: bool) -> crate::Result<Self> {
+        let linear = super::Linear::new(p, din, dout, init, bias)?;
+        let sn = if sn { Some(SpectralNorm::new(p, dout)?) } else { None };
+        Ok(Self { linear, sn })
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
+        match &self.sn {
+            None => self.linear.forward(x),
+            Some(sn) => self.linear.forward_with(x, &sn.normalise(self.linear.weight(), mode)?.0),
+        }
+    }
+}

@@ -16,8 +16,10 @@
 use candle_core::{DType, Tensor};
 
 pub mod im2col;
+pub mod resample;
 
 pub use im2col::{fold, unfold, Geom};
+pub use resample::{avg_pool2x, sum_pool2x, upsample2x};
 
 /// Stride, padding, output padding and dilation of a square-kernel convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

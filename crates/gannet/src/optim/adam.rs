@@ -5,7 +5,10 @@
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
 use std::collections::BTreeMap;
 
+/// In a config file every field is optional (`[optim.disc] lr = 4e-4` keeps the other defaults)
+/// and unknown fields are errors.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
     pub lr: f64,
     pub beta1: f64,

@@ -5,6 +5,8 @@ use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
+use super::augment::AugmentPolicy;
+use super::guard::GuardConfig;
 use super::penalty::PenaltyConfig;
 use super::periodic_eval::EvalConfig;
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,9 @@ pub struct TrainConfig {
     /// `ema = ema_decay*ema + (1-ema_decay)*gen`. 0 turns it off. When on, checkpoints hold
     /// `gen_ema.*` and sample grids / `gannet sample` use the shadow generator.
     pub ema_decay: f64,
+    /// DiffAugment applied to every batch D sees (real and fake, D and G updates):
+    /// `"color,translation,cutout"`, any subset, or `"none"` (default). See [`super::augment`].
+    pub augment: AugmentPolicy,
     pub loss: GanLoss,
     pub data: DataConfig,
     pub model: ModelConfig,
@@ -33,6 +38,9 @@ pub struct TrainConfig {
     /// `[eval]`: metrics computed during training (off by default). See
     /// [`super::periodic_eval`].
     pub eval: EvalConfig,
+    /// `[guard]`: divergence detection (NaN/Inf, collapsed D) and optional rollback. See
+    /// [`super::guard`] and `docs/stabilisers.md`.
+    pub guard: GuardConfig,
 }
 
 impl Default for TrainConfig {
@@ -47,8 +55,10 @@ impl Default for TrainConfig {
             optim: OptimConfig::default(),
             output: OutputConfig::default(),
             penalty: PenaltyConfig::default(),
+            guard: GuardConfig::default(),
             ema_decay: 0.999,
             eval: EvalConfig::default(),
+            augment: AugmentPolicy::NONE,
         }
     }
 }
@@ -160,6 +170,7 @@ impl TrainConfig {
         if self.model.latent_dim() == 0 {
             return bad("model.latent_dim must be at least 1");
         }
-        self.eval.validate()
+        self.eval.validate()?;
+        self.guard.validate()
     }
 }

@@ -118,13 +118,23 @@ impl PeriodicEval {
             Err(e) => return Err(crate::Error::io(format!("reading {}", csv.display()), e)),
         };
         let me = Self { every: cfg.every, last_step, seed, metrics: cfg.metrics.clone(), evaluator, csv, columns, rows, run: run.clone() };
-        let mut text = me.columns.join(",") + "\n";
-        for (s, v) in &me.rows {
+        me.rewrite()?;
+        Ok(Some(me))
+    }
+
+    /// Drops rows after `step` (a rollback to an earlier checkpoint) and rewrites the CSV.
+    pub fn truncate(&mut self, step: u64) -> crate::Result<()> {
+        self.rows.retain(|(s, _)| *s <= step);
+        self.rewrite()
+    }
+
+    fn rewrite(&self) -> crate::Result<()> {
+        let mut text = self.columns.join(",") + "\n";
+        for (s, v) in &self.rows {
             text.push_str(&fmt_row(*s, v));
             text.push('\n');
         }
-        crate::checkpoint::write_atomic(&me.csv, text.as_bytes())?;
-        Ok(Some(me))
+        crate::checkpoint::write_atomic(&self.csv, text.as_bytes())
     }
 
     /// Path of the CSV.

@@ -6,6 +6,7 @@
 //! runs/NAME/losses.svg                  the loss curves, redrawn with each sample grid
 //! runs/NAME/samples/step-000100.png     grids from the fixed latent batch; latest.png too
 //! runs/NAME/checkpoints/latest.safetensors
+//! runs/NAME/guard.log                   divergence-guard events, when there were any
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ impl RunDir {
     }
     pub fn latest_grid(&self) -> PathBuf {
         self.root.join("samples").join("latest.png")
+    }
+    /// Events of the divergence guard (what fired, rollbacks), appended as they happen.
+    pub fn guard_log(&self) -> PathBuf {
+        self.root.join("guard.log")
     }
     pub fn latest_checkpoint(&self) -> PathBuf {
         self.root.join("checkpoints").join("latest.safetensors")

@@ -6,6 +6,7 @@
 //! it batches from the data loader; `gannet bench` feeds it synthetic ones, so the benchmark times
 //! exactly the code training runs.
 
+use super::augment::{self, Role};
 use super::config::TrainConfig;
 use super::ema::Ema;
 use super::penalty::{self, PenaltyKind};
@@ -103,11 +104,14 @@ impl GanState {
                 None
             };
             let real_in = real_leaf.as_ref().map(|v| v.as_tensor()).unwrap_or(&real);
-            let real_logits = self.gan.disc.forward(real_in, labels.as_ref(), Mode::Train)?;
-            let fake_logits = self.gan.disc.forward(&fake.detach(), labels.as_ref(), Mode::Train)?;
+            // What D sees (DiffAugment, when on): R1 differentiates through the augmentation.
+            let real_seen = self.augment(real_in, batch_index, Role::Real)?;
+            let fake_seen = self.augment(&fake.detach(), batch_index, Role::Fake)?;
+            let real_logits = self.gan.disc.forward(&real_seen, labels.as_ref(), Mode::Train)?;
+            let fake_logits = self.gan.disc.forward(&fake_seen, labels.as_ref(), Mode::Train)?;
             let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
             let d_total = if with_penalty {
-                let pen = self.d_penalty(batch_index, &real, &fake, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
+                let pen = self.d_penalty(batch_index, &real_seen, &fake_seen, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
                 (&d_loss + (pen * self.cfg.penalty.scale())?)?
             } else {
                 d_loss.clone()
@@ -119,12 +123,34 @@ impl GanState {
             last_fake = Some((fake, labels));
         }
         let (fake, labels) = last_fake.expect("validated: d_steps_per_g >= 1");
-        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake, labels.as_ref(), Mode::Train)?)?;
+        let fake_seen = self.augment(&fake, (step + 1) * d_steps as u64 - 1, Role::GenFake)?;
+        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake_seen, labels.as_ref(), Mode::Train)?)?;
         self.opt_gen.step(&g_loss.backward()?)?;
         if let Some(ema) = &self.ema {
             ema.update(&self.gan.gen_params, step)?;
         }
         Ok(StepLosses { d_loss: d_loss_v, g_loss: scalar(&g_loss)?, d_real: d_real_v, d_fake: d_fake_v })
+    }
+
+    /// The checkpoint name (`gen.*`, `disc.*`, `gen_ema.*`) of the first weight or buffer holding
+    /// a NaN or Inf, if any.
+    pub fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
+        let ema = self.ema.as_ref().map(|e| ("gen_ema", &e.params));
+        for (prefix, store) in [("gen", &self.gan.gen_params), ("disc", &self.gan.disc_params)].into_iter().chain(ema) {
+            for (name, var) in store.all() {
+                // Any NaN or Inf makes the sum NaN or Inf (so does an f32 overflow of the sum,
+                // at weights around 1e35, which are diverged anyway).
+                if !scalar(&var.as_tensor().sum_all()?)?.is_finite() {
+                    return Ok(Some(format!("{prefix}.{name}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `x` as D sees it in D update `d_step` for `role`: DiffAugment'ed when `augment` is on.
+    fn augment(&self, x: &Tensor, d_step: u64, role: Role) -> crate::Result<Tensor> {
+        augment::augment(x, self.cfg.augment, self.cfg.seed, augment::stream_index(d_step, role))
     }
 
     /// Fails loudly (once per thread) when second-order gradients are off, since a penalty would

@@ -4,6 +4,7 @@
 
 use super::config::{TrainConfig, BUILTIN_DIGITS};
 use super::ema::Ema;
+use super::guard::{Guard, Signal};
 use super::metrics_log::{MetricsLog, Row};
 use super::periodic_eval::PeriodicEval;
 use super::run_dir::RunDir;
@@ -49,6 +50,9 @@ const META_STEP: &str = "step";
 const META_SHAPE: &str = "image_shape";
 const META_CLASSES: &str = "class_names";
 const KIND_TRAIN: &str = "train";
+/// Rollbacks the divergence guard has done in the run, and its collapse-signal streaks.
+const META_ROLLBACKS: &str = "guard_rollbacks";
+const META_STREAKS: &str = "guard_streaks";
 /// Checkpoint prefix of the EMA shadow generator's tensors.
 const EMA_PREFIX: &str = "gen_ema";
 
@@ -68,6 +72,12 @@ pub struct Trainer {
     elapsed_before: f64,
     /// Metrics during training (`[eval]`), when on.
     periodic: Option<PeriodicEval>,
+    guard: Guard,
+    /// Rollbacks done so far in this run (saved in checkpoints).
+    rollbacks: u32,
+    /// The step and file of the last checkpoint known to be good: the last one this trainer
+    /// wrote, or the one it resumed from.
+    last_good: Option<(u64, PathBuf)>,
 }
 
 impl Trainer {
@@ -94,7 +104,9 @@ impl Trainer {
             return Err(crate::Error::Config("resume cannot change the model or the seed".into()));
         }
         let run = RunDir::create(&cfg.output.dir)?;
-        Self::build(cfg, run, Some(saved))
+        let mut t = Self::build(cfg, run, Some(saved))?;
+        t.last_good = Some((t.step, checkpoint.to_path_buf()));
+        Ok(t)
     }
 
     fn build(cfg: TrainConfig, run: RunDir, saved: Option<SavedRun>) -> crate::Result<Self> {
@@ -103,6 +115,11 @@ impl Trainer {
         let dataset = Arc::new(load_dataset(&cfg)?);
         let shape = ImageShape { channels: dataset.channels(), resolution: dataset.height() };
         let mut state = GanState::new(&cfg, shape, &device)?;
+        let mut guard = Guard::new(cfg.guard, cfg.loss);
+        let rollbacks = saved.as_ref().map_or(0, |s| s.rollbacks);
+        if let Some(s) = &saved {
+            guard.set_streaks(s.guard_streaks);
+        }
         let (step, elapsed_before) = match &saved {
             Some(s) => {
                 s.restore(&mut state)?;
@@ -131,6 +148,9 @@ impl Trainer {
             started: Instant::now(),
             elapsed_before,
             periodic,
+            guard,
+            rollbacks,
+            last_good: None,
         })
     }
 
@@ -149,9 +169,27 @@ impl Trainer {
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
     }
+    /// Networks, optimizers (with their current learning rates) and the EMA shadow.
+    pub fn state(&self) -> &GanState {
+        &self.state
+    }
+    /// Rollbacks the divergence guard has done in this run.
+    pub fn rollbacks(&self) -> u32 {
+        self.rollbacks
+    }
 
-    /// One generator update and the discriminator updates before it.
+    /// One generator update and the discriminator updates before it; an error naming the last
+    /// good checkpoint when the divergence guard trips.
     pub fn train_step(&mut self) -> crate::Result<StepStats> {
+        let (stats, signal) = self.guarded_step()?;
+        match signal {
+            Some(s) => Err(self.divergence_error(&s)),
+            None => Ok(stats),
+        }
+    }
+
+    /// One step and what the divergence guard made of it.
+    fn guarded_step(&mut self) -> crate::Result<(StepStats, Option<Signal>)> {
         let t0 = Instant::now();
         let (loader, device) = (&mut self.loader, &self.device);
         let losses = self.state.step(self.step, |batch_index| {
@@ -161,24 +199,100 @@ impl Trainer {
             Ok(RealBatch { images, labels })
         })?;
         self.step += 1;
-        if !losses.is_finite() {
-            return Err(crate::Error::Msg(format!(
-                "training diverged at step {}: D loss {}, G loss {}; the last good checkpoint is {}",
-                self.step,
-                losses.d_loss,
-                losses.g_loss,
-                self.run.latest_checkpoint().display()
-            )));
+        let mut signal = self.guard.observe(&losses);
+        if signal.is_none() {
+            signal = self.state.non_finite_tensor()?.map(|tensor| Signal::NonFiniteWeights { tensor });
         }
         let images = self.cfg.schedule.batch_size * self.cfg.schedule.d_steps_per_g;
-        Ok(StepStats {
+        let stats = StepStats {
             step: self.step,
             d_loss: losses.d_loss,
             g_loss: losses.g_loss,
             d_real: losses.d_real,
             d_fake: losses.d_fake,
             images_per_s: images as f64 / t0.elapsed().as_secs_f64(),
-        })
+        };
+        Ok((stats, signal))
+    }
+
+    /// The error a divergence stops the run with: step, signal, and the last good checkpoint.
+    fn divergence_error(&self, signal: &Signal) -> crate::Error {
+        let g = &self.cfg.guard;
+        let exhausted = if g.rollback && self.rollbacks >= g.max_rollbacks { format!(" after {} rollbacks (guard.max_rollbacks = {})", self.rollbacks, g.max_rollbacks) } else { String::new() };
+        let next = match &self.last_good {
+            Some((step, path)) => format!(
+                "the last good checkpoint is {} (step {step}); continue from it with lower learning rates \
+                 (gannet train --resume {} --lr-g .. --lr-d ..), or set [guard] rollback = true",
+                path.display(),
+                path.display()
+            ),
+            None => format!(
+                "no checkpoint had been written yet (the first is due at step {}, output.checkpoint_every); start again \
+                 with lower learning rates, or set [guard] rollback = true",
+                self.cfg.output.checkpoint_every
+            ),
+        };
+        crate::Error::Msg(format!("training diverged at step {}{exhausted}: {signal}; {next}", self.step))
+    }
+
+    /// Appends a line to the run's `guard.log`.
+    fn guard_log(&self, line: &str) -> crate::Result<()> {
+        use std::io::Write;
+        let path = self.run.guard_log();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
+        writeln!(f, "[{:.1}s] {line}", self.elapsed()).map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// The guard tripped: stop with an error, or (with `guard.rollback`, while rollbacks are
+    /// left) reload the last good checkpoint, multiply both learning rates by `guard.lr_factor`
+    /// and carry on from there. Without a checkpoint yet, the run restarts from its initial
+    /// weights (a pure function of the seed).
+    fn on_divergence(&mut self, signal: Signal, observer: &mut dyn Observer) -> crate::Result<()> {
+        let at = self.step;
+        let g = self.cfg.guard;
+        if !g.rollback || self.rollbacks >= g.max_rollbacks {
+            let err = self.divergence_error(&signal);
+            self.guard_log(&format!("step {at}: {signal}; stopped: {err}"))?;
+            observer.on_event(&err.to_string());
+            return Err(err);
+        }
+        self.rollbacks += 1;
+        self.cfg.optim.gen.lr *= g.lr_factor;
+        self.cfg.optim.disc.lr *= g.lr_factor;
+        let mut state = GanState::new(&self.cfg, self.state.gan.gen.image_shape(), &self.device)?;
+        let (step, from) = match &self.last_good {
+            Some((step, path)) => {
+                let saved = SavedRun::load(path, &Device::Cpu)?;
+                if saved.step != *step {
+                    return Err(crate::Error::checkpoint(path, format!("holds step {}, expected the last good step {step}", saved.step)));
+                }
+                saved.restore(&mut state)?;
+                (saved.step, format!("{} (step {})", path.display(), saved.step))
+            }
+            None => (0, "the initial weights (step 0; no checkpoint had been written yet)".to_string()),
+        };
+        self.state = state;
+        self.step = step;
+        self.loader = BatchLoader::new(self.dataset.clone(), self.cfg.schedule.batch_size, self.cfg.seed, step * self.cfg.schedule.d_steps_per_g as u64)?;
+        self.pending.clear();
+        self.log = MetricsLog::open(&self.run.metrics_csv(), step)?;
+        if let Some(p) = &mut self.periodic {
+            p.truncate(step)?;
+        }
+        self.guard = Guard::new(self.cfg.guard, self.cfg.loss);
+        crate::checkpoint::write_atomic(&self.run.config(), self.cfg.to_toml().as_bytes())?;
+        let msg = format!(
+            "step {at}: {signal}; rolled back to {from} with learning rates G {:e}, D {:e} (rollback {} of {})",
+            self.cfg.optim.gen.lr, self.cfg.optim.disc.lr, self.rollbacks, g.max_rollbacks
+        );
+        self.guard_log(&msg)?;
+        observer.on_event(&msg);
+        observer.on_start(self.step, self.cfg.schedule.steps);
+        Ok(())
     }
 
     /// The generator sample grids use: the EMA shadow when there is one.
@@ -202,7 +316,11 @@ impl Trainer {
                 observer.on_event(&format!("interrupted at step {}: saved {}", self.step, p.display()));
                 return Ok(());
             }
-            let stats = self.train_step()?;
+            let (stats, signal) = self.guarded_step()?;
+            if let Some(signal) = signal {
+                self.on_divergence(signal, observer)?;
+                continue;
+            }
             observer.on_step(&stats);
             self.after_step(stats, observer)?;
         }
@@ -226,7 +344,16 @@ impl Trainer {
             observer.on_event(&format!("step {}: samples in {}", self.step, p.display()));
         }
         if self.step.is_multiple_of(out.checkpoint_every) {
-            self.save_checkpoint()?;
+            if self.guard.suspect() {
+                // Keep the last good checkpoint: this state may be the start of a collapse.
+                let (low, gap) = self.guard.streaks();
+                observer.on_event(&format!(
+                    "step {}: checkpoint skipped while a collapse signal holds (low D loss {low} steps, wide logit gap {gap} steps)",
+                    self.step
+                ));
+            } else {
+                self.save_checkpoint()?;
+            }
         }
         if let Some(mut p) = self.periodic.take() {
             let done = p.after_step(self.step, self.sampling_generator());
@@ -272,7 +399,16 @@ impl Trainer {
     }
 
     /// Writes `checkpoints/latest.safetensors` atomically; returns its path.
+    /// Refuses (with an error) to write weights that hold a NaN or Inf, so the file on disk stays
+    /// the last good one.
     pub fn save_checkpoint(&mut self) -> crate::Result<PathBuf> {
+        if let Some(t) = self.state.non_finite_tensor()? {
+            return Err(crate::Error::Msg(format!(
+                "not saving a checkpoint at step {}: tensor {t} is not finite; {} is left as it was",
+                self.step,
+                self.run.latest_checkpoint().display()
+            )));
+        }
         self.flush_log()?;
         let mut tensors = BTreeMap::new();
         let st = &self.state;
@@ -291,8 +427,12 @@ impl Trainer {
         meta.insert("elapsed_s".to_string(), format!("{:.3}", self.elapsed()));
         meta.insert(META_SHAPE.to_string(), serde_json::to_string(&shape).expect("plain struct"));
         meta.insert(META_CLASSES.to_string(), serde_json::to_string(self.dataset.class_names()).expect("strings"));
+        meta.insert(META_ROLLBACKS.to_string(), self.rollbacks.to_string());
+        let (low, gap) = self.guard.streaks();
+        meta.insert(META_STREAKS.to_string(), format!("{low},{gap}"));
         let path = self.run.latest_checkpoint();
         checkpoint::save(&path, &tensors, &meta)?;
+        self.last_good = Some((self.step, path.clone()));
         Ok(path)
     }
 }
@@ -327,6 +467,10 @@ pub struct SavedRun {
     pub image_shape: ImageShape,
     pub class_names: Vec<String>,
     pub tensors: BTreeMap<String, Tensor>,
+    /// Rollbacks the divergence guard had done (0 in checkpoints from before the guard).
+    pub rollbacks: u32,
+    /// The guard's collapse-signal streaks (low D loss, wide logit gap) at the checkpoint.
+    pub guard_streaks: (u64, u64),
 }
 
 impl SavedRun {
@@ -342,7 +486,15 @@ impl SavedRun {
         let elapsed_s = meta.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         let image_shape = serde_json::from_str(get(META_SHAPE)?).map_err(|e| err(format!("bad image_shape: {e}")))?;
         let class_names = serde_json::from_str(get(META_CLASSES)?).map_err(|e| err(format!("bad class_names: {e}")))?;
-        Ok(Self { config, step, elapsed_s, image_shape, class_names, tensors })
+        let rollbacks = meta.get(META_ROLLBACKS).map_or(Ok(0), |s| s.parse()).map_err(|_| err("bad guard_rollbacks in metadata".into()))?;
+        let guard_streaks = match meta.get(META_STREAKS) {
+            None => (0, 0),
+            Some(s) => s
+                .split_once(',')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .ok_or_else(|| err(format!("bad guard_streaks '{s}' in metadata")))?,
+        };
+        Ok(Self { config, step, elapsed_s, image_shape, class_names, tensors, rollbacks, guard_streaks })
     }
 
     /// Builds the networks on `device` and loads their weights (for sampling).
