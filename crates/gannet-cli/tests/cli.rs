@@ -233,3 +233,28 @@ fn eval_a_checkpoint_with_classifier_metrics_prints_a_table() {
     assert!(out.contains("40 generated vs 40 reference images (builtin:digits-10k)"), "{out}");
     assert!(out.contains("classifier FID") && out.contains("classes covered") && out.contains("builtin:mnist"), "{out}");
 }
+
+#[test]
+fn train_with_eval_every_writes_metrics_eval_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = gannet(&["train", "--print-config", "--eval-every", "2", "--eval-metrics", "cfid,classes"]);
+    let toml = String::from_utf8(o.stdout).unwrap();
+    assert!(toml.contains("[eval]") && toml.contains("every = 2") && toml.contains("\"classes\""), "{toml}");
+    let o = gannet(&["train", "--eval-metrics", "cfid,bogus", "--print-config"]);
+    assert!(!o.status.success() && stderr(&o).contains("bogus"), "{}", stderr(&o));
+    // The reference features are cached in GANNET_CACHE (here a scratch folder).
+    let o = Command::new(env!("CARGO_BIN_EXE_gannet"))
+        .args([
+            "train", "--out", run.to_str().unwrap(), "--steps", "2", "--batch-size", "8", "--channels", "4", "--latent-dim", "8",
+            "--eval-every", "1", "--eval-metrics", "cfid", "--eval-count", "16",
+        ])
+        .env("GANNET_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(run.join("metrics_eval.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("step,cfid,eval_s\n1,") && run.join("eval_cfid.svg").exists(), "{csv}");
+    assert_eq!(std::fs::read_dir(tmp.path().join("cache")).unwrap().count(), 1);
+}

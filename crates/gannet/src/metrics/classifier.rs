@@ -193,9 +193,11 @@ impl Classifier {
         let n = images01.dim(0)?;
         let mut out = Vec::with_capacity(n.div_ceil(EVAL_BATCH));
         for start in (0..n).step_by(EVAL_BATCH) {
-            let x = self.prepare01(&images01.narrow(0, start, EVAL_BATCH.min(n - start))?)?;
+            // Detached: the weights are variables; tracked outputs would keep every batch's
+            // activations alive until the concatenation is dropped.
+            let x = self.prepare01(&images01.narrow(0, start, EVAL_BATCH.min(n - start))?.detach())?;
             let (feat, logits) = self.forward_m11(&x)?;
-            out.push(f(feat, logits)?);
+            out.push(f(feat.detach(), logits.detach())?);
         }
         if out.is_empty() {
             return Err(Error::Msg("the classifier got no images".into()));

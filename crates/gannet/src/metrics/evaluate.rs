@@ -225,7 +225,9 @@ pub fn generate01(gen: &dyn Generator, count: usize, seed: u64, device: &Device,
     while done < count {
         let n = CHUNK.min(count - done);
         let z = rng::randn(&mut r, &[n, gen.latent_dim()], device)?;
-        out.push(((gen.forward(&z, None, Mode::Eval)?.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?);
+        // Detached: G's weights are variables, and a tracked output would make every later op
+        // (the whole Inception network) keep its activations alive for a backward pass.
+        out.push(((gen.forward(&z, None, Mode::Eval)?.detach().clamp(-1f32, 1f32)? + 1.0)? * 0.5)?);
         done += n;
         obs.advance(n);
     }
@@ -413,6 +415,7 @@ impl Evaluator {
 
     /// Scores generated images in [0, 1], [N, 1|3, H, W] (N >= 2).
     pub fn evaluate_images(&self, fake01: &Tensor, obs: &mut dyn EvalObserver) -> Result<EvalReport> {
+        let fake01 = &fake01.detach();
         let n = fake01.dim(0)?;
         if n < 2 {
             return Err(Error::Msg(format!("evaluation needs at least 2 generated images, got {n}")));

@@ -290,7 +290,7 @@ impl FidInception {
 
     /// One batch: resize to 299 (bilinear, align_corners=False), grey -> RGB, [0,1] -> [-1,1].
     fn forward01(&self, x: &Tensor) -> Result<Tensor> {
-        let x = x.to_dtype(DType::F32)?.to_device(&self.device)?;
+        let x = x.detach().to_dtype(DType::F32)?.to_device(&self.device)?;
         // Resizing before the channel repeat does a third of the work and gives the same result.
         let x = resize_bilinear(&x, INPUT_SIZE, INPUT_SIZE)?;
         let x = if x.dim(1)? == 1 { x.repeat((1, 3, 1, 1))? } else { x };
