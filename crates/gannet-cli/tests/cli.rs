@@ -40,7 +40,7 @@ fn bad_flags_and_values_are_explained() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("hinge"), "{}", stderr(&o));
     let o = gannet(&["train", "--arch", "transformer", "--print-config"]);
-    assert!(stderr(&o).contains("dcgan or mlp"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("dcgan, resnet or mlp"), "{}", stderr(&o));
     let o = gannet(&["sample", "--checkpoint", "/nonexistent/latest.safetensors", "--out", "x.png"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent/latest.safetensors"), "{}", stderr(&o));
