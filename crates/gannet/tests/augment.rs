@@ -252,11 +252,14 @@ fn time_full_policy() {
     for (c, s) in [(1, 28), (3, 32), (3, 64)] {
         let x = img(64, c, s, s);
         let v = Var::from_tensor(&x).unwrap();
+        let w = img(64, c, s, s);
         let t0 = std::time::Instant::now();
         let reps = 20;
         for i in 0..reps {
             let y = augment::augment(v.as_tensor(), AugmentPolicy::ALL, 1, i).unwrap();
-            y.sum_all().unwrap().backward().unwrap();
+            // A weighted sum, so the gradient arriving at the augmentation is a dense tensor
+            // as in training (sum_all's own is a broadcast view, slow to consume).
+            y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
         }
         println!("64x{c}x{s}x{s}: forward+backward {:.2} ms", t0.elapsed().as_secs_f64() * 1e3 / reps as f64);
     }
