@@ -1,9 +1,9 @@
 //! Class-conditional GANs: what `[model] conditional = "..."` selects, and the pieces the
 //! architectures share.
 //!
-//! * The generator gets the label through class-conditional BatchNorm (DCGAN: every BatchNorm of
-//!   G scales and shifts by a learned per-class vector) or, for the MLP, a one-hot label
-//!   concatenated to the latent.
+//! * The generator gets the one-hot label concatenated to the latent (a learned class
+//!   embedding in its first layer) and, in the DCGAN, class-conditional BatchNorm: every BatchNorm
+//!   of G also scales and shifts by a learned per-class vector.
 //! * The discriminator is either a **projection discriminator** (Miyato & Koyama 2018):
 //!   `D(x, y) = head(phi(x)) + <embed(y), sum_pool(phi(x))>`, or an **AC-GAN** discriminator
 //!   (Odena et al. 2017): the usual real/fake logit plus an auxiliary head of class logits, whose

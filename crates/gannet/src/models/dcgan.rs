@@ -23,15 +23,20 @@ pub struct DcganConfig {
     /// Spectral normalisation on every conv of D (one power-iteration step per training forward,
     /// `u` vectors saved as `*.sn_u` buffers). It replaces D's BatchNorm, which is then left out.
     pub spectral_norm: bool,
+    /// BatchNorm in D's hidden blocks (the DCGAN paper's D). Turn it off for WGAN-GP, whose
+    /// per-image gradient penalty BatchNorm's batch coupling invalidates. Spectral normalisation
+    /// leaves it out regardless.
+    pub d_batch_norm: bool,
     /// Class conditioning: "none", "projection" or "acgan" (see [`super::conditional`]). When on,
-    /// every BatchNorm of G is class-conditional, and D gets a projection term or an auxiliary
+    /// G's stem takes the one-hot label with the latent and every BatchNorm of G is
+    /// class-conditional, and D gets a projection term or an auxiliary
     /// classifier head (a conv like the real/fake head, with one output per class).
     pub conditional: Conditioning,
 }
 
 impl Default for DcganConfig {
     fn default() -> Self {
-        Self { latent_dim: 100, g_channels: 32, d_channels: 32, spectral_norm: false, conditional: Conditioning::None }
+        Self { latent_dim: 100, g_channels: 32, d_channels: 32, spectral_norm: false, d_batch_norm: true, conditional: Conditioning::None }
     }
 }
 
@@ -74,7 +79,9 @@ impl DcganGenerator {
         let plan = Plan::for_resolution(shape.resolution)?;
         // Channels per map size: ngf * 2^(doublings-1) at the base, halving each doubling.
         let ch = |i: usize| cfg.g_channels << (plan.doublings - 1 - i);
-        let stem = ConvTranspose2d::new(&p.sub("stem"), cfg.latent_dim, ch(0), plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
+        // A conditional G also gets the one-hot label as extra input channels of the stem, which
+        // gives every class its own learned starting map, on top of the class BatchNorms.
+        let stem = ConvTranspose2d::new(&p.sub("stem"), cfg.latent_dim + classes, ch(0), plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
         let stem_bn = ClassBatchNorm::new(&p.sub("stem_bn"), ch(0), Init::DCGAN_BN, classes)?;
         let blocks = (1..plan.doublings)
             .map(|i| -> crate::Result<_> {
@@ -94,7 +101,11 @@ impl DcganGenerator {
 impl Generator for DcganGenerator {
     fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
         let labels = if self.classes > 0 { Some(conditional::require_labels(labels, "generator")?) } else { None };
-        let x = z.reshape((z.dim(0)?, self.cfg.latent_dim, 1, 1))?;
+        let z = match labels {
+            Some(l) => conditional::concat_one_hot(z, l, self.classes)?,
+            None => z.clone(),
+        };
+        let x = z.reshape((z.dim(0)?, self.cfg.latent_dim + self.classes, 1, 1))?;
         let mut h = self.stem_bn.forward(&self.stem.forward(&x)?, labels, mode)?.relu()?;
         for (conv, bn) in &self.blocks {
             h = bn.forward(&conv.forward(&h)?, labels, mode)?.relu()?;
@@ -165,7 +176,7 @@ impl DcganDiscriminator {
         let blocks = (1..plan.doublings)
             .map(|i| -> crate::Result<_> {
                 let b = p.sub(format!("down{i}"));
-                let bn = if sn { None } else { Some(BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?) };
+                let bn = if sn || !cfg.d_batch_norm { None } else { Some(BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?) };
                 Ok((SnConv::new(&b.sub("conv"), ch(i - 1), ch(i), 4, DOWN, sn)?, bn))
             })
             .collect::<crate::Result<Vec<_>>>()?;
