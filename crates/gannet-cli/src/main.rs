@@ -4,7 +4,7 @@
 mod commands;
 mod progress;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // candle allocates a fresh buffer for every op result. glibc's malloc returns large blocks to the
 // kernel on free, so each step faulted in (and zeroed) gigabytes of new pages: 31% of a DCGAN
@@ -59,7 +59,12 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANNET_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // The train help lists the presets, which live in the library.
+    let command = Cli::command().mut_subcommand("train", |c| {
+        let examples = c.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        c.after_help(format!("{examples}\n\n{}", commands::train::presets_help()))
+    });
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),

@@ -258,3 +258,132 @@ fn train_with_eval_every_writes_metrics_eval_csv() {
     assert!(csv.starts_with("step,cfid,eval_s\n1,") && run.join("eval_cfid.svg").exists(), "{csv}");
     assert_eq!(std::fs::read_dir(tmp.path().join("cache")).unwrap().count(), 1);
 }
+
+fn tiny_conditional_train(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train", "--out", out.to_str().unwrap(), "--steps", "2", "--batch-size", "8", "--channels", "4",
+        "--latent-dim", "8", "--sample-every", "2", "--checkpoint-every", "2",
+    ];
+    args.extend_from_slice(extra);
+    gannet(&args)
+}
+
+const NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+
+#[test]
+fn conditional_sampling_by_class_index_and_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let names = NAMES.join(",");
+    let o = tiny_conditional_train(&run, &["--conditional", "acgan", "--class-names", &names]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let ck = ckpt.to_str().unwrap();
+    let sample = |extra: &[&str]| {
+        let mut a = vec!["sample", "--checkpoint", ck];
+        a.extend_from_slice(extra);
+        gannet(&a)
+    };
+    // --class 7 and --class-name seven give the same images (same seed).
+    let (a, b) = (tmp.path().join("a.png"), tmp.path().join("b.png"));
+    let o = sample(&["--class", "7", "-n", "4", "--out", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("seven"), "{}", stderr(&o));
+    let o = sample(&["--class-name", "seven", "-n", "4", "--out", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&a).unwrap().to_rgb8(), image::open(&b).unwrap().to_rgb8());
+    let text = gannet::image_io::read_png_text(&a).unwrap();
+    assert!(text.contains(&("gannet:class".to_string(), "seven".to_string())), "{text:?}");
+    // Another class gives other images.
+    let c = tmp.path().join("c.png");
+    assert!(sample(&["--class", "3", "-n", "4", "--out", c.to_str().unwrap()]).status.success());
+    assert_ne!(image::open(&a).unwrap().to_rgb8(), image::open(&c).unwrap().to_rgb8());
+    // Without --class the grid has one class per row: 10 rows of ceil(20/10) = 2.
+    let g = tmp.path().join("g.png");
+    assert!(sample(&["-n", "20", "--out", g.to_str().unwrap()]).status.success());
+    let img = image::open(&g).unwrap();
+    assert_eq!((img.width(), img.height()), (2 * 30 + 2, 10 * 30 + 2));
+
+    // Errors: an unknown name lists the valid ones; an index out of range says the range.
+    let o = sample(&["--class-name", "sneaker", "--out", g.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("sneaker") && e.contains("7 = seven") && e.contains("0 = zero"), "{e}");
+    let o = sample(&["--class", "10", "--out", g.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("--class 10") && e.contains("10 classes") && e.contains("0 to 9"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn class_options_on_an_unconditional_checkpoint_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = tiny_conditional_train(&run, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let out = tmp.path().join("x.png");
+    for extra in [&["--class", "1", "--out"][..], &["--class-name", "1", "--out"], &["--per-class", "2", "--out-dir"]] {
+        let mut a = vec!["sample", "--checkpoint", ckpt.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        a.push(out.to_str().unwrap());
+        let o = gannet(&a);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        let e = stderr(&o);
+        assert!(e.contains("unconditional") && e.contains("cgan-mnist"), "{e}");
+    }
+}
+
+#[test]
+fn per_class_export_reads_back_with_the_same_labels_and_says_it_is_synthetic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // Names whose alphabetical order is not the label order.
+    let names = NAMES.join(",");
+    let o = tiny_conditional_train(&run, &["--conditional", "projection", "--class-names", &names]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let dir = tmp.path().join("synthetic");
+    let o = gannet(&["sample", "--checkpoint", ckpt.to_str().unwrap(), "--per-class", "3", "--out-dir", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in NAMES {
+        assert!(dir.join(name).join("00002.png").exists() && !dir.join(name).join("00003.png").exists(), "{name}");
+    }
+    let ds = gannet::data::load(&gannet::data::DataSource::Path(dir.clone()), &gannet::data::LoadOptions::default()).unwrap();
+    assert_eq!(ds.class_names(), NAMES);
+    let want: Vec<u32> = (0..10).flat_map(|c| [c; 3]).collect();
+    assert_eq!(ds.labels().unwrap(), want.as_slice());
+    let text = gannet::image_io::read_png_text(&dir.join("seven/00001.png")).unwrap();
+    let get = |k: &str| text.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("gannet:source"), Some("synthetic"));
+    assert_eq!(get("gannet:class"), Some("seven"));
+    assert_eq!(get("gannet:class-index"), Some("7"));
+    assert_eq!(get("gannet:step"), Some("2"));
+    assert!(get("gannet:checkpoint").unwrap().ends_with("latest.safetensors"));
+    assert!(get("Software").unwrap().starts_with("gannet"));
+    // A model trained on the export sees the same classes (the round trip a user makes).
+    let o = gannet(&["train", "--data", dir.to_str().unwrap(), "--conditional", "projection", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --per-class needs --out-dir.
+    let o = gannet(&["sample", "--checkpoint", ckpt.to_str().unwrap(), "--per-class", "3", "--out", "x.png"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn presets_are_listed_and_used() {
+    let o = gannet(&["train", "--help"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for p in ["dcgan-mnist", "cgan-mnist", "cgan-fashion", "sngan-fashion", "wgan-gp-fashion", "r1-fashion", "wgan-gp-emoji"] {
+        assert!(out.contains(p), "{p} missing from train --help:\n{out}");
+    }
+    let o = gannet(&["train", "--preset", "cgan-fashion", "--steps", "9", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = String::from_utf8_lossy(&o.stdout);
+    assert!(toml.contains("steps = 9") && toml.contains("conditional = \"acgan\"") && toml.contains("sneaker"), "{toml}");
+    let o = gannet(&["train", "--preset", "cgan-mnist", "--conditional", "projection", "--print-config"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("conditional = \"projection\""));
+    let o = gannet(&["train", "--preset", "magic"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wgan-gp-emoji"), "{}", stderr(&o));
+}

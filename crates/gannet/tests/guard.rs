@@ -66,7 +66,7 @@ fn guard_config_parses_and_validates() {
 /// produce NaN within a step or two.
 fn mlp_config(dir: &Path, steps: u64) -> TrainConfig {
     let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true });
+    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true, ..Default::default() });
     cfg.loss = GanLoss::Wasserstein;
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = 8;

@@ -277,7 +277,7 @@ fn spectral_norm_dcgan_run_resumes_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = |d: &str, steps| {
         let mut c = tiny_config(&tmp.path().join(d), steps);
-        c.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, spectral_norm: true });
+        c.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, spectral_norm: true, ..Default::default() });
         c
     };
     let full = run(cfg("full", 4));

@@ -1,5 +1,8 @@
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use gannet::candle_core::{Device, Tensor};
+use gannet::image_io;
+use gannet::models::Generator;
 use gannet::nn::Mode;
 use gannet::rng::{self, Stream};
 use gannet::train::SavedRun;
@@ -8,7 +11,13 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n  \
-    gannet sample --checkpoint C --count 100 --seed 7 --out-dir samples/   # 100 single PNGs")]
+    gannet sample --checkpoint C --count 100 --seed 7 --out-dir samples/   # 100 single PNGs\n  \
+    gannet sample --checkpoint C --class 7 --out sevens.png                # conditional models\n  \
+    gannet sample --checkpoint C --class-name sneaker -n 16 --out sneakers.png\n  \
+    gannet sample --checkpoint C --per-class 500 --out-dir synthetic/      # labelled image folder\n\n\
+    A conditional model's grid without --class shows one class per row. --per-class writes one\n\
+    subfolder per class name, which `gannet train --data synthetic/` reads back with the same labels.\n\
+    Every PNG carries text chunks saying it is synthetic and naming the checkpoint and step.")]
 pub struct SampleArgs {
     /// A training checkpoint (checkpoints/latest.safetensors of a run).
     #[arg(long)]
@@ -22,6 +31,16 @@ pub struct SampleArgs {
     /// Number of images.
     #[arg(long, short = 'n', default_value_t = 64)]
     count: usize,
+    /// Conditional models: generate only this class (its index, 0-based).
+    #[arg(long, conflicts_with_all = ["class_name", "per_class"])]
+    class: Option<usize>,
+    /// Conditional models: generate only the class with this name (names come from the checkpoint).
+    #[arg(long, conflicts_with = "per_class")]
+    class_name: Option<String>,
+    /// Conditional models: N images of every class into --out-dir, one subfolder per class name
+    /// (a labelled dataset, e.g. for augmentation).
+    #[arg(long, requires = "out_dir", conflicts_with_all = ["out", "count"], value_name = "N")]
+    per_class: Option<usize>,
     /// Seed for the latents: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -36,34 +55,135 @@ pub struct SampleArgs {
 /// Generates in chunks so a large --count does not need memory for all images at once.
 const CHUNK: usize = 256;
 
+/// What to generate: a class per image (conditional models) or none.
+enum Plan {
+    Unconditional,
+    /// Every image of one class.
+    OneClass(usize),
+    /// The grid/folder of a conditional model without --class: classes in turn.
+    AllClasses,
+    /// `n` images of each class, into per-class subfolders.
+    PerClass(usize),
+}
+
 pub fn run(args: SampleArgs) -> Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    anyhow::ensure!(args.per_class != Some(0), "--per-class must be at least 1");
     anyhow::ensure!(args.out.is_some() || args.out_dir.is_some(), "say where to write: --out grid.png or --out-dir DIR");
     let device = gannet::device::parse_device(&args.device)?;
     let saved = SavedRun::load(&args.checkpoint, &device)?;
+    let plan = plan(&args, &saved)?;
     // The EMA shadow generator (gen_ema.*) when the run kept one: it gives cleaner samples.
     let gen = saved.generator(&device, saved.has_ema() && !args.no_ema).with_context(|| format!("loading {}", args.checkpoint.display()))?;
-    let latent = saved.config.model.latent_dim();
-    let mut r = rng::rng(args.seed, Stream::Sample, 0);
-    let mut images = Vec::new();
-    let mut done = 0;
-    while done < args.count {
-        let n = CHUNK.min(args.count - done);
-        let z = rng::randn(&mut r, &[n, latent], &device)?;
-        images.push(gen.forward(&z, None, Mode::Eval)?);
-        done += n;
-    }
-    let all = gannet::candle_core::Tensor::cat(&images, 0)?;
+    let names = &saved.class_names;
+    let k = saved.num_classes();
+    // Labels per image, and images per grid row.
+    let (labels, nrow): (Option<Vec<u32>>, Option<usize>) = match plan {
+        Plan::Unconditional => (None, None),
+        Plan::OneClass(c) => (Some(vec![c as u32; args.count]), None),
+        Plan::AllClasses if args.out.is_some() => {
+            let cols = args.count.div_ceil(k);
+            (Some((0..k as u32).flat_map(|c| std::iter::repeat_n(c, cols)).collect()), Some(cols))
+        }
+        Plan::AllClasses => (Some((0..args.count).map(|i| (i % k) as u32).collect()), None),
+        Plan::PerClass(n) => (Some((0..k as u32).flat_map(|c| std::iter::repeat_n(c, n)).collect()), None),
+    };
+    let total = labels.as_ref().map_or(args.count, |l| l.len());
+    let all = generate(gen.as_ref(), total, labels.as_deref(), args.seed, &device)?;
+    let text_for = |label: Option<u32>| image_io::provenance_text(&args.checkpoint, saved.step, label.map(|c| (c as usize, names[c as usize].as_str())));
     if let Some(out) = &args.out {
-        gannet::image_io::save_grid(&all, out)?;
-        eprintln!("wrote {} images as a grid to {}", args.count, out.display());
+        let nrow = nrow.unwrap_or_else(|| (total as f64).sqrt().ceil() as usize);
+        let one_class = match plan {
+            Plan::OneClass(c) => Some(c as u32),
+            _ => None,
+        };
+        image_io::save_png_with_text(&image_io::grid(&all, nrow, 2)?, out, &text_for(one_class))?;
+        let what = match plan {
+            Plan::OneClass(c) => format!(" of class {c} ({})", names[c]),
+            Plan::AllClasses => format!(", one class per row ({nrow} per class)"),
+            _ => String::new(),
+        };
+        eprintln!("wrote {total} images{what} as a grid to {}", out.display());
     }
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (i, img) in gannet::image_io::to_images(&all)?.iter().enumerate() {
-            gannet::image_io::save_png(img, &dir.join(format!("{i:05}.png")))?;
+        let images = image_io::to_images(&all)?;
+        if let Plan::PerClass(n) = plan {
+            for (c, name) in names.iter().enumerate() {
+                let sub = dir.join(name);
+                std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+                for i in 0..n {
+                    image_io::save_png_with_text(&images[c * n + i], &sub.join(format!("{i:05}.png")), &text_for(Some(c as u32)))?;
+                }
+            }
+            // The class order, so the folder loader gives every image the label the model used.
+            let order = dir.join(gannet::data::folder::CLASS_ORDER_FILE);
+            std::fs::write(&order, names.join("\n") + "\n").with_context(|| format!("writing {}", order.display()))?;
+            eprintln!("wrote {n} PNGs for each of {k} classes to {} (one subfolder per class, order in classes.txt)", dir.display());
+        } else {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (i, img) in images.iter().enumerate() {
+                let label = labels.as_ref().map(|l| l[i]);
+                image_io::save_png_with_text(img, &dir.join(format!("{i:05}.png")), &text_for(label))?;
+            }
+            eprintln!("wrote {total} PNGs to {}", dir.display());
         }
-        eprintln!("wrote {} PNGs to {}", args.count, dir.display());
     }
     Ok(())
 }
+
+/// Checks the class options against the checkpoint.
+fn plan(args: &SampleArgs, saved: &SavedRun) -> Result<Plan> {
+    let k = saved.num_classes();
+    let wants_class = args.class.is_some() || args.class_name.is_some() || args.per_class.is_some();
+    if k == 0 {
+        if wants_class {
+            bail!(
+                "{} is an unconditional model (model.conditional = \"none\"): --class, --class-name and --per-class need a \
+                 class-conditional one, e.g. `gannet train --preset cgan-mnist` or `--conditional projection`",
+                args.checkpoint.display()
+            );
+        }
+        return Ok(Plan::Unconditional);
+    }
+    let names = &saved.class_names;
+    if let Some(c) = args.class {
+        if c >= k {
+            bail!("--class {c} is out of range: this model has {k} classes, 0 to {} ({})", k - 1, list(names));
+        }
+        return Ok(Plan::OneClass(c));
+    }
+    if let Some(name) = &args.class_name {
+        return match names.iter().position(|n| n == name) {
+            Some(c) => Ok(Plan::OneClass(c)),
+            None => bail!("no class named '{name}' in this model; its classes are: {}", list(names)),
+        };
+    }
+    if let Some(n) = args.per_class {
+        return Ok(Plan::PerClass(n));
+    }
+    Ok(Plan::AllClasses)
+}
+
+/// "0 = t-shirt, 1 = trouser, ..." style list of class names.
+fn list(names: &[String]) -> String {
+    names.iter().enumerate().map(|(i, n)| if *n == i.to_string() { n.clone() } else { format!("{i} = {n}") }).collect::<Vec<_>>().join(", ")
+}
+
+/// `n` images from latents drawn from `seed`, in chunks, with their labels when conditional.
+fn generate(gen: &dyn Generator, n: usize, labels: Option<&[u32]>, seed: u64, device: &Device) -> Result<Tensor> {
+    let mut r = rng::rng(seed, Stream::Sample, 0);
+    let mut images = Vec::new();
+    let mut done = 0;
+    while done < n {
+        let m = CHUNK.min(n - done);
+        let z = rng::randn(&mut r, &[m, gen.latent_dim()], device)?;
+        let l = match labels {
+            Some(l) => Some(Tensor::from_slice(&l[done..done + m], m, device)?),
+            None => None,
+        };
+        images.push(gen.forward(&z, l.as_ref(), Mode::Eval)?);
+        done += m;
+    }
+    Ok(Tensor::cat(&images, 0)?)
+}
+

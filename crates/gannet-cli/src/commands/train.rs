@@ -2,7 +2,7 @@ use crate::progress::TrainProgress;
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::loss::GanLoss;
-use gannet::models::ModelConfig;
+use gannet::models::{Conditioning, ModelConfig};
 use gannet::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,8 @@ impl std::str::FromStr for MetricList {
     gannet train --data ../shared/data/fashion-mnist --out runs/fashion\n  \
     gannet train --data ~/pictures/cats --resolution 64 --steps 20000\n  \
     gannet train --config my.toml --steps 500      # flags override the file\n  \
+    gannet train --preset cgan-mnist               # a tried configuration (list below)\n  \
+    gannet train --preset cgan-fashion --steps 500 --out runs/quick\n  \
     gannet train --resume runs/default/checkpoints/latest.safetensors --steps 4000\n  \
     gannet train --print-config > my.toml          # every setting with its default\n\n\
     Ctrl-C saves a checkpoint before stopping; --resume continues exactly where it stopped.")]
@@ -32,8 +34,12 @@ pub struct TrainArgs {
     /// TOML config file; flags given on the command line override its values.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Start from a named, tried configuration (see the list below); --config and flags
+    /// override its settings.
+    #[arg(long)]
+    preset: Option<String>,
     /// Continue the run saved in this checkpoint (its config is reused; --steps may extend it).
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with_all = ["config", "preset"])]
     resume: Option<PathBuf>,
     /// Training data: an IDX directory (MNIST layout), an IDX file, or a folder of PNG/JPEG
     /// images (subfolders = classes). Default: 10k MNIST digits built into gannet.
@@ -48,6 +54,14 @@ pub struct TrainArgs {
     /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
     #[arg(long)]
     arch: Option<String>,
+    /// Class conditioning: none, projection (projection discriminator) or acgan (auxiliary
+    /// classifier). Needs labelled data; the classes come from the dataset.
+    #[arg(long)]
+    conditional: Option<Conditioning>,
+    /// Names of the classes in label order, comma-separated (e.g. for IDX data, whose classes
+    /// are otherwise named 0, 1, ...). Used by `gannet sample --class-name`.
+    #[arg(long, value_delimiter = ',')]
+    class_names: Option<Vec<String>>,
     /// Generator updates to train for (in total, also when resuming).
     #[arg(long)]
     steps: Option<u64>,
@@ -147,6 +161,12 @@ impl TrainArgs {
                 other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
             };
         }
+        if let Some(c) = self.conditional {
+            cfg.model.set_conditioning(c)?;
+        }
+        if let Some(names) = &self.class_names {
+            cfg.data.class_names = Some(names.clone());
+        }
         self.apply_model_sizes(&mut cfg.model);
         if let Some(v) = self.batch_size {
             cfg.schedule.batch_size = v;
@@ -208,9 +228,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(ckpt) => Trainer::resume(ckpt, |cfg| args.apply_schedule(cfg))
             .with_context(|| format!("resuming from {}", ckpt.display()))?,
         None => {
-            let mut cfg = match &args.config {
-                Some(p) => TrainConfig::from_file(p)?,
-                None => TrainConfig::default(),
+            let mut cfg = match (&args.preset, &args.config) {
+                (Some(name), file) => {
+                    let text = match file {
+                        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?),
+                        None => None,
+                    };
+                    gannet::train::presets::find(name)?
+                        .with_overrides(text.as_deref())
+                        .with_context(|| match file {
+                            Some(p) => format!("preset {name} with {}", p.display()),
+                            None => format!("preset {name}"),
+                        })?
+                }
+                (None, Some(p)) => TrainConfig::from_file(p)?,
+                (None, None) => TrainConfig::default(),
             };
             args.apply(&mut cfg)?;
             cfg.validate()?;
@@ -244,4 +276,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trainer.run_dir().latest_checkpoint().display()
     );
     Ok(())
+}
+
+/// The `--help` text that lists the presets (appended to the examples by `main`).
+pub fn presets_help() -> String {
+    let mut s = String::from("Presets (--preset NAME; see the README for their results):\n");
+    let width = gannet::train::presets::ALL.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in gannet::train::presets::ALL {
+        s.push_str(&format!("  {:width$}  {}\n", p.name, p.summary));
+    }
+    s
 }

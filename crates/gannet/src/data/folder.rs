@@ -5,6 +5,11 @@
 //! - only subfolders holding images: one class per subfolder (sorted names), labelled;
 //! - both at once is refused ("mixed label layout"): guessing would silently drop data.
 //!
+//! Classes are numbered in sorted subfolder order, unless the root holds a `classes.txt` with one
+//! class (subfolder) name per line: then that order gives the labels, so a labelled folder written
+//! by `gannet sample --per-class` reads back with the labels the model used ("10" would otherwise
+//! sort before "2", "ankle-boot" before "t-shirt").
+//!
 //! Hidden entries (starting with '.') and files that are not PNG/JPEG are skipped.
 
 use std::path::{Path, PathBuf};
@@ -75,6 +80,7 @@ fn scan(root: &Path) -> Result<Scan> {
         )),
         (false, true) => Ok((root_files, None, Vec::new())),
         (true, false) => {
+            let classes = order_classes(root, classes)?;
             let mut files = Vec::new();
             let mut labels = Vec::new();
             let mut names = Vec::new();
@@ -86,6 +92,36 @@ fn scan(root: &Path) -> Result<Scan> {
             Ok((files, Some(labels), names))
         }
     }
+}
+
+/// The file that fixes the order (and so the labels) of class subfolders.
+pub const CLASS_ORDER_FILE: &str = "classes.txt";
+
+/// Orders the class subfolders by `classes.txt` when the root has one; it must name every class
+/// subfolder exactly once (blank lines are ignored).
+fn order_classes(root: &Path, classes: Vec<(PathBuf, Vec<PathBuf>)>) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
+    let file = root.join(CLASS_ORDER_FILE);
+    if !file.is_file() {
+        return Ok(classes);
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::data(&file, format!("cannot read: {e}")))?;
+    let names: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut by_name: std::collections::BTreeMap<String, (PathBuf, Vec<PathBuf>)> = classes
+        .into_iter()
+        .map(|(dir, files)| (dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), (dir, files)))
+        .collect();
+    let mut ordered = Vec::with_capacity(names.len());
+    for name in &names {
+        match by_name.remove(*name) {
+            Some(c) => ordered.push(c),
+            None => return Err(Error::data(&file, format!("names '{name}', which is not a class subfolder with images (or is listed twice)"))),
+        }
+    }
+    if !by_name.is_empty() {
+        let rest: Vec<&String> = by_name.keys().collect();
+        return Err(Error::data(&file, format!("does not list the class subfolders {rest:?}; list every class, one per line")));
+    }
+    Ok(ordered)
 }
 
 /// Sorted image files and sorted non-hidden subfolders directly inside `dir`.

@@ -91,6 +91,26 @@ impl Dataset {
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
+    /// The same data with other class names (e.g. "sneaker" for Fashion-MNIST's class 7, which
+    /// IDX files cannot name). There must be one name per class, all different and non-empty.
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Self> {
+        if self.labels.is_none() {
+            return Err(Error::data(&self.source, "data.class_names is set, but this dataset has no labels"));
+        }
+        if names.len() != self.class_names.len() {
+            return Err(Error::data(
+                &self.source,
+                format!("data.class_names has {} names, but the data has {} classes", names.len(), self.class_names.len()),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(bad) = names.iter().find(|n| n.is_empty() || n.contains(['/', '\\']) || !seen.insert(n.as_str())) {
+            return Err(Error::data(&self.source, format!("data.class_names: '{bad}' is empty, repeated or contains a path separator")));
+        }
+        self.class_names = names;
+        Ok(self)
+    }
+
     /// Where the data came from (a path, or `builtin:digits-10k`).
     pub fn source(&self) -> &str {
         &self.source

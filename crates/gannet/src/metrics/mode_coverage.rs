@@ -159,6 +159,7 @@ pub fn train_toy(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Ve
         hidden: cfg.hidden,
         layers: cfg.layers,
         tanh_output: false,
+        ..MlpConfig::default()
     });
     let shape = ImageShape { channels: 2, resolution: 1 };
     let gan = models::build(&mcfg, shape, cfg.seed, device)?;

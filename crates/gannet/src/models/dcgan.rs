@@ -5,8 +5,9 @@
 //! base 7 (28, 56, ...) and k >= 2. G starts from a `base x base` map made by a transposed conv
 //! of the latent; every further block doubles the size and halves the channels.
 
+use super::conditional::{self, Conditioning};
 use super::{Discriminator, Generator, ImageShape};
-use crate::nn::{Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, Mode, ParamPath, SpectralNorm};
+use crate::nn::{Activation, BatchNorm, ClassBatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Mode, ParamPath, SpectralNorm};
 use crate::ops::ConvSpec;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -22,11 +23,20 @@ pub struct DcganConfig {
     /// Spectral normalisation on every conv of D (one power-iteration step per training forward,
     /// `u` vectors saved as `*.sn_u` buffers). It replaces D's BatchNorm, which is then left out.
     pub spectral_norm: bool,
+    /// BatchNorm in D's hidden blocks (the DCGAN paper's D). Turn it off for WGAN-GP, whose
+    /// per-image gradient penalty BatchNorm's batch coupling invalidates. Spectral normalisation
+    /// leaves it out regardless.
+    pub d_batch_norm: bool,
+    /// Class conditioning: "none", "projection" or "acgan" (see [`super::conditional`]). When on,
+    /// G's stem takes the one-hot label with the latent and every BatchNorm of G is
+    /// class-conditional, and D gets a projection term or an auxiliary
+    /// classifier head (a conv like the real/fake head, with one output per class).
+    pub conditional: Conditioning,
 }
 
 impl Default for DcganConfig {
     fn default() -> Self {
-        Self { latent_dim: 100, g_channels: 32, d_channels: 32, spectral_norm: false }
+        Self { latent_dim: 100, g_channels: 32, d_channels: 32, spectral_norm: false, d_batch_norm: true, conditional: Conditioning::None }
     }
 }
 
@@ -55,41 +65,50 @@ const UP: ConvSpec = ConvSpec::new(2, 1);
 
 pub struct DcganGenerator {
     stem: ConvTranspose2d,
-    stem_bn: BatchNorm,
-    blocks: Vec<(ConvTranspose2d, BatchNorm)>,
+    stem_bn: ClassBatchNorm,
+    blocks: Vec<(ConvTranspose2d, ClassBatchNorm)>,
     to_image: ConvTranspose2d,
     cfg: DcganConfig,
     shape: ImageShape,
+    classes: usize,
 }
 
 impl DcganGenerator {
-    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape) -> crate::Result<Self> {
+    /// `classes` > 0 makes every BatchNorm class-conditional (0: unconditional).
+    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape, classes: usize) -> crate::Result<Self> {
         let plan = Plan::for_resolution(shape.resolution)?;
         // Channels per map size: ngf * 2^(doublings-1) at the base, halving each doubling.
         let ch = |i: usize| cfg.g_channels << (plan.doublings - 1 - i);
-        let stem = ConvTranspose2d::new(&p.sub("stem"), cfg.latent_dim, ch(0), plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
-        let stem_bn = BatchNorm::new(&p.sub("stem_bn"), ch(0), Init::DCGAN_BN)?;
+        // A conditional G also gets the one-hot label as extra input channels of the stem, which
+        // gives every class its own learned starting map, on top of the class BatchNorms.
+        let stem = ConvTranspose2d::new(&p.sub("stem"), cfg.latent_dim + classes, ch(0), plan.base, ConvSpec::new(1, 0), Init::DCGAN, false)?;
+        let stem_bn = ClassBatchNorm::new(&p.sub("stem_bn"), ch(0), Init::DCGAN_BN, classes)?;
         let blocks = (1..plan.doublings)
             .map(|i| -> crate::Result<_> {
                 let b = p.sub(format!("up{i}"));
                 Ok((
                     ConvTranspose2d::new(&b.sub("conv"), ch(i - 1), ch(i), 4, UP, Init::DCGAN, false)?,
-                    BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?,
+                    ClassBatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN, classes)?,
                 ))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         let last = ch(plan.doublings - 1);
         let to_image = ConvTranspose2d::new(&p.sub("to_image"), last, shape.channels, 4, UP, Init::DCGAN, false)?;
-        Ok(Self { stem, stem_bn, blocks, to_image, cfg: cfg.clone(), shape })
+        Ok(Self { stem, stem_bn, blocks, to_image, cfg: cfg.clone(), shape, classes })
     }
 }
 
 impl Generator for DcganGenerator {
-    fn forward(&self, z: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
-        let x = z.reshape((z.dim(0)?, self.cfg.latent_dim, 1, 1))?;
-        let mut h = self.stem_bn.forward(&self.stem.forward(&x)?, mode)?.relu()?;
+    fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        let labels = if self.classes > 0 { Some(conditional::require_labels(labels, "generator")?) } else { None };
+        let z = match labels {
+            Some(l) => conditional::concat_one_hot(z, l, self.classes)?,
+            None => z.clone(),
+        };
+        let x = z.reshape((z.dim(0)?, self.cfg.latent_dim + self.classes, 1, 1))?;
+        let mut h = self.stem_bn.forward(&self.stem.forward(&x)?, labels, mode)?.relu()?;
         for (conv, bn) in &self.blocks {
-            h = bn.forward(&conv.forward(&h)?, mode)?.relu()?;
+            h = bn.forward(&conv.forward(&h)?, labels, mode)?.relu()?;
         }
         Ok(self.to_image.forward(&h)?.tanh()?)
     }
@@ -101,12 +120,26 @@ impl Generator for DcganGenerator {
     fn image_shape(&self) -> ImageShape {
         self.shape
     }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
 }
 
 pub struct DcganDiscriminator {
     from_image: SnConv,
     blocks: Vec<(SnConv, Option<BatchNorm>)>,
     head: SnConv,
+    class_head: ClassHead,
+}
+
+/// What a conditional D adds to the real/fake head.
+enum ClassHead {
+    None,
+    /// Class embedding [classes, C] dotted with the sum-pooled last feature map [N, C].
+    Projection(Embedding),
+    /// A conv over the last feature map with one output per class (AC-GAN).
+    Auxiliary(SnConv),
 }
 
 /// A conv with optional spectral normalisation of its weight.
@@ -134,7 +167,8 @@ const DOWN: ConvSpec = ConvSpec::new(2, 1);
 const LRELU: Activation = Activation::LeakyRelu(0.2);
 
 impl DcganDiscriminator {
-    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape) -> crate::Result<Self> {
+    /// `classes` > 0 with `cfg.conditional` set adds the projection or auxiliary head.
+    pub fn new(p: &ParamPath, cfg: &DcganConfig, shape: ImageShape, classes: usize) -> crate::Result<Self> {
         let plan = Plan::for_resolution(shape.resolution)?;
         let ch = |i: usize| cfg.d_channels << i;
         let sn = cfg.spectral_norm;
@@ -142,18 +176,27 @@ impl DcganDiscriminator {
         let blocks = (1..plan.doublings)
             .map(|i| -> crate::Result<_> {
                 let b = p.sub(format!("down{i}"));
-                let bn = if sn { None } else { Some(BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?) };
+                let bn = if sn || !cfg.d_batch_norm { None } else { Some(BatchNorm::new(&b.sub("bn"), ch(i), Init::DCGAN_BN)?) };
                 Ok((SnConv::new(&b.sub("conv"), ch(i - 1), ch(i), 4, DOWN, sn)?, bn))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         let last = ch(plan.doublings - 1);
         let head = SnConv::new(&p.sub("head"), last, 1, plan.base, ConvSpec::new(1, 0), sn)?;
-        Ok(Self { from_image, blocks, head })
+        let class_head = match (cfg.conditional, classes) {
+            (Conditioning::None, _) | (_, 0) => ClassHead::None,
+            (Conditioning::Projection, k) => ClassHead::Projection(Embedding::new(&p.sub("class_embed"), "weight", k, last, Init::DCGAN)?),
+            (Conditioning::Acgan, k) => ClassHead::Auxiliary(SnConv::new(&p.sub("class_head"), last, k, plan.base, ConvSpec::new(1, 0), sn)?),
+        };
+        Ok(Self { from_image, blocks, head, class_head })
     }
 }
 
 impl Discriminator for DcganDiscriminator {
-    fn forward(&self, x: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+    fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        Ok(self.forward_with_classes(x, labels, mode)?.0)
+    }
+
+    fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
         let mut h = LRELU.forward(&self.from_image.forward(x, mode)?)?;
         for (conv, bn) in &self.blocks {
             let y = conv.forward(&h, mode)?;
@@ -163,6 +206,15 @@ impl Discriminator for DcganDiscriminator {
             };
             h = LRELU.forward(&y)?;
         }
-        Ok(self.head.forward(&h, mode)?.flatten_all()?)
+        let logits = self.head.forward(&h, mode)?.flatten_all()?;
+        match &self.class_head {
+            ClassHead::None => Ok((logits, None)),
+            ClassHead::Projection(embed) => {
+                let labels = conditional::require_labels(labels, "discriminator")?;
+                let pooled = h.sum((2, 3))?;
+                Ok(((logits + conditional::projection(embed, &pooled, labels)?)?, None))
+            }
+            ClassHead::Auxiliary(conv) => Ok((logits, Some(conv.forward(&h, mode)?.flatten_from(1)?))),
+        }
     }
 }

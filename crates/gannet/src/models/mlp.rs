@@ -1,8 +1,9 @@
 //! The vanilla GAN of Goodfellow et al.: fully connected G and D. Also serves the 2-D toy
 //! distributions (an "image" of shape [2, 1, 1]).
 
+use super::conditional::{self, Conditioning};
 use super::{Discriminator, Generator, ImageShape};
-use crate::nn::{Activation, Init, Linear, Mode, ParamPath};
+use crate::nn::{Activation, Embedding, Init, Linear, Mode, ParamPath};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -15,11 +16,15 @@ pub struct MlpConfig {
     pub layers: usize,
     /// Squash G's output with tanh (images in [-1,1]); off for unbounded toy data.
     pub tanh_output: bool,
+    /// Class conditioning: "none", "projection" or "acgan". G gets the one-hot label concatenated
+    /// to the latent; D a projection term or an auxiliary linear classifier on its last hidden
+    /// layer.
+    pub conditional: Conditioning,
 }
 
 impl Default for MlpConfig {
     fn default() -> Self {
-        Self { latent_dim: 64, hidden: 256, layers: 2, tanh_output: true }
+        Self { latent_dim: 64, hidden: 256, layers: 2, tanh_output: true, conditional: Conditioning::None }
     }
 }
 
@@ -52,18 +57,25 @@ pub struct MlpGenerator {
     layers: Vec<Linear>,
     cfg: MlpConfig,
     shape: ImageShape,
+    classes: usize,
 }
 
 impl MlpGenerator {
-    pub fn new(p: &ParamPath, cfg: &MlpConfig, shape: ImageShape) -> crate::Result<Self> {
-        let layers = stack(p, &dims(cfg.latent_dim, cfg, shape.numel()))?;
-        Ok(Self { layers, cfg: cfg.clone(), shape })
+    /// `classes` > 0: the one-hot label is concatenated to the latent.
+    pub fn new(p: &ParamPath, cfg: &MlpConfig, shape: ImageShape, classes: usize) -> crate::Result<Self> {
+        let layers = stack(p, &dims(cfg.latent_dim + classes, cfg, shape.numel()))?;
+        Ok(Self { layers, cfg: cfg.clone(), shape, classes })
     }
 }
 
 impl Generator for MlpGenerator {
-    fn forward(&self, z: &Tensor, _labels: Option<&Tensor>, _mode: Mode) -> crate::Result<Tensor> {
-        let mut x = run(&self.layers, z, Activation::Relu)?;
+    fn forward(&self, z: &Tensor, labels: Option<&Tensor>, _mode: Mode) -> crate::Result<Tensor> {
+        let input = if self.classes > 0 {
+            conditional::concat_one_hot(z, conditional::require_labels(labels, "generator")?, self.classes)?
+        } else {
+            z.clone()
+        };
+        let mut x = run(&self.layers, &input, Activation::Relu)?;
         if self.cfg.tanh_output {
             x = x.tanh()?;
         }
@@ -78,21 +90,58 @@ impl Generator for MlpGenerator {
     fn image_shape(&self) -> ImageShape {
         self.shape
     }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
 }
 
 pub struct MlpDiscriminator {
     layers: Vec<Linear>,
+    class_head: ClassHead,
 }
 
+enum ClassHead {
+    None,
+    Projection(Embedding),
+    Auxiliary(Linear),
+}
+
+const D_ACT: Activation = Activation::LeakyRelu(0.2);
+
 impl MlpDiscriminator {
-    pub fn new(p: &ParamPath, cfg: &MlpConfig, shape: ImageShape) -> crate::Result<Self> {
-        Ok(Self { layers: stack(p, &dims(shape.numel(), cfg, 1))? })
+    pub fn new(p: &ParamPath, cfg: &MlpConfig, shape: ImageShape, classes: usize) -> crate::Result<Self> {
+        let d = dims(shape.numel(), cfg, 1);
+        // The features the class head reads: the input of the last layer.
+        let feat = d[d.len() - 2];
+        let class_head = match (cfg.conditional, classes) {
+            (Conditioning::None, _) | (_, 0) => ClassHead::None,
+            (Conditioning::Projection, k) => ClassHead::Projection(Embedding::new(&p.sub("class_embed"), "weight", k, feat, Init::FanInUniform { fan_in: feat })?),
+            (Conditioning::Acgan, k) => ClassHead::Auxiliary(Linear::new(&p.sub("class_head"), feat, k, Init::FanInUniform { fan_in: feat }, true)?),
+        };
+        Ok(Self { layers: stack(p, &d)?, class_head })
     }
 }
 
 impl Discriminator for MlpDiscriminator {
-    fn forward(&self, x: &Tensor, _labels: Option<&Tensor>, _mode: Mode) -> crate::Result<Tensor> {
-        let h = x.flatten_from(1)?;
-        Ok(run(&self.layers, &h, Activation::LeakyRelu(0.2))?.flatten_all()?)
+    fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        Ok(self.forward_with_classes(x, labels, mode)?.0)
+    }
+
+    fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, _mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
+        let (last, hidden) = self.layers.split_last().expect("at least one layer");
+        let mut h = x.flatten_from(1)?;
+        for l in hidden {
+            h = D_ACT.forward(&l.forward(&h)?)?;
+        }
+        let logits = last.forward(&h)?.flatten_all()?;
+        match &self.class_head {
+            ClassHead::None => Ok((logits, None)),
+            ClassHead::Projection(e) => {
+                let labels = conditional::require_labels(labels, "discriminator")?;
+                Ok(((logits + conditional::projection(e, &h, labels)?)?, None))
+            }
+            ClassHead::Auxiliary(l) => Ok((logits, Some(l.forward(&h)?))),
+        }
     }
 }

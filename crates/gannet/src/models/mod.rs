@@ -2,10 +2,15 @@
 //!
 //! A generator maps latents [N, latent_dim] (and, for conditional models, labels [N]) to images
 //! [N, C, H, W] in [-1, 1]; a discriminator maps images to one logit per image, [N].
+//! Conditional models (`conditional = "projection" | "acgan"`, see [`conditional`]) also take the
+//! class of every image; the number of classes comes from the dataset.
 
+pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
 pub mod resnet;
+
+pub use conditional::Conditioning;
 
 use crate::nn::{Mode, ParamStore};
 use candle_core::{Device, Tensor};
@@ -28,10 +33,20 @@ pub trait Generator {
     fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor>;
     fn latent_dim(&self) -> usize;
     fn image_shape(&self) -> ImageShape;
+    /// Classes a conditional generator was built for; 0 when it ignores labels.
+    fn num_classes(&self) -> usize {
+        0
+    }
 }
 
 pub trait Discriminator {
     fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor>;
+
+    /// The logits [N] and, for an AC-GAN discriminator, its class logits [N, classes], from one
+    /// forward pass (BatchNorm statistics and spectral-norm iterations advance once).
+    fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
+        Ok((self.forward(x, labels, mode)?, None))
+    }
 }
 
 /// The architecture and its sizes, as written in a config file (`arch = "dcgan"`).
@@ -58,6 +73,46 @@ impl ModelConfig {
         }
     }
 
+    /// Whether and how the model uses class labels.
+    pub fn conditioning(&self) -> Conditioning {
+        match self {
+            ModelConfig::Mlp(c) => c.conditional,
+            ModelConfig::Dcgan(c) => c.conditional,
+            ModelConfig::Resnet(_) => Conditioning::None,
+        }
+    }
+
+    /// Sets the conditioning (the CLI's `--conditional`); the ResNet models are unconditional only.
+    pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
+        match self {
+            ModelConfig::Mlp(c) => c.conditional = cond,
+            ModelConfig::Dcgan(c) => c.conditional = cond,
+            ModelConfig::Resnet(_) if !cond.is_conditional() => {}
+            ModelConfig::Resnet(_) => {
+                return Err(crate::Error::Config(format!(
+                    "arch = \"resnet\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\""
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of classes the networks are built for: `dataset_classes` for a conditional
+    /// model (an error when it is 0), 0 for an unconditional one.
+    pub fn classes_for(&self, dataset_classes: usize) -> crate::Result<usize> {
+        let cond = self.conditioning();
+        if !cond.is_conditional() {
+            return Ok(0);
+        }
+        if dataset_classes == 0 {
+            return Err(crate::Error::Config(format!(
+                "model.conditional = \"{cond}\" needs class labels, but the dataset has none: use an IDX \
+                 dataset with a labels file, a folder with one subfolder per class, or conditional = \"none\""
+            )));
+        }
+        Ok(dataset_classes)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
@@ -75,18 +130,25 @@ pub struct Gan {
     pub disc_params: ParamStore,
 }
 
-/// Builds both networks; weights are drawn from `seed` (G and D from independent streams).
+/// Builds both networks of an unconditional model; weights are drawn from `seed` (G and D from
+/// independent streams). A conditional config is an error here: use [`build_with_classes`].
 pub fn build(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -> crate::Result<Gan> {
+    build_with_classes(cfg, shape, 0, seed, device)
+}
+
+/// Builds both networks for data with `classes` classes (ignored by unconditional models).
+pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, seed: u64, device: &Device) -> crate::Result<Gan> {
+    let k = cfg.classes_for(classes)?;
     let gen_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
     let disc_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 2), device);
     let (gen, disc): (Box<dyn Generator>, Box<dyn Discriminator>) = match cfg {
         ModelConfig::Mlp(c) => (
-            Box::new(mlp::MlpGenerator::new(&gen_params.root(), c, shape)?),
-            Box::new(mlp::MlpDiscriminator::new(&disc_params.root(), c, shape)?),
+            Box::new(mlp::MlpGenerator::new(&gen_params.root(), c, shape, k)?),
+            Box::new(mlp::MlpDiscriminator::new(&disc_params.root(), c, shape, k)?),
         ),
         ModelConfig::Dcgan(c) => (
-            Box::new(dcgan::DcganGenerator::new(&gen_params.root(), c, shape)?),
-            Box::new(dcgan::DcganDiscriminator::new(&disc_params.root(), c, shape)?),
+            Box::new(dcgan::DcganGenerator::new(&gen_params.root(), c, shape, k)?),
+            Box::new(dcgan::DcganDiscriminator::new(&disc_params.root(), c, shape, k)?),
         ),
         ModelConfig::Resnet(c) => (
             Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
@@ -99,10 +161,22 @@ pub fn build(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -
 /// Builds only the generator, with the same initial weights [`build`] gives it for `seed`
 /// (used for the EMA shadow generator and for sampling).
 pub fn build_generator(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device) -> crate::Result<(Box<dyn Generator>, ParamStore)> {
+    build_generator_with_classes(cfg, shape, 0, seed, device)
+}
+
+/// [`build_generator`] for data with `classes` classes (ignored by unconditional models).
+pub fn build_generator_with_classes(
+    cfg: &ModelConfig,
+    shape: ImageShape,
+    classes: usize,
+    seed: u64,
+    device: &Device,
+) -> crate::Result<(Box<dyn Generator>, ParamStore)> {
+    let k = cfg.classes_for(classes)?;
     let params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
     let gen: Box<dyn Generator> = match cfg {
-        ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape)?),
-        ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape, k)?),
+        ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
     };
     Ok((gen, params))

@@ -2,7 +2,9 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod class_batch_norm;
 pub mod conv;
+pub mod embedding;
 pub mod init;
 pub mod linear;
 pub mod params;
@@ -10,7 +12,9 @@ pub mod spectral_norm;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
+pub use class_batch_norm::ClassBatchNorm;
 pub use conv::{Conv2d, ConvTranspose2d};
+pub use embedding::{one_hot, Embedding};
 pub use init::Init;
 pub use linear::Linear;
 pub use params::{ParamPath, ParamStore, Role};

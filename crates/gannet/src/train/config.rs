@@ -73,13 +73,20 @@ pub struct DataConfig {
     /// image folders.
     pub resolution: Option<usize>,
     pub channels: Channels,
+    /// Names for the classes, in label order, replacing the data's own ("0".."9" for IDX data,
+    /// subfolder names for folders). Saved in checkpoints for `gannet sample --class-name`.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { source: BUILTIN_DIGITS.into(), resolution: None, channels: Channels::Auto }
+        Self { source: BUILTIN_DIGITS.into(), resolution: None, channels: Channels::Auto, class_names: None }
     }
 }
+
+/// Fashion-MNIST's class names, in label order (the IDX files only hold the numbers).
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"];
 
 pub const BUILTIN_DIGITS: &str = "builtin:digits";
 

@@ -24,9 +24,10 @@ pub struct Ema {
 }
 
 impl Ema {
-    /// A shadow generator initialised to a copy of `source`'s current weights.
-    pub fn new(cfg: &ModelConfig, shape: ImageShape, seed: u64, device: &Device, source: &ParamStore, decay: f64) -> crate::Result<Self> {
-        let (gen, params) = models::build_generator(cfg, shape, seed, device)?;
+    /// A shadow generator initialised to a copy of `source`'s current weights (`classes`: the
+    /// dataset's class count, used by conditional models).
+    pub fn new(cfg: &ModelConfig, shape: ImageShape, classes: usize, seed: u64, device: &Device, source: &ParamStore, decay: f64) -> crate::Result<Self> {
+        let (gen, params) = models::build_generator_with_classes(cfg, shape, classes, seed, device)?;
         params.load(&source.tensors())?;
         Ok(Self { gen, params, decay })
     }

@@ -51,9 +51,15 @@ pub struct GanState {
 }
 
 impl GanState {
-    /// Fresh networks, optimizers and EMA shadow for `cfg` on images of `shape`.
+    /// Fresh networks, optimizers and EMA shadow for `cfg` on images of `shape` (unconditional
+    /// models; see [`GanState::with_classes`]).
     pub fn new(cfg: &TrainConfig, shape: ImageShape, device: &Device) -> crate::Result<Self> {
-        let gan = models::build(&cfg.model, shape, cfg.seed, device)?;
+        Self::with_classes(cfg, shape, 0, device)
+    }
+
+    /// As [`GanState::new`], for data with `classes` classes (conditional models need > 0).
+    pub fn with_classes(cfg: &TrainConfig, shape: ImageShape, classes: usize, device: &Device) -> crate::Result<Self> {
+        let gan = models::build_with_classes(&cfg.model, shape, classes, cfg.seed, device)?;
         let opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
         let opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
         if cfg.penalty.is_active() {
@@ -61,7 +67,7 @@ impl GanState {
             crate::autodiff::enable_second_order();
         }
         let ema = if cfg.ema_decay > 0.0 {
-            Some(Ema::new(&cfg.model, shape, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?)
+            Some(Ema::new(&cfg.model, shape, classes, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?)
         } else {
             None
         };
@@ -107,9 +113,9 @@ impl GanState {
             // What D sees (DiffAugment, when on): R1 differentiates through the augmentation.
             let real_seen = self.augment(real_in, batch_index, Role::Real)?;
             let fake_seen = self.augment(&fake.detach(), batch_index, Role::Fake)?;
-            let real_logits = self.gan.disc.forward(&real_seen, labels.as_ref(), Mode::Train)?;
-            let fake_logits = self.gan.disc.forward(&fake_seen, labels.as_ref(), Mode::Train)?;
-            let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
+            let (real_logits, real_classes) = self.gan.disc.forward_with_classes(&real_seen, labels.as_ref(), Mode::Train)?;
+            let (fake_logits, fake_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
+            let d_loss = with_class_loss(loss.d_loss(&real_logits, &fake_logits)?, &[real_classes, fake_classes], labels.as_ref())?;
             let d_total = if with_penalty {
                 let pen = self.d_penalty(batch_index, &real_seen, &fake_seen, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
                 (&d_loss + (pen * self.cfg.penalty.scale())?)?
@@ -124,7 +130,8 @@ impl GanState {
         }
         let (fake, labels) = last_fake.expect("validated: d_steps_per_g >= 1");
         let fake_seen = self.augment(&fake, (step + 1) * d_steps as u64 - 1, Role::GenFake)?;
-        let g_loss = loss.g_loss(&self.gan.disc.forward(&fake_seen, labels.as_ref(), Mode::Train)?)?;
+        let (g_logits, g_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
+        let g_loss = with_class_loss(loss.g_loss(&g_logits)?, &[g_classes], labels.as_ref())?;
         self.opt_gen.step(&g_loss.backward()?)?;
         if let Some(ema) = &self.ema {
             ema.update(&self.gan.gen_params, step)?;
@@ -188,6 +195,17 @@ impl GanState {
             }
         }
     }
+}
+
+/// AC-GAN: adds the cross-entropy of every set of class logits against the batch's labels to
+/// `adversarial` (D: real and fake images; G: fake images). Other models have no class logits.
+fn with_class_loss(adversarial: Tensor, class_logits: &[Option<Tensor>], labels: Option<&Tensor>) -> crate::Result<Tensor> {
+    let mut total = adversarial;
+    for logits in class_logits.iter().flatten() {
+        let labels = labels.ok_or_else(|| crate::Error::Msg("an AC-GAN discriminator needs labelled batches".into()))?;
+        total = (total + crate::models::conditional::cross_entropy(logits, labels)?)?;
+    }
+    Ok(total)
 }
 
 fn scalar(t: &Tensor) -> crate::Result<f64> {

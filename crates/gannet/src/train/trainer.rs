@@ -65,6 +65,10 @@ pub struct Trainer {
     /// Generator updates done so far.
     step: u64,
     fixed_latents: Tensor,
+    /// Labels of the fixed grid batch (conditional models: one class per row).
+    fixed_labels: Option<Tensor>,
+    /// Images per row of the sample grids.
+    grid_columns: usize,
     run: RunDir,
     log: MetricsLog,
     pending: Vec<StepStats>,
@@ -114,7 +118,11 @@ impl Trainer {
         let device = crate::device::parse_device(&cfg.device)?;
         let dataset = Arc::new(load_dataset(&cfg)?);
         let shape = ImageShape { channels: dataset.channels(), resolution: dataset.height() };
-        let mut state = GanState::new(&cfg, shape, &device)?;
+        let classes = cfg.model.classes_for(dataset.num_classes()).map_err(|e| match e {
+            crate::Error::Config(m) => crate::Error::data(dataset.source(), m),
+            other => other,
+        })?;
+        let mut state = GanState::with_classes(&cfg, shape, classes, &device)?;
         let mut guard = Guard::new(cfg.guard, cfg.loss);
         let rollbacks = saved.as_ref().map_or(0, |s| s.rollbacks);
         if let Some(s) = &saved {
@@ -131,6 +139,7 @@ impl Trainer {
         let loader = BatchLoader::new(dataset.clone(), cfg.schedule.batch_size, cfg.seed, step * batches_per_step)?;
         let mut fixed_rng = rng::rng(cfg.seed, Stream::FixedLatent, 0);
         let fixed_latents = rng::randn(&mut fixed_rng, &[cfg.output.sample_count, cfg.model.latent_dim()], &device)?;
+        let (fixed_latents, fixed_labels, grid_columns) = grid_batch(fixed_latents, classes)?;
         crate::checkpoint::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
         let log = MetricsLog::open(&run.metrics_csv(), step)?;
         let periodic = PeriodicEval::new(&cfg.eval, &dataset, &cfg.data.source, cfg.seed, cfg.schedule.steps, step, &run, &device)?;
@@ -142,6 +151,8 @@ impl Trainer {
             dataset,
             step,
             fixed_latents,
+            fixed_labels,
+            grid_columns,
             run,
             log,
             pending: Vec::new(),
@@ -263,7 +274,8 @@ impl Trainer {
         self.rollbacks += 1;
         self.cfg.optim.gen.lr *= g.lr_factor;
         self.cfg.optim.disc.lr *= g.lr_factor;
-        let mut state = GanState::new(&self.cfg, self.state.gan.gen.image_shape(), &self.device)?;
+        let classes = self.cfg.model.classes_for(self.dataset.num_classes())?;
+        let mut state = GanState::with_classes(&self.cfg, self.state.gan.gen.image_shape(), classes, &self.device)?;
         let (step, from) = match &self.last_good {
             Some((step, path)) => {
                 let saved = SavedRun::load(path, &Device::Cpu)?;
@@ -389,11 +401,13 @@ impl Trainer {
     }
 
     /// Generates the fixed latent batch (G in eval mode) and writes the grid and loss curve.
+    /// Conditional models get one class per row, the same latents in every row.
     pub fn write_samples(&mut self) -> crate::Result<PathBuf> {
-        let images = self.sampling_generator().forward(&self.fixed_latents, None, Mode::Eval)?;
+        let images = self.sampling_generator().forward(&self.fixed_latents, self.fixed_labels.as_ref(), Mode::Eval)?;
         let path = self.run.sample_grid(self.step);
-        crate::image_io::save_grid(&images, &path)?;
-        crate::image_io::save_grid(&images, &self.run.latest_grid())?;
+        let grid = crate::image_io::grid(&images, self.grid_columns, 2)?;
+        crate::image_io::save_png(&grid, &path)?;
+        crate::image_io::save_png(&grid, &self.run.latest_grid())?;
         self.log.plot(&self.run.loss_plot())?;
         Ok(path)
     }
@@ -437,8 +451,33 @@ impl Trainer {
     }
 }
 
-/// Loads the configured dataset at the configured (or the data's natural) resolution.
+/// The fixed grid batch: unconditional models use the `n` latents as they are, in a square-ish
+/// grid; a model with `classes` classes gets `classes` rows of `max(1, n / classes)` images, row
+/// `k` of class `k`, every row from the same latents (so a column shows one latent across classes).
+fn grid_batch(latents: Tensor, classes: usize) -> crate::Result<(Tensor, Option<Tensor>, usize)> {
+    let n = latents.dim(0)?;
+    if classes == 0 {
+        return Ok((latents, None, (n as f64).sqrt().ceil() as usize));
+    }
+    let cols = (n / classes).max(1);
+    let row = latents.narrow(0, 0, cols.min(n))?;
+    let z = Tensor::cat(&vec![row; classes], 0)?;
+    let labels: Vec<u32> = (0..classes as u32).flat_map(|k| std::iter::repeat_n(k, cols)).collect();
+    let labels = Tensor::from_vec(labels, classes * cols, latents.device())?;
+    Ok((z, Some(labels), cols))
+}
+
+/// Loads the configured dataset at the configured (or the data's natural) resolution, with the
+/// configured class names (`data.class_names`) when given.
 pub fn load_dataset(cfg: &TrainConfig) -> crate::Result<Dataset> {
+    let dataset = load_dataset_unnamed(cfg)?;
+    match &cfg.data.class_names {
+        Some(names) => dataset.with_class_names(names.clone()),
+        None => Ok(dataset),
+    }
+}
+
+fn load_dataset_unnamed(cfg: &TrainConfig) -> crate::Result<Dataset> {
     let source = if cfg.data.source == BUILTIN_DIGITS {
         DataSource::BuiltinDigits
     } else if let Some(other) = cfg.data.source.strip_prefix("builtin:") {
@@ -497,9 +536,19 @@ impl SavedRun {
         Ok(Self { config, step, elapsed_s, image_shape, class_names, tensors, rollbacks, guard_streaks })
     }
 
+    /// Classes the networks were built for: the checkpoint's class names for a conditional
+    /// model, 0 for an unconditional one.
+    pub fn num_classes(&self) -> usize {
+        if self.config.model.conditioning().is_conditional() {
+            self.class_names.len()
+        } else {
+            0
+        }
+    }
+
     /// Builds the networks on `device` and loads their weights (for sampling).
     pub fn gan(&self, device: &Device) -> crate::Result<Gan> {
-        let gan = models::build(&self.config.model, self.image_shape, self.config.seed, device)?;
+        let gan = models::build_with_classes(&self.config.model, self.image_shape, self.num_classes(), self.config.seed, device)?;
         self.load_weights(&gan)?;
         Ok(gan)
     }
@@ -512,7 +561,7 @@ impl SavedRun {
 
     /// The EMA shadow generator (`ema` true; an error when the run kept none) or the trained one.
     pub fn generator(&self, device: &Device, ema: bool) -> crate::Result<Box<dyn crate::models::Generator>> {
-        let (gen, params) = models::build_generator(&self.config.model, self.image_shape, self.config.seed, device)?;
+        let (gen, params) = models::build_generator_with_classes(&self.config.model, self.image_shape, self.num_classes(), self.config.seed, device)?;
         let src = checkpoint::strip_prefix(if ema { EMA_PREFIX } else { "gen" }, &self.tensors);
         if ema && src.is_empty() {
             return Err(crate::Error::Msg("the checkpoint has no EMA generator (its run had ema_decay = 0)".into()));
