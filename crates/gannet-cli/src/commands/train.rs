@@ -21,7 +21,7 @@ impl std::str::FromStr for MetricList {
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
-    gannet train                                   # built-in digits, DCGAN, 2000 steps\n  \
+    gannet train                                   # built-in digits, DCGAN, 3000 steps\n  \
     gannet train --data ../shared/data/fashion-mnist --out runs/fashion\n  \
     gannet train --data ~/pictures/cats --resolution 64 --steps 20000\n  \
     gannet train --config my.toml --steps 500      # flags override the file\n  \

@@ -102,7 +102,7 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { steps: 2000, batch_size: 64, d_steps_per_g: 1 }
+        Self { steps: 3000, batch_size: 64, d_steps_per_g: 1 }
     }
 }
 
