@@ -277,3 +277,34 @@ fn fused_colour_equals_the_three_ops_in_a_row() {
         assert!(max_diff(&seq, &fused) < 1e-5, "C={c}: {}", max_diff(&seq, &fused));
     }
 }
+
+/// DiffAugment's share of a training step: DCGAN width 32, batch 64, 32x32x3, with and without
+/// the full policy, alternating (run with --ignored --nocapture).
+#[test]
+#[ignore]
+fn time_step_overhead() {
+    use gannet::models::ImageShape;
+    use gannet::train::{GanState, RealBatch};
+    let dev = Device::Cpu;
+    let shape = ImageShape { channels: 3, resolution: 32 };
+    let model = ModelConfig::Dcgan(DcganConfig { g_channels: 32, d_channels: 32, ..Default::default() });
+    let mut states: Vec<(&str, GanState)> = [("color,translation,cutout", AugmentPolicy::ALL), ("no augment", AugmentPolicy::NONE)]
+        .into_iter()
+        .map(|(n, augment)| (n, GanState::new(&TrainConfig { model: model.clone(), augment, ema_decay: 0.0, ..TrainConfig::default() }, shape, &dev).unwrap()))
+        .collect();
+    let mut times = vec![Vec::new(); states.len()];
+    for round in 0..10u64 {
+        for (i, (_, st)) in states.iter_mut().enumerate() {
+            let mut next = Some(RealBatch { images: Tensor::rand(-1f32, 1.0, (64, 3, 32, 32), &dev).unwrap(), labels: None });
+            let t = std::time::Instant::now();
+            st.step(round, |_| Ok(next.take().unwrap())).unwrap();
+            if round > 0 {
+                times[i].push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    for ((name, _), mut t) in states.iter().zip(times) {
+        t.sort_by(|a, b| a.total_cmp(b));
+        println!("{name:<26} median {:7.1} ms/step  min {:7.1} ms", t[t.len() / 2] * 1e3, t[0] * 1e3);
+    }
+}

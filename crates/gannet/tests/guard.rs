@@ -221,6 +221,25 @@ fn collapse_signal_trips_and_holds_back_checkpoints() {
     assert!(!t.run_dir().latest_checkpoint().exists());
 }
 
+/// The collapse streaks travel in checkpoints: a run stopped mid-streak and resumed trips at the
+/// step the unbroken run trips at.
+#[test]
+fn collapse_streaks_survive_a_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = mlp_config(tmp.path(), 2);
+    cfg.loss = GanLoss::NonSaturating;
+    cfg.guard.d_loss_floor = 1e9;
+    cfg.guard.collapse_steps = 5;
+    let mut t = Trainer::new(cfg).unwrap();
+    // The end-of-run checkpoint is written even mid-streak (the run is over, nothing to roll back).
+    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    let ckpt = t.run_dir().latest_checkpoint();
+    assert_eq!(SavedRun::load(&ckpt, &Device::Cpu).unwrap().guard_streaks, (2, 0));
+    let mut t = Trainer::resume(&ckpt, |c| c.schedule.steps = 10).unwrap();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().unwrap().to_string();
+    assert!(err.contains("diverged at step 5") && err.contains("for 5 consecutive steps"), "{err}");
+}
+
 /// TTUR: separate learning rates from the config reach the two optimizers; d_steps_per_g
 /// D updates per G update.
 #[test]

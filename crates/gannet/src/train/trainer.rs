@@ -336,7 +336,10 @@ impl Trainer {
             observer.on_step(&stats);
             self.after_step(stats, observer)?;
         }
-        if !self.step.is_multiple_of(self.cfg.output.checkpoint_every) {
+        // The final state is always saved (also when the periodic checkpoint of this step was
+        // held back by the guard: the run is over, there is nothing left to roll back).
+        let saved_now = (self.step, self.run.latest_checkpoint());
+        if self.last_good.as_ref() != Some(&saved_now) {
             self.save_checkpoint()?;
         }
         if !self.step.is_multiple_of(self.cfg.output.sample_every) {
