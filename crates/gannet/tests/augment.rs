@@ -1,10 +1,13 @@
 //! DiffAugment: each op's effect on known inputs, gradients through the ops, determinism,
 //! config parsing, and exact resume of an augmented run.
 
+mod common;
+
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
 use gannet::train::augment::{self, AugmentParams, AugmentPolicy, Role};
-use gannet::train::{PenaltyKind, Quiet, SavedRun, TrainConfig, Trainer};
+use common::{load, run};
+use gannet::train::{PenaltyKind, Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -148,29 +151,11 @@ fn gradients_flow_to_the_input_and_match_finite_differences() {
 }
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
-    cfg.schedule.steps = steps;
-    cfg.schedule.batch_size = 4;
-    cfg.output.dir = dir.to_path_buf();
-    cfg.output.sample_every = 2;
-    cfg.output.checkpoint_every = 2;
-    cfg.output.log_every = 1;
-    cfg.output.sample_count = 4;
-    cfg.seed = 9;
+    let mut cfg = common::tiny_config(dir, steps, 4, 9);
     cfg.augment = AugmentPolicy::ALL;
     cfg
 }
 
-fn run(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
-}
-
-fn load(t: &Trainer) -> SavedRun {
-    SavedRun::load(&t.run_dir().latest_checkpoint(), &Device::Cpu).unwrap()
-}
 
 /// An augmented run (with R1 through the augmentation, two D steps per G step) resumes bit for
 /// bit, and the augmentation changes training.

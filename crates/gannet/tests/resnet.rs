@@ -1,12 +1,15 @@
 //! The SNGAN-style ResNet G and D: resampling ops (values, first- and second-order gradients),
 //! shapes at 28/32/64 px, and tiny training runs that resume bit for bit.
 
+mod common;
+
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::resnet::ResnetConfig;
 use gannet::models::{self, ImageShape, ModelConfig};
 use gannet::nn::Mode;
 use gannet::ops::{avg_pool2x, upsample2x};
-use gannet::train::{PenaltyConfig, PenaltyKind, Quiet, SavedRun, TrainConfig, Trainer};
+use common::{load, run};
+use gannet::train::{PenaltyConfig, PenaltyKind, Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -113,29 +116,12 @@ fn resnet_config_parses_from_toml() {
 }
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
+    let mut cfg = common::tiny_config(dir, steps, 4, 3);
     cfg.model = ModelConfig::Resnet(small());
     cfg.loss = gannet::loss::GanLoss::Hinge;
-    cfg.schedule.steps = steps;
-    cfg.schedule.batch_size = 4;
-    cfg.output.dir = dir.to_path_buf();
-    cfg.output.sample_every = 2;
-    cfg.output.checkpoint_every = 2;
-    cfg.output.log_every = 1;
-    cfg.output.sample_count = 4;
-    cfg.seed = 3;
     cfg
 }
 
-fn run(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
-}
-
-fn load(t: &Trainer) -> SavedRun {
-    SavedRun::load(&t.run_dir().latest_checkpoint(), &Device::Cpu).unwrap()
-}
 
 /// A tiny ResNet run with R1 (second order through the blocks) and EMA trains and resumes bit
 /// for bit.

@@ -1,8 +1,11 @@
 //! Stabilisers: gradient penalties (R1, WGAN-GP) with lazy regularisation, and the EMA generator.
 
+mod common;
+
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
 use gannet::train::penalty::{self, PenaltyKind};
+use common::{load, run};
 use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -126,28 +129,9 @@ fn penalty_config_parses_from_toml() {
 }
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
-    cfg.schedule.steps = steps;
-    cfg.schedule.batch_size = 4;
-    cfg.output.dir = dir.to_path_buf();
-    cfg.output.sample_every = 2;
-    cfg.output.checkpoint_every = 2;
-    cfg.output.log_every = 1;
-    cfg.output.sample_count = 4;
-    cfg.seed = 5;
-    cfg
+    common::tiny_config(dir, steps, 4, 5)
 }
 
-fn run(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
-}
-
-fn load(t: &Trainer) -> SavedRun {
-    SavedRun::load(&t.run_dir().latest_checkpoint(), &Device::Cpu).unwrap()
-}
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()

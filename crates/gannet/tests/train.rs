@@ -1,34 +1,15 @@
 //! The training loop end to end on tiny models: exact resume, run outputs, divergence.
 
-use gannet::models::{dcgan::DcganConfig, ModelConfig};
+mod common;
+
+use gannet::models::ModelConfig;
+use common::{resume, run};
 use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
-    cfg.schedule.steps = steps;
-    cfg.schedule.batch_size = 8;
-    cfg.output.dir = dir.to_path_buf();
-    cfg.output.sample_every = 2;
-    cfg.output.checkpoint_every = 2;
-    cfg.output.log_every = 1;
-    cfg.output.sample_count = 4;
-    cfg.seed = 11;
-    cfg
-}
-
-fn train(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
-}
-
-fn resume(ckpt: &Path, steps: u64) -> Trainer {
-    let mut t = Trainer::resume(ckpt, |c| c.schedule.steps = steps).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
+    common::tiny_config(dir, steps, 8, 11)
 }
 
 fn assert_same_tensors(a: &SavedRun, b: &SavedRun) {
@@ -52,8 +33,8 @@ fn assert_same_tensors(a: &SavedRun, b: &SavedRun) {
 fn resumed_run_equals_unbroken_run_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let full = train(tiny_config(&a, 6));
-    let half = train(tiny_config(&b, 3));
+    let full = run(tiny_config(&a, 6));
+    let half = run(tiny_config(&b, 3));
     assert_eq!(half.step(), 3);
     let resumed = resume(&half.run_dir().latest_checkpoint(), 6);
     assert_eq!(resumed.step(), 6);
@@ -71,7 +52,7 @@ fn resumed_run_equals_unbroken_run_bit_for_bit() {
 #[test]
 fn a_run_writes_config_metrics_samples_plot_and_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let t = train(tiny_config(tmp.path(), 4));
+    let t = run(tiny_config(tmp.path(), 4));
     let rd = t.run_dir();
     for p in [rd.config(), rd.metrics_csv(), rd.loss_plot(), rd.latest_grid(), rd.sample_grid(2), rd.sample_grid(4), rd.latest_checkpoint()] {
         assert!(p.exists(), "{} missing", p.display());
@@ -90,7 +71,7 @@ fn a_run_writes_config_metrics_samples_plot_and_checkpoint() {
 #[test]
 fn a_new_run_refuses_to_overwrite_a_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    train(tiny_config(tmp.path(), 2));
+    run(tiny_config(tmp.path(), 2));
     let err = Trainer::new(tiny_config(tmp.path(), 2)).err().expect("must refuse").to_string();
     assert!(err.contains("already holds a checkpoint") && err.contains("--resume"), "{err}");
 }
@@ -101,7 +82,7 @@ fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
     let run = |name: &str, seed: u64| {
         let mut c = tiny_config(&tmp.path().join(name), 2);
         c.seed = seed;
-        let t = train(c);
+        let t = run(c);
         SavedRun::load(&t.run_dir().latest_checkpoint(), &gannet::candle_core::Device::Cpu).unwrap()
     };
     let (a, b, c) = (run("a", 1), run("b", 1), run("c", 2));
