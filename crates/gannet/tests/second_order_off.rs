@@ -20,7 +20,7 @@ fn a_penalty_without_second_order_gradients_fails_loudly() {
 
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 8, layers: 1, tanh_output: true });
+    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 8, layers: 1, tanh_output: true, ..Default::default() });
     cfg.schedule.batch_size = 4;
     cfg.schedule.steps = 1;
     cfg.output.dir = tmp.path().to_path_buf();

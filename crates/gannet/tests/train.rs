@@ -115,7 +115,7 @@ fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
 fn divergence_is_reported_with_the_last_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 50);
-    cfg.model = ModelConfig::Mlp(gannet::models::mlp::MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true });
+    cfg.model = ModelConfig::Mlp(gannet::models::mlp::MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true, ..Default::default() });
     cfg.loss = gannet::loss::GanLoss::Wasserstein;
     cfg.optim.disc.lr = 1e30;
     cfg.optim.gen.lr = 1e30;
