@@ -251,7 +251,7 @@ fn evaluation_outputs_are_not_tracked_for_backprop() {
     let z = Tensor::randn(0f32, 1f32, (4, 8), &Device::Cpu).unwrap();
     let tracked = gen.forward(&z, None, gannet::nn::Mode::Eval).unwrap();
     assert!(tracked.track_op(), "the premise: a generator's output is tracked");
-    let x = evaluate::generate01(gen.as_ref(), 6, 0, &Device::Cpu, &mut evaluate::Silent).unwrap();
+    let x = evaluate::generate01(gen.as_ref(), 6, None, 0, &Device::Cpu, &mut evaluate::Silent).unwrap();
     assert!(!x.track_op());
     let clf = Classifier::builtin("mnist", &Device::Cpu).unwrap();
     let x01 = ((tracked + 1.0).unwrap() * 0.5).unwrap();

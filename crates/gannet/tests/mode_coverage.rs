@@ -1,5 +1,6 @@
 //! Mode coverage on the 2-D benchmarks: the default toy config covers all 8 ring modes and at
-//! least 23 of the 25 grid modes with a fixed seed.
+//! least 23 of the 25 grid modes with a fixed seed. TOY_* variables override the config, for
+//! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test mode_coverage -- --nocapture`).
 
 use gannet::candle_core::Device;
 use gannet::metrics::mode_coverage::{coverage, evaluate, Toy, ToyConfig};
@@ -15,6 +16,12 @@ fn env_cfg() -> ToyConfig {
     if let Some(v) = get("TOY_LR") { c.lr = v.parse().unwrap(); }
     if let Some(v) = get("TOY_LATENT") { c.latent_dim = v.parse().unwrap(); }
     if let Some(v) = get("TOY_LOSS") { c.loss = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_BETA1") { c.beta1 = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_DECAY_START") { c.lr_decay_start = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_EMA") { c.ema_decay = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_BN") { c.gen_batch_norm = v == "1"; }
+    if let Some(v) = get("TOY_LR_END") { c.lr_end = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_SAMPLES") { c.eval_samples = v.parse().unwrap(); }
     c
 }
 
@@ -36,18 +43,19 @@ fn ring8_covered() {
     let t = std::time::Instant::now();
     let ring = evaluate(Toy::Ring8, &cfg, &Device::Cpu).unwrap();
     eprintln!("ring8: {ring:?} in {:?}", t.elapsed());
-    // Measured (seed 0, default config): 8/8 modes, 91.5% high quality, ~37 s on 2 shared cores.
+    // Measured (seed 0, default config): 8/8 modes, 84.1% high quality, ~60 s of CPU time.
     assert_eq!(ring.modes_covered, 8, "{ring:?}");
     assert!(ring.high_quality > 0.8, "{ring:?}");
 }
 
-/// The goal is >= 23/25; the default config reaches only 13/25 (17.9% high quality) so far.
-/// This pins the measured value so regressions show; raise it as the config is tuned.
+/// The goal: at least 23 of the 25 grid modes.
 #[test]
-fn grid25_partially_covered() {
+fn grid25_covered() {
     let cfg = env_cfg();
     let t = std::time::Instant::now();
     let grid = evaluate(Toy::Grid25, &cfg, &Device::Cpu).unwrap();
     eprintln!("grid25: {grid:?} in {:?}", t.elapsed());
-    assert!(grid.modes_covered >= 13, "{grid:?}");
+    // Measured (seed 0, default config): 23/25 modes, 58.0% high quality, ~60 s of CPU time.
+    assert!(grid.modes_covered >= 23, "{grid:?}");
+    assert!(grid.high_quality > 0.5, "{grid:?}");
 }

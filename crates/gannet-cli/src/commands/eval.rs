@@ -13,9 +13,12 @@ use std::time::Instant;
 #[command(after_help = "Examples:\n  \
     gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist -n 2000\n  \
     gannet eval --checkpoint C --metrics cfid,classes -n 5000     # fast: no Inception network\n  \
-    gannet eval --images samples/ --data ../shared/data/mnist --metrics fid,kid --json\n\n\
+    gannet eval --images samples/ --data ../shared/data/mnist --metrics fid,kid --json\n  \
+    gannet eval --checkpoint runs/cgan-mnist/checkpoints/latest.safetensors --metrics cacc -n 1000\n\n\
     Metrics: fid, kid (Inception-v3, as pytorch-fid), pr (precision/recall, k=3), cfid (FID in the\n\
-    feature space of a digit classifier gannet trained), classes (histogram of predicted classes).\n\
+    feature space of a digit classifier gannet trained), classes (histogram of predicted classes),\n\
+    cacc (class-conditional models: per class k, the share of class-k images the classifier calls k;\n\
+    with --images, a per-class folder from `gannet sample --per-class`).\n\
     Inception runs at about 1 image/s per CPU core: fid/kid/pr with -n 2000 take tens of minutes on a\n\
     laptop, the classifier metrics seconds. Reference features are cached (--cache-dir), so the\n\
     reference is embedded once per data set and count.")]
@@ -30,8 +33,9 @@ pub struct EvalArgs {
     /// Default: the checkpoint's training data; builtin:digits with --images.
     #[arg(long, short)]
     data: Option<String>,
-    /// Comma-separated metrics: fid, kid, pr, cfid, classes.
-    /// [default: all five for grey images, fid,kid,pr for colour]
+    /// Comma-separated metrics: fid, kid, pr, cfid, classes, cacc.
+    /// [default: fid,kid,pr,cfid,classes for grey images (and cacc for conditional models),
+    /// fid,kid,pr for colour]
     #[arg(long)]
     metrics: Option<String>,
     /// Images on each side (generated, and reference when it has that many).
@@ -127,11 +131,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => (args.data.clone().unwrap_or_else(|| "builtin:digits".into()), args.resolution, Channels::Auto),
     };
     let reference = load_reference(&ref_spec, resolution, channels)?;
+    let conditional = saved.as_ref().is_some_and(|s| s.num_classes() > 0);
     let metrics = match &args.metrics {
         Some(m) => Metric::parse_list(m)?,
-        None if reference.channels() == 1 => Metric::ALL.to_vec(),
+        None if reference.channels() == 1 => Metric::ALL.into_iter().filter(|&m| m != Metric::Cacc || conditional).collect(),
         None => vec![Metric::Fid, Metric::Kid, Metric::Pr],
     };
+    if metrics.contains(&Metric::Cacc) && saved.as_ref().is_some_and(|s| s.num_classes() == 0) {
+        anyhow::bail!(
+            "the cacc metric needs a class-conditional checkpoint; {} is unconditional",
+            args.checkpoint.as_ref().map_or(String::new(), |c| c.display().to_string())
+        );
+    }
     let cache_dir = (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(evaluate::cache_dir));
     let opts = EvalOptions {
         metrics: metrics.clone(),
@@ -171,8 +182,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
             if n < args.count {
                 bars.note(&format!("{} holds only {n} images: evaluating those", dir.display()));
             }
-            let idx: Vec<usize> = (0..n).collect();
-            evaluator.evaluate_images(&evaluate::dataset_images01(&images, &idx, &device)?, &mut bars)?
+            // A per-class folder (`gannet sample --per-class`) is read with its labels; the first
+            // n of a fixed shuffle keep every class when n is below the folder's size.
+            let idx = evaluate::reference_indices(images.len(), n);
+            let labels: Option<Vec<u32>> = images.labels().map(|l| idx.iter().map(|&i| l[i]).collect());
+            anyhow::ensure!(
+                labels.is_some() || !metrics.contains(&Metric::Cacc),
+                "{}: the cacc metric needs one subfolder per class (as `gannet sample --per-class N --out-dir` writes)",
+                dir.display()
+            );
+            evaluator.evaluate_labelled_images(&evaluate::dataset_images01(&images, &idx, &device)?, labels.as_deref(), &mut bars)?
         }
         (None, None) => unreachable!("clap requires one of them"),
     };

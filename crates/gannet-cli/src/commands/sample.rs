@@ -1,10 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use gannet::candle_core::{Device, Tensor};
 use gannet::image_io;
-use gannet::models::Generator;
-use gannet::nn::Mode;
-use gannet::rng::{self, Stream};
+use gannet::metrics::evaluate;
 use gannet::train::SavedRun;
 use std::path::PathBuf;
 
@@ -52,9 +49,6 @@ pub struct SampleArgs {
     device: String,
 }
 
-/// Generates in chunks so a large --count does not need memory for all images at once.
-const CHUNK: usize = 256;
-
 /// What to generate: a class per image (conditional models) or none.
 enum Plan {
     Unconditional,
@@ -89,7 +83,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
         Plan::PerClass(n) => (Some((0..k as u32).flat_map(|c| std::iter::repeat_n(c, n)).collect()), None),
     };
     let total = labels.as_ref().map_or(args.count, |l| l.len());
-    let all = generate(gen.as_ref(), total, labels.as_deref(), args.seed, &device)?;
+    let all = evaluate::generate(gen.as_ref(), total, labels.as_deref(), args.seed, &device, &mut evaluate::Silent)?;
     let text_for = |label: Option<u32>| image_io::provenance_text(&args.checkpoint, saved.step, label.map(|c| (c as usize, names[c as usize].as_str())));
     if let Some(out) = &args.out {
         let nrow = nrow.unwrap_or_else(|| (total as f64).sqrt().ceil() as usize);
@@ -168,22 +162,3 @@ fn plan(args: &SampleArgs, saved: &SavedRun) -> Result<Plan> {
 fn list(names: &[String]) -> String {
     names.iter().enumerate().map(|(i, n)| if *n == i.to_string() { n.clone() } else { format!("{i} = {n}") }).collect::<Vec<_>>().join(", ")
 }
-
-/// `n` images from latents drawn from `seed`, in chunks, with their labels when conditional.
-fn generate(gen: &dyn Generator, n: usize, labels: Option<&[u32]>, seed: u64, device: &Device) -> Result<Tensor> {
-    let mut r = rng::rng(seed, Stream::Sample, 0);
-    let mut images = Vec::new();
-    let mut done = 0;
-    while done < n {
-        let m = CHUNK.min(n - done);
-        let z = rng::randn(&mut r, &[m, gen.latent_dim()], device)?;
-        let l = match labels {
-            Some(l) => Some(Tensor::from_slice(&l[done..done + m], m, device)?),
-            None => None,
-        };
-        images.push(gen.forward(&z, l.as_ref(), Mode::Eval)?);
-        done += m;
-    }
-    Ok(Tensor::cat(&images, 0)?)
-}
-

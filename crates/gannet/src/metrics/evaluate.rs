@@ -10,6 +10,7 @@
 //! fixed seeded shuffle of the data set; generated images are drawn with the latents
 //! `gannet sample --seed S` uses, so `eval` scores exactly the images `sample` writes.
 
+use super::class_accuracy::{balanced_labels, ClassAccuracy};
 use super::class_histogram::ClassHistogram;
 use super::classifier::Classifier;
 use super::fid::{cache_file, frechet_distance, FeatureStats};
@@ -39,10 +40,12 @@ pub enum Metric {
     Cfid,
     /// Histogram of the classifier's predicted classes: classes covered, KL to the reference.
     Classes,
+    /// Conditional generators: per class k, the share of class-k images the classifier labels k.
+    Cacc,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [Metric::Fid, Metric::Kid, Metric::Pr, Metric::Cfid, Metric::Classes];
+    pub const ALL: [Metric; 6] = [Metric::Fid, Metric::Kid, Metric::Pr, Metric::Cfid, Metric::Classes, Metric::Cacc];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -51,6 +54,7 @@ impl Metric {
             Metric::Pr => "pr",
             Metric::Cfid => "cfid",
             Metric::Classes => "classes",
+            Metric::Cacc => "cacc",
         }
     }
 
@@ -60,7 +64,7 @@ impl Metric {
     }
 
     pub fn needs_classifier(&self) -> bool {
-        matches!(self, Metric::Cfid | Metric::Classes)
+        matches!(self, Metric::Cfid | Metric::Classes | Metric::Cacc)
     }
 
     /// A comma-separated list such as `fid,kid,cfid` (duplicates dropped, order kept).
@@ -86,6 +90,7 @@ impl Metric {
             Metric::Pr => &["precision", "recall"],
             Metric::Cfid => &["cfid"],
             Metric::Classes => &["classes_covered", "classes_kl"],
+            Metric::Cacc => &["cacc_min", "cacc_mean"],
         }
     }
 
@@ -214,10 +219,19 @@ pub fn reference_indices(len: usize, count: usize) -> Vec<usize> {
     perm
 }
 
-/// Generates `count` images in [0, 1] with latents from `seed` (the same stream, in the same
-/// chunks, as `gannet sample --seed`), G in eval mode.
-pub fn generate01(gen: &dyn Generator, count: usize, seed: u64, device: &Device, obs: &mut dyn EvalObserver) -> Result<Tensor> {
+/// Generates `count` images in [0, 1]; see [`generate`].
+pub fn generate01(gen: &dyn Generator, count: usize, labels: Option<&[u32]>, seed: u64, device: &Device, obs: &mut dyn EvalObserver) -> Result<Tensor> {
+    Ok(((generate(gen, count, labels, seed, device, obs)?.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
+}
+
+/// Generates `count` images in G's range [-1, 1] with latents from `seed`, in chunks of 256 (the
+/// images `gannet sample --seed` writes), G in eval mode; `labels` (one per image) for a
+/// conditional G.
+pub fn generate(gen: &dyn Generator, count: usize, labels: Option<&[u32]>, seed: u64, device: &Device, obs: &mut dyn EvalObserver) -> Result<Tensor> {
     const CHUNK: usize = 256;
+    if let Some(l) = labels.filter(|l| l.len() != count) {
+        return Err(Error::Msg(format!("{} labels for {count} images", l.len())));
+    }
     let mut r = rng::rng(seed, Stream::Sample, 0);
     let mut out = Vec::new();
     obs.stage("generating", count);
@@ -225,9 +239,10 @@ pub fn generate01(gen: &dyn Generator, count: usize, seed: u64, device: &Device,
     while done < count {
         let n = CHUNK.min(count - done);
         let z = rng::randn(&mut r, &[n, gen.latent_dim()], device)?;
+        let l = labels.map(|l| Tensor::from_slice(&l[done..done + n], n, device)).transpose()?;
         // Detached: G's weights are variables, and a tracked output would make every later op
         // (the whole Inception network) keep its activations alive for a backward pass.
-        out.push(((gen.forward(&z, None, Mode::Eval)?.detach().clamp(-1f32, 1f32)? + 1.0)? * 0.5)?);
+        out.push(gen.forward(&z, l.as_ref(), Mode::Eval)?.detach());
         done += n;
         obs.advance(n);
     }
@@ -264,6 +279,8 @@ pub struct EvalReport {
     pub cfid: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<ClassReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_accuracy: Option<ClassAccuracy>,
     /// The classifier used by cfid/classes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<String>,
@@ -282,6 +299,7 @@ impl EvalReport {
                 .as_ref()
                 .map(|c| vec![("classes_covered", c.covered as f64), ("classes_kl", c.kl_to_reference)])
                 .unwrap_or_default(),
+            Metric::Cacc => self.class_accuracy.as_ref().map(|a| vec![("cacc_min", a.min()), ("cacc_mean", a.mean())]).unwrap_or_default(),
         }
     }
 
@@ -320,6 +338,13 @@ impl EvalReport {
                     100.0 * g[i],
                     100.0 * r[i]
                 ));
+            }
+        }
+        if let Some(a) = &self.class_accuracy {
+            row(&mut s, "class accuracy", format!("{:.4}", a.min()), &format!("worst class; mean {:.4} (share of class-k images labelled k)", a.mean()));
+            s.push_str("  class      images   labelled as the class\n");
+            for (i, name) in a.class_names.iter().enumerate() {
+                s.push_str(&format!("  {name:<9} {:>7}   {:>6.1}%\n", a.counts[i], 100.0 * a.accuracy[i]));
             }
         }
         s
@@ -407,14 +432,21 @@ impl Evaluator {
         self.reference_count
     }
 
-    /// Generates `count` images with `gen` (latent seed from the options) and scores them.
+    /// Generates `count` images with `gen` (latent seed from the options) and scores them. A
+    /// conditional G gets the classes in turn, so every class has the same share.
     pub fn evaluate_generator(&self, gen: &dyn Generator, obs: &mut dyn EvalObserver) -> Result<EvalReport> {
-        let fake = generate01(gen, self.opts.count, self.opts.seed, &self.device, obs)?;
-        self.evaluate_images(&fake, obs)
+        let labels = (gen.num_classes() > 0).then(|| balanced_labels(self.opts.count, gen.num_classes()));
+        let fake = generate01(gen, self.opts.count, labels.as_deref(), self.opts.seed, &self.device, obs)?;
+        self.evaluate_labelled_images(&fake, labels.as_deref(), obs)
     }
 
     /// Scores generated images in [0, 1], [N, 1|3, H, W] (N >= 2).
     pub fn evaluate_images(&self, fake01: &Tensor, obs: &mut dyn EvalObserver) -> Result<EvalReport> {
+        self.evaluate_labelled_images(fake01, None, obs)
+    }
+
+    /// Scores generated images with the labels they were generated for (needed by `cacc`).
+    pub fn evaluate_labelled_images(&self, fake01: &Tensor, labels: Option<&[u32]>, obs: &mut dyn EvalObserver) -> Result<EvalReport> {
         let fake01 = &fake01.detach();
         let n = fake01.dim(0)?;
         if n < 2 {
@@ -430,6 +462,7 @@ impl Evaluator {
             precision_recall: None,
             cfid: None,
             classes: None,
+            class_accuracy: None,
             classifier: None,
         };
         if let (Some(inc), Some(real), Some(real_stats)) = (&self.inception, &self.real_inception, &self.real_inception_stats) {
@@ -458,9 +491,24 @@ impl Evaluator {
                     reference: real_hist.clone(),
                 });
             }
+            if has(Metric::Cacc) {
+                r.class_accuracy = Some(class_accuracy(clf, spec, fake01, labels)?);
+            }
         }
         Ok(r)
     }
+}
+
+/// [`ClassAccuracy`] of images generated for `labels`, which must be the classifier's classes.
+fn class_accuracy(clf: &Classifier, spec: &str, fake01: &Tensor, labels: Option<&[u32]>) -> Result<ClassAccuracy> {
+    let labels = labels.ok_or_else(|| {
+        Error::Config("the cacc metric needs a class-conditional checkpoint (images generated for known labels)".into())
+    })?;
+    let k = clf.num_classes();
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
+        return Err(Error::Config(format!("cacc: the generator's label {l} is not a class of the classifier {spec} ({k} classes)")));
+    }
+    Ok(ClassAccuracy::from_predictions(labels, &clf.predict(fake01)?, clf.class_names()))
 }
 
 /// Inception features of `images01` in batches, reporting progress.

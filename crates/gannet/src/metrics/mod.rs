@@ -6,6 +6,7 @@
 //! - [`mode_coverage`]: modes covered / high-quality share on the 8-ring and 25-grid 2-D toys.
 //! - [`classifier`]: a small CNN digit (or any labelled set) classifier that gannet trains.
 //! - [`class_histogram`]: predicted-class counts of generated images (mode coverage on MNIST).
+//! - [`class_accuracy`]: per class, the share of a conditional G's class-k images labelled k.
 //! - [`classifier_fid`]: the Frechet distance in the classifier's feature space.
 //!
 //! [`evaluate`] runs several of them on generated vs reference images (`gannet eval`, periodic
@@ -14,6 +15,7 @@
 //! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
 //! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
 
+pub mod class_accuracy;
 pub mod class_histogram;
 pub mod classifier;
 pub mod classifier_fid;
@@ -26,6 +28,7 @@ pub mod mode_coverage;
 pub mod pool;
 pub mod precision_recall;
 
+pub use class_accuracy::ClassAccuracy;
 pub use class_histogram::ClassHistogram;
 pub use classifier::Classifier;
 pub use classifier_fid::classifier_fid;
