@@ -333,6 +333,9 @@ fn class_options_on_an_unconditional_checkpoint_are_refused() {
         let e = stderr(&o);
         assert!(e.contains("unconditional") && e.contains("cgan-mnist"), "{e}");
     }
+    let o = gannet(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--metrics", "cacc", "-n", "20", "--no-cache"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("class-conditional"), "{}", stderr(&o));
 }
 
 #[test]
@@ -362,6 +365,16 @@ fn per_class_export_reads_back_with_the_same_labels_and_says_it_is_synthetic() {
     assert_eq!(get("gannet:step"), Some("2"));
     assert!(get("gannet:checkpoint").unwrap().ends_with("latest.safetensors"));
     assert!(get("Software").unwrap().starts_with("gannet"));
+    // The export scores per class (labels from the subfolders); so does the checkpoint itself.
+    for args in [
+        vec!["eval", "--images", dir.to_str().unwrap(), "--metrics", "cacc", "-n", "30", "--no-cache"],
+        vec!["eval", "--checkpoint", ckpt.to_str().unwrap(), "--metrics", "cacc", "-n", "30", "--no-cache"],
+    ] {
+        let o = gannet(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.contains("class accuracy") && out.contains("labelled as the class"), "{out}");
+    }
     // A model trained on the export sees the same classes (the round trip a user makes).
     let o = gannet(&["train", "--data", dir.to_str().unwrap(), "--conditional", "projection", "--print-config"]);
     assert!(o.status.success(), "{}", stderr(&o));

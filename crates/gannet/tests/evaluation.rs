@@ -170,6 +170,68 @@ fn evaluator_caches_reference_features_and_scores_collapse() {
     assert_eq!(again.evaluate_images(&images01(&d, &rest), &mut Notes::default()).unwrap(), good);
 }
 
+/// A stand-in conditional generator that returns real digits: of the asked class when `obey`,
+/// else always a 3. Real images make the expected class accuracy known (the classifier's).
+struct DigitLookup {
+    by_class: Vec<Vec<usize>>,
+    data: Dataset,
+    obey: bool,
+}
+
+impl gannet::models::Generator for DigitLookup {
+    fn forward(&self, z: &Tensor, labels: Option<&Tensor>, _mode: gannet::nn::Mode) -> gannet::Result<Tensor> {
+        let labels = labels.expect("a conditional generator gets labels").to_vec1::<u32>()?;
+        // The latent's first value picks which image of the class, so different seeds differ.
+        let z0 = z.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?;
+        let idx: Vec<usize> = labels
+            .iter()
+            .zip(&z0)
+            .map(|(&l, &v)| {
+                let pool = &self.by_class[if self.obey { l as usize } else { 3 }];
+                pool[((v.abs() * 1000.0) as usize) % pool.len()]
+            })
+            .collect();
+        self.data.batch_tensor(&idx, z.device())
+    }
+    fn latent_dim(&self) -> usize {
+        4
+    }
+    fn image_shape(&self) -> gannet::models::ImageShape {
+        gannet::models::ImageShape { channels: 1, resolution: 28 }
+    }
+    fn num_classes(&self) -> usize {
+        10
+    }
+}
+
+#[test]
+fn class_accuracy_of_a_conditional_generator() {
+    let d = digits();
+    let labels = d.labels().unwrap();
+    let by_class: Vec<Vec<usize>> = (0..10).map(|c| (0..d.len()).filter(|&i| labels[i] == c).collect()).collect();
+    let opts = EvalOptions { metrics: vec![Metric::Cacc, Metric::Classes], count: 500, cache_dir: None, ..EvalOptions::default() };
+    let ev = Evaluator::new(&d, None, opts, &Device::Cpu, &mut Notes::default()).unwrap();
+
+    let good = DigitLookup { by_class: by_class.clone(), data: d.clone(), obey: true };
+    let r = ev.evaluate_generator(&good, &mut Notes::default()).unwrap();
+    let acc = r.class_accuracy.as_ref().unwrap();
+    eprintln!("obeying: {:?}", acc.accuracy);
+    assert_eq!(acc.counts, vec![50; 10], "classes in turn, 500 images");
+    assert!(acc.min() > 0.9 && acc.mean() > 0.97, "{acc:?}");
+    // Balanced labels also make the class histogram flat.
+    assert_eq!(r.classes.as_ref().unwrap().covered, 10);
+    assert_eq!(r.scalars(Metric::Cacc)[0], ("cacc_min", acc.min()));
+    assert!(r.table().contains("class accuracy"), "{}", r.table());
+
+    let bad = DigitLookup { by_class, data: d.clone(), obey: false };
+    let acc = ev.evaluate_generator(&bad, &mut Notes::default()).unwrap().class_accuracy.unwrap();
+    assert!(acc.accuracy[3] > 0.9 && acc.min() < 0.05, "{acc:?}");
+
+    // Unlabelled images (a folder, an unconditional G) cannot be scored for cacc.
+    let err = ev.evaluate_images(&images01(&d, &[0, 1, 2]), &mut Notes::default()).unwrap_err();
+    assert!(err.to_string().contains("class-conditional"), "{err}");
+}
+
 #[test]
 fn metric_lists_parse_and_reject_unknown_names() {
     assert_eq!(Metric::parse_list("fid, cfid,fid").unwrap(), vec![Metric::Fid, Metric::Cfid]);
