@@ -42,7 +42,7 @@ function swapUrl(old, blob) {
 async function loadCatalog() {
   const list = await (await api("/api/checkpoints")).json();
   fillSelect($("checkpoint"), list.checkpoints.map((c) => [c.id, c.label]), $("checkpoint").value);
-  fillSelect($("run"), list.runs.map((r) => [r.id, r.label]), $("run").value);
+  fillSelect($("run"), list.runs.map((r) => [r.id, r.run_label || r.label]), $("run").value);
   if (!list.checkpoints.length) $("model-info").textContent = "no checkpoint yet";
   return list;
 }

@@ -194,10 +194,13 @@ fn png(bytes: Vec<u8>) -> Response {
 
 async fn list(State(state): Shared) -> Json<serde_json::Value> {
     let entries = state.catalog.entries();
-    let pick = |f: fn(&Entry) -> bool| entries.iter().filter(|e| f(e)).cloned().collect::<Vec<_>>();
+    let checkpoints: Vec<&Entry> = entries.iter().filter(|e| e.has_checkpoint).collect();
+    // A run folder reached twice (a --checkpoint inside --runs) is listed once.
+    let mut seen = std::collections::HashSet::new();
+    let runs: Vec<&Entry> = entries.iter().filter(|e| e.run_dir.as_ref().is_some_and(|d| seen.insert(d.clone()))).collect();
     Json(serde_json::json!({
-        "checkpoints": pick(|e| e.has_checkpoint),
-        "runs": pick(|e| e.has_run),
+        "checkpoints": checkpoints,
+        "runs": runs,
         "limits": { "max_count": MAX_COUNT, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_upload_side": crate::MAX_UPLOAD_SIDE },
     }))
 }

@@ -36,11 +36,15 @@ pub struct Entry {
     pub has_checkpoint: bool,
     /// Whether the training view can follow it (metrics.csv or samples/ exist).
     pub has_run: bool,
+    /// The run folder, as the training view names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_label: Option<String>,
 }
 
 impl Entry {
     fn new(id: String, label: String, source: Option<Source>, run_dir: Option<PathBuf>) -> Self {
-        Self { has_checkpoint: source.is_some(), has_run: run_dir.is_some(), id, label, source, run_dir }
+        let run_label = run_dir.as_ref().map(|d| d.display().to_string());
+        Self { has_checkpoint: source.is_some(), has_run: run_dir.is_some(), run_label, id, label, source, run_dir }
     }
 
     /// The checkpoint file, for provenance text (the test model has none).

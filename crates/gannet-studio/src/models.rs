@@ -102,6 +102,18 @@ impl GanModel {
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
+
+    /// e.g. "dcgan GAN, 10 classes, EMA generator".
+    fn describe(&self) -> String {
+        let mut d = format!("{} GAN", self.arch);
+        if self.num_classes() > 0 {
+            d += &format!(", {} classes", self.num_classes());
+        }
+        if self.ema {
+            d += ", EMA generator";
+        }
+        d
+    }
 }
 
 pub enum StudioModel {
@@ -156,7 +168,7 @@ impl StudioModel {
                 id,
                 label,
                 kind: "gan",
-                description: format!("{} GAN{}{}", g.arch, if g.num_classes() > 0 { ", class-conditional" } else { "" }, if g.ema { ", EMA generator" } else { "" }),
+                description: g.describe(),
                 step: g.step,
                 image: Some(g.gen.image_shape()),
                 latent_dim: Some(g.gen.latent_dim()),
