@@ -56,6 +56,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Train a small CNN classifier on labelled images (for the class metrics of `gannet eval`).
     Classifier(commands::classifier::ClassifierArgs),
+    /// The studio: a local web page to generate, interpolate, translate and follow training.
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() {
@@ -77,6 +79,7 @@ fn main() {
         Command::Bench(a) => commands::bench::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Classifier(a) => commands::classifier::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -86,7 +86,13 @@ pub mod text_keys {
 /// Values that Latin-1 cannot hold go into iTXt (UTF-8) chunks, the rest into tEXt. Keywords must
 /// be 1-79 Latin-1 characters.
 pub fn save_png_with_text(img: &DynamicImage, path: &Path, text: &[(&str, String)]) -> crate::Result<()> {
-    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("{}: encoding PNG: {e}", path.display()));
+    let bytes = encode_png_with_text(img, text).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// The PNG file [`save_png_with_text`] writes, in memory (for a server that sends it).
+pub fn encode_png_with_text(img: &DynamicImage, text: &[(&str, String)]) -> crate::Result<Vec<u8>> {
+    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("encoding PNG: {e}"));
     let (color, data) = match img {
         DynamicImage::ImageLuma8(g) => (png::ColorType::Grayscale, g.as_raw().clone()),
         other => (png::ColorType::Rgb, other.to_rgb8().into_raw()),
@@ -110,7 +116,7 @@ pub fn save_png_with_text(img: &DynamicImage, path: &Path, text: &[(&str, String
         writer.write_image_data(&data).map_err(|e| err(&e))?;
         writer.finish().map_err(|e| err(&e))?;
     }
-    crate::checkpoint::write_atomic(path, &bytes)
+    Ok(bytes)
 }
 
 /// The text chunks (tEXt, zTXt and iTXt) of a PNG file, as (keyword, text) in file order by kind.

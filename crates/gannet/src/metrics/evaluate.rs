@@ -224,6 +224,13 @@ pub fn generate01(gen: &dyn Generator, count: usize, labels: Option<&[u32]>, see
     Ok(((generate(gen, count, labels, seed, device, obs)?.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
 }
 
+/// The latents [count, latent_dim] that [`generate`] feeds G for `seed`: row i is image i's, and
+/// it does not depend on `count` (rows are drawn in order from one stream), so a viewer can
+/// re-create, truncate or interpolate any sample that `gannet sample --seed` wrote.
+pub fn sample_latents(seed: u64, count: usize, latent_dim: usize, device: &Device) -> Result<Tensor> {
+    rng::randn(&mut rng::rng(seed, Stream::Sample, 0), &[count, latent_dim], device)
+}
+
 /// Generates `count` images in G's range [-1, 1] with latents from `seed`, in chunks of 256 (the
 /// images `gannet sample --seed` writes), G in eval mode; `labels` (one per image) for a
 /// conditional G.

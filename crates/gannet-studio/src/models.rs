@@ -1,0 +1,312 @@
+//! The models the studio runs, what each can do, and the per-worker cache of loaded ones.
+//!
+//! A checkpoint is either a GAN (latent -> image: generate, truncation, interpolation, classes,
+//! and style mixing for generators that implement [`StyleMixing`]) or an image-to-image model
+//! (image -> image: translate or upscale, see [`ImageToImage`]). The page shows only the tools a
+//! model's [`Capabilities`] allow, so a new kind of model needs no page changes.
+
+use crate::catalog::{Entry, Source};
+use crate::error::{ApiError, ApiResult};
+use gannet::candle_core::{Device, Tensor};
+use gannet::models::Generator;
+use gannet::train::SavedRun;
+use image::DynamicImage;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// What the page may offer for a model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Images from latents (seed, count).
+    pub generate: bool,
+    /// Latents scaled by psi before G (see [`crate::latent::truncate`]).
+    pub truncation: bool,
+    /// A frame between two samples, for a slider.
+    pub interpolate: bool,
+    /// The model takes a class label; `classes` in the info lists them.
+    pub classes: bool,
+    /// Coarse styles from one sample and fine ones from another (StyleGAN2).
+    pub style_mixing: bool,
+    /// An uploaded image mapped to another of the same size (pix2pix, CycleGAN).
+    pub translate: bool,
+    /// An uploaded image made larger (super-resolution).
+    pub upscale: bool,
+}
+
+/// Generators with per-layer style inputs (StyleGAN2) implement this; a [`GanModel`] whose
+/// `style` is set gets `style_mixing` and `POST /api/style-mix` works for it. No gannet
+/// generator has one yet.
+pub trait StyleMixing {
+    /// Layers whose style can come from either sample (the crossover is in 1..layers).
+    fn layers(&self) -> usize;
+    /// Images [N, C, H, W] in [-1, 1]: styles of layers < `crossover` from `z_coarse`, the rest from
+    /// `z_fine` (both [N, latent_dim], already truncated).
+    fn mix(&self, z_coarse: &Tensor, z_fine: &Tensor, crossover: usize, labels: Option<&Tensor>) -> gannet::Result<Tensor>;
+}
+
+/// What an image-to-image model does with an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "task")]
+pub enum ImageTask {
+    /// Same size out (pix2pix, CycleGAN).
+    Translate,
+    /// `factor` times larger out (super-resolution).
+    Upscale { factor: u32 },
+}
+
+/// A checkpoint that maps an uploaded image to a new one (pix2pix, CycleGAN, super-resolution).
+/// Implement it for such a model and return it from [`load_image_to_image`]; the server does the
+/// rest: upload limits, decoding, the worker queue, PNG provenance text, and the page's translate
+/// panel.
+pub trait ImageToImage {
+    fn task(&self) -> ImageTask;
+    /// One line for the page, e.g. "pix2pix edges -> shoes, 256x256".
+    fn describe(&self) -> String;
+    /// The training step of the checkpoint (goes into the PNG's provenance text).
+    fn step(&self) -> u64;
+    /// The largest input side it accepts (the server also caps uploads at [`crate::MAX_UPLOAD_SIDE`]).
+    fn max_input_side(&self) -> u32;
+    /// The output for one decoded input image.
+    fn translate(&self, input: &DynamicImage) -> gannet::Result<DynamicImage>;
+}
+
+/// Loads `path` as an image-to-image model, or answers `None` when it is not one (then it is
+/// read as a GAN training checkpoint).
+///
+/// WIRE-UP POINT: the pix2pix / CycleGAN / super-resolution branch adds its checkpoint kinds
+/// here: read the checkpoint's kind, build the model and return
+/// `Some(Ok(Box::new(ItsAdapter { .. })))`, an adapter implementing [`ImageToImage`] with what
+/// `gannet translate` runs.
+pub fn load_image_to_image(path: &Path, device: &Device) -> Option<gannet::Result<Box<dyn ImageToImage>>> {
+    let _ = (path, device);
+    None
+}
+
+/// A GAN generator ready to sample.
+pub struct GanModel {
+    pub gen: Box<dyn Generator>,
+    pub checkpoint: PathBuf,
+    pub step: u64,
+    pub arch: String,
+    /// Class names of a conditional model; empty for an unconditional one.
+    pub class_names: Vec<String>,
+    /// Whether the EMA shadow generator is the one loaded.
+    pub ema: bool,
+    /// Set for generators that can mix styles (none yet, see [`StyleMixing`]).
+    pub style: Option<Box<dyn StyleMixing>>,
+}
+
+impl GanModel {
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// e.g. "dcgan GAN, 10 classes, EMA generator".
+    fn describe(&self) -> String {
+        let mut d = format!("{} GAN", self.arch);
+        if self.num_classes() > 0 {
+            d += &format!(", {} classes", self.num_classes());
+        }
+        if self.ema {
+            d += ", EMA generator";
+        }
+        d
+    }
+}
+
+pub enum StudioModel {
+    Gan(GanModel),
+    ImageToImage(Box<dyn ImageToImage>),
+}
+
+/// `GET /api/checkpoints/{id}`: what the page needs to show a model's tools.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub label: String,
+    /// "gan" or "image-to-image".
+    pub kind: &'static str,
+    pub description: String,
+    pub step: u64,
+    /// Channels and square side of the generated images (GANs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<gannet::models::ImageShape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latent_dim: Option<usize>,
+    pub classes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style_layers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_task: Option<ImageTask>,
+    pub capabilities: Capabilities,
+}
+
+impl StudioModel {
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            StudioModel::Gan(g) => Capabilities {
+                generate: true,
+                truncation: true,
+                interpolate: true,
+                classes: g.num_classes() > 0,
+                style_mixing: g.style.is_some(),
+                ..Default::default()
+            },
+            StudioModel::ImageToImage(m) => match m.task() {
+                ImageTask::Translate => Capabilities { translate: true, ..Default::default() },
+                ImageTask::Upscale { .. } => Capabilities { upscale: true, ..Default::default() },
+            },
+        }
+    }
+
+    pub fn info(&self, entry: &Entry) -> ModelInfo {
+        let (id, label, capabilities) = (entry.id.clone(), entry.label.clone(), self.capabilities());
+        match self {
+            StudioModel::Gan(g) => ModelInfo {
+                id,
+                label,
+                kind: "gan",
+                description: g.describe(),
+                step: g.step,
+                image: Some(g.gen.image_shape()),
+                latent_dim: Some(g.gen.latent_dim()),
+                classes: g.class_names.clone(),
+                style_layers: g.style.as_ref().map(|s| s.layers()),
+                image_task: None,
+                capabilities,
+            },
+            StudioModel::ImageToImage(m) => ModelInfo {
+                id,
+                label,
+                kind: "image-to-image",
+                description: m.describe(),
+                step: m.step(),
+                image: None,
+                latent_dim: None,
+                classes: Vec::new(),
+                style_layers: None,
+                image_task: Some(m.task()),
+                capabilities,
+            },
+        }
+    }
+
+    /// The GAN, or a 422 naming what this model is instead.
+    pub fn gan(&self, what: &str) -> ApiResult<&GanModel> {
+        match self {
+            StudioModel::Gan(g) => Ok(g),
+            StudioModel::ImageToImage(m) => Err(ApiError::unsupported(format!(
+                "this checkpoint is an image-to-image model ({}), not a GAN: {what} needs a GAN checkpoint; upload an image to translate instead",
+                m.describe()
+            ))),
+        }
+    }
+}
+
+/// Reads a model from its source on `device`.
+pub fn load(source: &Source, device: &Device) -> ApiResult<StudioModel> {
+    let path = match source {
+        Source::TestInvert => return Ok(StudioModel::ImageToImage(Box::new(InvertColors))),
+        Source::File(p) => p,
+    };
+    let failed = |e: gannet::Error| ApiError::internal(format!("cannot load {}: {e}", path.display()));
+    if let Some(i2i) = load_image_to_image(path, device) {
+        return Ok(StudioModel::ImageToImage(i2i.map_err(failed)?));
+    }
+    let saved = SavedRun::load(path, device).map_err(failed)?;
+    let gen = saved.sampling_generator(device).map_err(failed)?;
+    Ok(StudioModel::Gan(GanModel {
+        gen,
+        checkpoint: path.clone(),
+        step: saved.step,
+        arch: saved.config.model.name().to_string(),
+        class_names: if saved.num_classes() > 0 { saved.class_names.clone() } else { Vec::new() },
+        ema: saved.has_ema(),
+        style: None,
+    }))
+}
+
+/// Loaded models of one worker thread, reloaded when the checkpoint file changes (a running
+/// training replaces `latest.safetensors`).
+pub struct ModelCache {
+    device: Device,
+    models: HashMap<Source, (Option<FileStamp>, StudioModel)>,
+}
+
+/// Models kept per worker; past that the cache starts over (switching among a few is the use).
+const CACHED_MODELS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(source: &Source) -> ApiResult<Option<FileStamp>> {
+    match source {
+        Source::TestInvert => Ok(None),
+        Source::File(p) => {
+            let m = std::fs::metadata(p).map_err(|e| ApiError::internal(format!("cannot read {}: {e}", p.display())))?;
+            Ok(Some(FileStamp { modified: m.modified().ok(), len: m.len() }))
+        }
+    }
+}
+
+impl ModelCache {
+    pub fn new(device: Device) -> Self {
+        Self { device, models: HashMap::new() }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The model of `entry`, loading it on first use or after its file changed.
+    pub fn get(&mut self, entry: &Entry) -> ApiResult<&StudioModel> {
+        let source = entry.source.as_ref().ok_or_else(|| {
+            ApiError::not_found(format!("'{}' is a run folder with no checkpoint yet (checkpoints/latest.safetensors)", entry.id))
+        })?;
+        let now = stamp(source)?;
+        let fresh = matches!(self.models.get(source), Some((s, _)) if *s == now);
+        if !fresh {
+            if self.models.len() >= CACHED_MODELS {
+                self.models.clear();
+            }
+            let model = load(source, &self.device)?;
+            self.models.insert(source.clone(), (now, model));
+        }
+        Ok(&self.models[source].1)
+    }
+
+    /// Drops every model (after a panic in a job, a model may be half-used).
+    pub fn clear(&mut self) {
+        self.models.clear();
+    }
+}
+
+/// The stand-in image-to-image model of `--test-models`: inverts the colours. It lets the tests
+/// (and the lead wiring real models) drive the whole translate path: upload, limits, worker,
+/// PNG out.
+pub struct InvertColors;
+
+impl ImageToImage for InvertColors {
+    fn task(&self) -> ImageTask {
+        ImageTask::Translate
+    }
+    fn describe(&self) -> String {
+        "test stand-in: inverts colours".into()
+    }
+    fn step(&self) -> u64 {
+        0
+    }
+    fn max_input_side(&self) -> u32 {
+        crate::MAX_UPLOAD_SIDE
+    }
+    fn translate(&self, input: &DynamicImage) -> gannet::Result<DynamicImage> {
+        let mut out = DynamicImage::ImageRgb8(input.to_rgb8());
+        out.invert();
+        Ok(out)
+    }
+}
