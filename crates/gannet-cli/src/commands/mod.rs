@@ -3,3 +3,7 @@ pub mod classifier;
 pub mod eval;
 pub mod sample;
 pub mod train;
+pub mod i2i_io;
+pub mod train_i2i;
+pub mod translate;
+pub mod upscale;

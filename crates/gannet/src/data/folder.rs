@@ -29,6 +29,19 @@ struct Decoded {
 /// Loads every image under `root`, resized to `resolution` x `resolution`.
 pub fn load_folder(root: &Path, resolution: usize, channels: Channels) -> Result<Dataset> {
     let (files, labels, class_names) = scan(root)?;
+    load_files(&files, labels, class_names, resolution, channels, root.display().to_string())
+}
+
+/// Loads `files` in the given order (decoded in parallel), resized to `resolution` x
+/// `resolution`; `source` names the data set in errors and caches.
+pub fn load_files(
+    files: &[PathBuf],
+    labels: Option<Vec<u32>>,
+    class_names: Vec<String>,
+    resolution: usize,
+    channels: Channels,
+    source: String,
+) -> Result<Dataset> {
     let decoded: Vec<Decoded> = files
         .par_iter()
         .map(|f| decode(f, resolution))
@@ -44,15 +57,13 @@ pub fn load_folder(root: &Path, resolution: usize, channels: Channels) -> Result
     for d in &decoded {
         push_chw(&mut images, &d.rgb, channels);
     }
-    Dataset::from_parts(
-        images,
-        labels,
-        class_names,
-        channels,
-        resolution,
-        resolution,
-        root.display().to_string(),
-    )
+    Dataset::from_parts(images, labels, class_names, channels, resolution, resolution, source)
+}
+
+/// The PNG/JPEG files directly inside `dir` (not in subfolders), sorted by name; hidden files
+/// are skipped.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list(dir)?.0)
 }
 
 /// Image files in load order, their labels (class layout only) and the class names.
