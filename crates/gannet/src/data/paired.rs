@@ -120,11 +120,11 @@ impl PairedDataset {
     /// `narrow(1, 0, C)` and `narrow(1, C, C)`.
     pub fn stacked(&self) -> Result<Dataset> {
         let (sa, sb) = (self.a.image_size(), self.b.image_size());
-        if sa != sb || self.a.channels() != self.b.channels() {
-            return Err(Error::data(self.a.source(), format!("paired images differ in size from those of {}", self.b.source())));
+        if sa != sb || self.a.channels() != self.b.channels() || self.a.len() != self.b.len() {
+            return Err(Error::data(self.a.source(), format!("paired images differ in size or number from those of {}", self.b.source())));
         }
         let mut images = Vec::with_capacity(2 * self.a.images_u8().len());
-        for i in 0..self.len() {
+        for i in 0..self.a.len() {
             images.extend_from_slice(self.a.image_u8(i));
             images.extend_from_slice(self.b.image_u8(i));
         }

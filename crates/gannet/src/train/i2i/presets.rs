@@ -5,6 +5,7 @@
 
 use super::config::I2iConfig;
 
+#[derive(Debug, Clone, Copy)]
 pub struct I2iPreset {
     pub name: &'static str,
     pub summary: &'static str,
@@ -18,7 +19,7 @@ macro_rules! preset {
 }
 
 pub const ALL: &[I2iPreset] = &[
-    preset!("pix2pix-emoji", "pix2pix google -> twitter emoji, 64x64 (U-Net ngf 32, 70x70 PatchGAN, L1 x100)"),
+    preset!("pix2pix-emoji", "pix2pix google -> twitter emoji, 64x64 (U-Net ngf 16, 70x70 PatchGAN, L1 x100)"),
     preset!("cyclegan-emoji", "CycleGAN google <-> twitter emoji, 64x64, sized for 2 CPU cores"),
     preset!("superres-emoji", "4x super-resolution of the google emoji, 16x16 -> 64x64"),
 ];
