@@ -259,6 +259,12 @@ impl I2iConfig {
             }
         }
         let r = self.data.resolution;
+        // Each stride-2 layer halves the size; the stride-1 conv and the head take 1 pixel each
+        // off, and instance norm needs at least 2x2.
+        let layers = self.model.d_layers.min(16) as u32;
+        if r < 3 << layers {
+            return bad(format!("model.d_layers = {} is too deep for {r}x{r} images: the PatchGAN needs at least {} pixels; use fewer layers", self.model.d_layers, 3 << layers));
+        }
         if self.task == Task::Superres && (r % self.model.scale != 0 || r / self.model.scale < 2) {
             return bad(format!("data.resolution {r} must be a multiple of model.scale {} (and at least twice it)", self.model.scale));
         }
