@@ -40,10 +40,14 @@ pub fn write_outputs(dir: &Path, outputs: &Tensor, names: &[String], checkpoint:
     Ok(())
 }
 
-/// The first `count` examples of each column as a comparison grid at `path`.
+/// `count` examples spread evenly over the set (names sort related images together, e.g. all the
+/// flags) as a comparison grid at `path`.
 pub fn write_grid(path: &Path, columns: &[&Tensor], count: usize) -> Result<()> {
-    let n = columns[0].dim(0)?.min(count.max(1));
-    let cols = columns.iter().map(|c| Ok(c.narrow(0, 0, n)?.clamp(-1f32, 1f32)?)).collect::<Result<Vec<_>>>()?;
+    let total = columns[0].dim(0)?;
+    let n = total.min(count.max(1));
+    let idx: Vec<u32> = (0..n).map(|i| (i * total / n) as u32).collect();
+    let idx = Tensor::new(idx.as_slice(), columns[0].device())?;
+    let cols = columns.iter().map(|c| Ok(c.index_select(&idx, 0)?.clamp(-1f32, 1f32)?)).collect::<Result<Vec<_>>>()?;
     image_io::save_png(&image_io::comparison_grid(&cols, 4, 2)?, path)?;
     Ok(())
 }
