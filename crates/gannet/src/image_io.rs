@@ -165,18 +165,19 @@ pub fn upscale_nearest(batch: &Tensor, scale: usize) -> crate::Result<Tensor> {
 
 /// Bicubic upscaling by `scale` ([N, C, h, w] in [-1, 1] -> [N, C, h*scale, w*scale]), the
 /// baseline super-resolution must beat: the `image` crate's Catmull-Rom filter (bicubic with
-/// a = -0.5) on the f32 values, unclamped, image by image.
+/// a = -0.5) on f32 planes, image by image. The crate clamps f32 pixels to [0, 1], so values are
+/// mapped there and back (the clamp only trims the filter's overshoot, as writing a PNG would).
 pub fn resize_bicubic(batch: &Tensor, scale: usize) -> crate::Result<Tensor> {
     use image::{imageops, ImageBuffer, Luma};
     let (n, c, h, w) = batch.dims4()?;
     let (ho, wo) = (h * scale, w * scale);
-    let v = batch.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let v = ((batch.to_dtype(candle_core::DType::F32)? + 1.0)? * 0.5)?.flatten_all()?.to_vec1::<f32>()?;
     let mut out = Vec::with_capacity(n * c * ho * wo);
     for plane in v.chunks(h * w) {
         let img = ImageBuffer::<Luma<f32>, _>::from_raw(w as u32, h as u32, plane.to_vec()).expect("sized");
         out.extend(imageops::resize(&img, wo as u32, ho as u32, imageops::FilterType::CatmullRom).into_raw());
     }
-    Ok(Tensor::from_vec(out, (n, c, ho, wo), batch.device())?)
+    Ok(Tensor::from_vec(out, (n, c, ho, wo), batch.device())?.affine(2.0, -1.0)?)
 }
 
 /// A grid of examples side by side: `columns` are batches of one shape [N, C, H, W] in [-1, 1]

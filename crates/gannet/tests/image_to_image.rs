@@ -241,6 +241,20 @@ fn l1_psnr_and_ssim_against_hand_computed_values() {
 }
 
 #[test]
+fn bicubic_baseline_is_aligned_with_the_box_downscale() {
+    // A smooth image: box-downscaled 4x and upscaled back, bicubic must beat nearest, and on a
+    // linear ramp it must be exact away from the borders (pixel centres line up).
+    let ramp: Vec<f32> = (0..64 * 64).map(|i| ((i % 64) as f32 / 63.0) * 1.6 - 0.8).collect();
+    let x = Tensor::from_vec(ramp, (1, 1, 64, 64), &CPU).unwrap();
+    let lr = gannet::train::i2i::downscale(&x, 4).unwrap();
+    let bic = gannet::image_io::resize_bicubic(&lr, 4).unwrap();
+    let near = gannet::image_io::upscale_nearest(&lr, 4).unwrap();
+    let err = |y: &Tensor| (y - &x).unwrap().abs().unwrap().narrow(3, 8, 48).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(err(&bic) < 1e-4, "bicubic off a linear ramp by {}", err(&bic));
+    assert!(err(&near) > 0.01);
+}
+
+#[test]
 fn bicubic_baseline_keeps_constants_and_sizes() {
     let x = Tensor::full(0.25f32, (2, 3, 4, 4), &CPU).unwrap();
     let y = gannet::image_io::resize_bicubic(&x, 4).unwrap();
