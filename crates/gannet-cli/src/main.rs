@@ -35,7 +35,8 @@ static JEMALLOC_CONF: &u8 = &b"dirty_decay_ms:60000,muzzy_decay_ms:60000,oversiz
         gannet train                          # DCGAN on 10k built-in MNIST digits, ~minutes on a laptop CPU\n  \
         gannet train --data path/to/images    # any folder of PNG/JPEG (subfolders = classes)\n  \
         gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n  \
-        gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist\n\n\
+        gannet eval --checkpoint runs/default/checkpoints/latest.safetensors --data ../shared/data/mnist\n  \
+        gannet train-i2i --preset pix2pix-emoji   # image-to-image: pix2pix, CycleGAN, super-resolution\n\n\
         A run writes config.toml, metrics.csv, losses.svg, samples/*.png and checkpoints/ to its --out folder."
 )]
 struct Cli {
@@ -58,6 +59,12 @@ enum Command {
     Classifier(commands::classifier::ClassifierArgs),
     /// The studio: a local web page to generate, interpolate, translate and follow training.
     Serve(commands::serve::ServeArgs),
+    /// Train an image-to-image model: pix2pix (paired), CycleGAN (unpaired) or 4x super-resolution.
+    TrainI2i(commands::train_i2i::TrainI2iArgs),
+    /// Translate images with a pix2pix or CycleGAN checkpoint; scores against targets when known.
+    Translate(commands::translate::TranslateArgs),
+    /// Upscale images with a super-resolution checkpoint; scores it and bicubic when originals are known.
+    Upscale(commands::upscale::UpscaleArgs),
 }
 
 fn main() {
@@ -72,6 +79,10 @@ fn main() {
         let examples = c.get_after_help().map(|h| h.to_string()).unwrap_or_default();
         c.after_help(format!("{examples}\n\n{}", commands::train::presets_help()))
     });
+    let command = command.mut_subcommand("train-i2i", |c| {
+        let examples = c.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        c.after_help(format!("{examples}\n\n{}", commands::train_i2i::presets_help()))
+    });
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
@@ -80,6 +91,9 @@ fn main() {
         Command::Eval(a) => commands::eval::run(a),
         Command::Classifier(a) => commands::classifier::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::TrainI2i(a) => commands::train_i2i::run(a),
+        Command::Translate(a) => commands::translate::run(a),
+        Command::Upscale(a) => commands::upscale::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -5,6 +5,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct TrainProgress {
     bar: ProgressBar,
+    /// What the G loss and the mean D logits on real and generated images are called.
+    labels: (&'static str, &'static str, &'static str),
 }
 
 impl TrainProgress {
@@ -15,7 +17,15 @@ impl TrainProgress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        Self { bar }
+        Self { bar, labels: ("D(x)", "D(G(z))", "G") }
+    }
+
+    /// A bar that names the D outputs and the generator loss it shows (image-to-image training
+    /// shows D on real and on translated images and the pixel loss).
+    pub fn with_labels(real: &'static str, fake: &'static str, g_loss: &'static str) -> Self {
+        let mut p = Self::new();
+        p.labels = (real, fake, g_loss);
+        p
     }
 
     pub fn finish(&self) {
@@ -32,8 +42,9 @@ impl Observer for TrainProgress {
 
     fn on_step(&mut self, s: &StepStats) {
         self.bar.set_position(s.step);
+        let (real, fake, g) = self.labels;
         self.bar.set_message(format!(
-            "D {:.3} G {:.3} | D(x) {:+.2} D(G(z)) {:+.2} | {:.0} img/s",
+            "D {:.3} {g} {:.3} | {real} {:+.2} {fake} {:+.2} | {:.0} img/s",
             s.d_loss, s.g_loss, s.d_real, s.d_fake, s.images_per_s
         ));
     }

@@ -72,16 +72,72 @@ pub trait ImageToImage {
     fn translate(&self, input: &DynamicImage) -> gannet::Result<DynamicImage>;
 }
 
-/// Loads `path` as an image-to-image model, or answers `None` when it is not one (then it is
-/// read as a GAN training checkpoint).
-///
-/// WIRE-UP POINT: the pix2pix / CycleGAN / super-resolution branch adds its checkpoint kinds
-/// here: read the checkpoint's kind, build the model and return
-/// `Some(Ok(Box::new(ItsAdapter { .. })))`, an adapter implementing [`ImageToImage`] with what
-/// `gannet translate` runs.
+/// Loads `path` as an image-to-image model (a `gannet train-i2i` checkpoint: pix2pix, CycleGAN
+/// A->B, or super-resolution), or answers `None` when it is not one (then it is read as a GAN
+/// training checkpoint).
 pub fn load_image_to_image(path: &Path, device: &Device) -> Option<gannet::Result<Box<dyn ImageToImage>>> {
-    let _ = (path, device);
-    None
+    if gannet::checkpoint::kind(path).as_deref() != Some(gannet::train::i2i::KIND_I2I) {
+        return None;
+    }
+    Some(I2iModel::load(path, device).map(|m| Box::new(m) as Box<dyn ImageToImage>))
+}
+
+/// A `train-i2i` checkpoint's A->B generator, as `gannet translate` / `gannet upscale` run it.
+struct I2iModel {
+    nets: gannet::train::i2i::I2iNets,
+    task: gannet::train::i2i::Task,
+    step: u64,
+    /// The generator's input side (the training resolution; a quarter of it for 4x upscaling).
+    input_side: usize,
+    scale: usize,
+    channels: usize,
+    device: Device,
+}
+
+impl I2iModel {
+    fn load(path: &Path, device: &Device) -> gannet::Result<Self> {
+        use gannet::train::i2i::{SavedI2i, Task};
+        let saved = SavedI2i::load(path, device)?;
+        let nets = saved.nets(device)?;
+        let task = saved.config.task;
+        let scale = if task == Task::Superres { saved.config.model.scale } else { 1 };
+        let input_side = saved.config.data.resolution / scale;
+        Ok(Self { nets, task, step: saved.step, input_side, scale, channels: saved.channels, device: device.clone() })
+    }
+}
+
+impl ImageToImage for I2iModel {
+    fn task(&self) -> ImageTask {
+        match self.task {
+            gannet::train::i2i::Task::Superres => ImageTask::Upscale { factor: self.scale as u32 },
+            _ => ImageTask::Translate,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let side = self.input_side * self.scale;
+        match self.task() {
+            ImageTask::Upscale { factor } => format!("{} {factor}x, {}x{} -> {side}x{side}", self.task.name(), self.input_side, self.input_side),
+            ImageTask::Translate => format!("{} A->B, {side}x{side}", self.task.name()),
+        }
+    }
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn max_input_side(&self) -> u32 {
+        crate::MAX_UPLOAD_SIDE
+    }
+
+    /// The upload is prepared as the training images were (on white, centre square, resized to
+    /// the generator's input side), so any size works; the output has the model's size.
+    fn translate(&self, input: &DynamicImage) -> gannet::Result<DynamicImage> {
+        let x = gannet::data::folder::image_tensor(input, self.input_side, self.channels, &self.device)?;
+        let g = self.nets.generator(gannet::train::i2i::Direction::AToB)?;
+        let y = gannet::train::i2i::eval::translate_all(g, &x)?.clamp(-1f32, 1f32)?;
+        gannet::image_io::to_images(&y)?.pop().ok_or_else(|| gannet::Error::Msg("the model gave no image".into()))
+    }
 }
 
 /// A GAN generator ready to sample.

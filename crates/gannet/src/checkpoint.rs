@@ -194,6 +194,17 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The metadata key naming what wrote a checkpoint (`train`, `i2i`, ...).
+pub const META_KIND: &str = "gannet_kind";
+
+/// The kind a checkpoint's metadata names, without loading its tensors; `None` when the file
+/// cannot be read or is not a gannet checkpoint.
+pub fn kind(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let (_, parsed) = SafeTensors::read_metadata(&bytes).ok()?;
+    parsed.metadata().as_ref()?.get(META_KIND).cloned()
+}
+
 /// Reads and verifies a checkpoint; every failure is a checkpoint error naming `path`.
 pub fn load(
     path: &Path,

@@ -157,3 +157,61 @@ pub fn provenance_text(checkpoint: &Path, step: u64, class: Option<(usize, &str)
     }
     t
 }
+
+/// [N, C, h, w] -> [N, C, h*scale, w*scale], every pixel repeated (for showing small inputs
+/// beside large outputs).
+pub fn upscale_nearest(batch: &Tensor, scale: usize) -> crate::Result<Tensor> {
+    let (n, c, h, w) = batch.dims4()?;
+    Ok(batch
+        .reshape((n, c, h, 1, w, 1))?
+        .broadcast_as((n, c, h, scale, w, scale))?
+        .contiguous()?
+        .reshape((n, c, h * scale, w * scale))?)
+}
+
+/// Bicubic upscaling by `scale` ([N, C, h, w] in [-1, 1] -> [N, C, h*scale, w*scale]), the
+/// baseline super-resolution must beat: the `image` crate's Catmull-Rom filter (bicubic with
+/// a = -0.5) on f32 planes, image by image. The crate clamps f32 pixels to [0, 1], so values are
+/// mapped there and back (the clamp only trims the filter's overshoot, as writing a PNG would).
+pub fn resize_bicubic(batch: &Tensor, scale: usize) -> crate::Result<Tensor> {
+    use image::{imageops, ImageBuffer, Luma};
+    let (n, c, h, w) = batch.dims4()?;
+    let (ho, wo) = (h * scale, w * scale);
+    let v = ((batch.to_dtype(candle_core::DType::F32)? + 1.0)? * 0.5)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = Vec::with_capacity(n * c * ho * wo);
+    for plane in v.chunks(h * w) {
+        let img = ImageBuffer::<Luma<f32>, _>::from_raw(w as u32, h as u32, plane.to_vec()).expect("sized");
+        out.extend(imageops::resize(&img, wo as u32, ho as u32, imageops::FilterType::CatmullRom).into_raw());
+    }
+    Ok(Tensor::from_vec(out, (n, c, ho, wo), batch.device())?.affine(2.0, -1.0)?)
+}
+
+/// A grid of examples side by side: `columns` are batches of one shape [N, C, H, W] in [-1, 1]
+/// (e.g. input, output, target); each example's images sit next to each other as a group,
+/// `groups_per_row` groups per row, groups `3 * pad` apart and images `pad` apart, on white.
+pub fn comparison_grid(columns: &[Tensor], groups_per_row: usize, pad: u32) -> crate::Result<DynamicImage> {
+    let cols: Vec<Vec<DynamicImage>> = columns.iter().map(to_images).collect::<crate::Result<_>>()?;
+    let Some(first) = cols.first().and_then(|c| c.first()) else {
+        return Err(Error::Msg("comparison grid of no images".into()));
+    };
+    let (w, h) = (first.width(), first.height());
+    let n = cols[0].len();
+    if cols.iter().any(|c| c.len() != n || c.iter().any(|i| i.width() != w || i.height() != h)) {
+        return Err(Error::Msg("comparison grid: every column needs the same number of images of one size".into()));
+    }
+    let k = cols.len() as u32;
+    let per_row = groups_per_row.clamp(1, n.max(1)) as u32;
+    let rows = (n as u32).div_ceil(per_row);
+    let group_w = k * w + (k - 1) * pad;
+    let gap = 3 * pad;
+    let mut canvas = RgbImage::from_pixel(per_row * group_w + (per_row + 1) * gap, rows * (h + pad) + pad + 2 * pad, image::Rgb([255, 255, 255]));
+    for i in 0..n {
+        let (gx, gy) = (i as u32 % per_row, i as u32 / per_row);
+        for (j, col) in cols.iter().enumerate() {
+            let x = gap + gx * (group_w + gap) + j as u32 * (w + pad);
+            let y = 2 * pad + gy * (h + pad);
+            image::imageops::replace(&mut canvas, &col[i].to_rgb8(), x as i64, y as i64);
+        }
+    }
+    Ok(DynamicImage::ImageRgb8(canvas))
+}

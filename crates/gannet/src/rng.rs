@@ -17,6 +17,8 @@ pub enum Stream {
     Sample = 5,
     Augment = 6,
     Penalty = 7,
+    /// CycleGAN's history pool of generated images (which to keep, which to return).
+    Pool = 8,
 }
 
 /// Mixes seed, purpose and index into one 64-bit seed (splitmix64 finaliser).

@@ -4,3 +4,7 @@ pub mod eval;
 pub mod sample;
 pub mod serve;
 pub mod train;
+pub mod i2i_io;
+pub mod train_i2i;
+pub mod translate;
+pub mod upscale;

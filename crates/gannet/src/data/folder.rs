@@ -29,6 +29,19 @@ struct Decoded {
 /// Loads every image under `root`, resized to `resolution` x `resolution`.
 pub fn load_folder(root: &Path, resolution: usize, channels: Channels) -> Result<Dataset> {
     let (files, labels, class_names) = scan(root)?;
+    load_files(&files, labels, class_names, resolution, channels, root.display().to_string())
+}
+
+/// Loads `files` in the given order (decoded in parallel), resized to `resolution` x
+/// `resolution`; `source` names the data set in errors and caches.
+pub fn load_files(
+    files: &[PathBuf],
+    labels: Option<Vec<u32>>,
+    class_names: Vec<String>,
+    resolution: usize,
+    channels: Channels,
+    source: String,
+) -> Result<Dataset> {
     let decoded: Vec<Decoded> = files
         .par_iter()
         .map(|f| decode(f, resolution))
@@ -44,15 +57,13 @@ pub fn load_folder(root: &Path, resolution: usize, channels: Channels) -> Result
     for d in &decoded {
         push_chw(&mut images, &d.rgb, channels);
     }
-    Dataset::from_parts(
-        images,
-        labels,
-        class_names,
-        channels,
-        resolution,
-        resolution,
-        root.display().to_string(),
-    )
+    Dataset::from_parts(images, labels, class_names, channels, resolution, resolution, source)
+}
+
+/// The PNG/JPEG files directly inside `dir` (not in subfolders), sorted by name; hidden files
+/// are skipped.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list(dir)?.0)
 }
 
 /// Image files in load order, their labels (class layout only) and the class names.
@@ -169,6 +180,19 @@ fn decode(path: &Path, resolution: usize) -> Result<Decoded> {
     let stored_grey = !img.color().has_color();
     let rgb = centre_square(&on_white(&img), resolution);
     Ok(Decoded { rgb: to_u8(rgb.as_raw()), stored_grey })
+}
+
+/// One already decoded image as the loaders would prepare it (composited on white, centre-cropped
+/// and resized to `resolution`, `channels` 1 or 3): a [1, C, R, R] tensor in [-1, 1]. For images
+/// that arrive in memory, e.g. an upload to the studio.
+pub fn image_tensor(img: &DynamicImage, resolution: usize, channels: usize, device: &candle_core::Device) -> Result<candle_core::Tensor> {
+    if img.width() == 0 || img.height() == 0 || resolution == 0 {
+        return Err(Error::Msg("an empty image or a zero resolution".into()));
+    }
+    let rgb = to_u8(centre_square(&on_white(img), resolution).as_raw());
+    let mut chw = Vec::with_capacity(resolution * resolution * channels);
+    push_chw(&mut chw, &rgb, channels);
+    Ok(candle_core::Tensor::from_vec(super::to_unit_f32(&chw), (1, channels, resolution, resolution), device)?)
 }
 
 /// Composites any pixel type (grey, grey+alpha, RGB, RGBA, 8 or 16 bit) onto white, in f32

@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod folder;
 pub mod idx;
 pub mod loader;
+pub mod paired;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use image::{imageops, ImageBuffer, Luma, Pixel};
 use rayon::prelude::*;
 
 pub use loader::{epoch_permutation, BatchLoader, HostBatch};
+pub use paired::{load_paired, load_unpaired, PairedDataset, Split};
 
 use crate::{Error, Result};
 

@@ -8,6 +8,8 @@
 //! - [`class_histogram`]: predicted-class counts of generated images (mode coverage on MNIST).
 //! - [`class_accuracy`]: per class, the share of a conditional G's class-k images labelled k.
 //! - [`classifier_fid`]: the Frechet distance in the classifier's feature space.
+//! - [`l1`], [`psnr`], [`ssim`]: per-image distances of outputs to known targets (image-to-image
+//!   translation and super-resolution).
 //!
 //! [`evaluate`] runs several of them on generated vs reference images (`gannet eval`, periodic
 //! evaluation during training), caching the reference features.
@@ -23,10 +25,13 @@ pub mod evaluate;
 pub mod fid;
 pub mod inception;
 pub mod kid;
+pub mod l1;
 pub mod linalg;
 pub mod mode_coverage;
 pub mod pool;
 pub mod precision_recall;
+pub mod psnr;
+pub mod ssim;
 
 pub use class_accuracy::ClassAccuracy;
 pub use class_histogram::ClassHistogram;
@@ -36,6 +41,9 @@ pub use evaluate::{EvalOptions, EvalReport, Evaluator, Metric};
 pub use fid::{frechet_distance, FeatureStats};
 pub use inception::FidInception;
 pub use kid::{kid, KidOptions, KidResult};
+pub use l1::l1_per_image;
+pub use psnr::psnr_per_image;
+pub use ssim::ssim_per_image;
 pub use precision_recall::{precision_recall, PrecisionRecall};
 
 use std::path::PathBuf;

@@ -8,7 +8,11 @@
 pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
+pub mod patchgan;
 pub mod resnet;
+pub mod resnet_translator;
+pub mod srgan;
+pub mod unet;
 
 pub use conditional::Conditioning;
 
@@ -27,6 +31,13 @@ impl ImageShape {
     pub fn numel(&self) -> usize {
         self.channels * self.resolution * self.resolution
     }
+}
+
+/// An image-to-image network (pix2pix's U-Net, CycleGAN's ResNet generator, the super-resolution
+/// generator): images [N, C, H, W] in [-1, 1] to images. None of them keeps batch statistics, so
+/// training and evaluation run the same forward pass.
+pub trait Translator {
+    fn forward(&self, x: &Tensor) -> crate::Result<Tensor>;
 }
 
 pub trait Generator {

@@ -16,9 +16,11 @@
 use candle_core::{DType, Tensor};
 
 pub mod im2col;
+pub mod pixel_shuffle;
 pub mod resample;
 
 pub use im2col::{fold, unfold, Geom};
+pub use pixel_shuffle::{pixel_shuffle, pixel_unshuffle};
 pub use resample::{avg_pool2x, sum_pool2x, upsample2x};
 
 /// Stride, padding, output padding and dilation of a square-kernel convolution.

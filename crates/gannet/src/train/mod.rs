@@ -4,6 +4,7 @@ pub mod augment;
 pub mod config;
 pub mod ema;
 pub mod guard;
+pub mod i2i;
 pub mod metrics_log;
 pub mod penalty;
 pub mod periodic_eval;

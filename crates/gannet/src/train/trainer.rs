@@ -44,7 +44,7 @@ pub struct Quiet;
 impl Observer for Quiet {}
 
 /// Checkpoint metadata keys.
-const META_KIND: &str = "gannet_kind";
+use crate::checkpoint::META_KIND;
 const META_CONFIG: &str = "config";
 const META_STEP: &str = "step";
 const META_SHAPE: &str = "image_shape";
