@@ -14,7 +14,8 @@
 
 use crate::catalog::{Catalog, Entry};
 use crate::error::{rejected, ApiError, ApiResult};
-use crate::models::StudioModel;
+use crate::models::{GanModel, StudioModel};
+use gannet::candle_core::Device;
 use crate::pool::Pool;
 use crate::render::{self, GenerateResponse};
 use crate::{assets, MAX_COUNT, MAX_UPLOAD_BYTES};
@@ -228,30 +229,31 @@ async fn generate(State(state): Shared, req: Result<Json<GenerateRequest>, JsonR
 async fn interpolate(State(state): Shared, req: Result<Json<InterpolateRequest>, JsonRejection>) -> ApiResult<Response> {
     let req = body(req)?;
     req.validate()?;
-    let entry = entry(&state, &req.checkpoint)?;
-    let bytes = state
-        .pool
-        .run(move |cache| {
-            let device = cache.device().clone();
-            let model = cache.get(&entry)?;
-            check_class(model, req.class)?;
-            render::interpolate(model.gan("interpolation")?, &req, &device)
-        })
-        .await?;
-    Ok(png(bytes))
+    let (checkpoint, class) = (req.checkpoint.clone(), req.class);
+    gan_png(&state, &checkpoint, class, "interpolation", move |gan, device| render::interpolate(gan, &req, device)).await
 }
 
 async fn style_mix(State(state): Shared, req: Result<Json<StyleMixRequest>, JsonRejection>) -> ApiResult<Response> {
     let req = body(req)?;
     req.validate()?;
-    let entry = entry(&state, &req.checkpoint)?;
+    let (checkpoint, class) = (req.checkpoint.clone(), req.class);
+    gan_png(&state, &checkpoint, class, "style mixing", move |gan, device| render::style_mix(gan, &req, device)).await
+}
+
+/// One PNG rendered on a model worker from the GAN `checkpoint` names, after checking `class`
+/// against it; `what` names the feature in the error for a model that is not a GAN.
+async fn gan_png<F>(state: &AppState, checkpoint: &str, class: Option<usize>, what: &'static str, render: F) -> ApiResult<Response>
+where
+    F: FnOnce(&GanModel, &Device) -> ApiResult<Vec<u8>> + Send + 'static,
+{
+    let entry = entry(state, checkpoint)?;
     let bytes = state
         .pool
         .run(move |cache| {
             let device = cache.device().clone();
             let model = cache.get(&entry)?;
-            check_class(model, req.class)?;
-            render::style_mix(model.gan("style mixing")?, &req, &device)
+            check_class(model, class)?;
+            render(model.gan(what)?, &device)
         })
         .await?;
     Ok(png(bytes))

@@ -25,6 +25,20 @@ impl RunDir {
         Ok(Self { root: root.to_path_buf() })
     }
 
+    /// [`RunDir::create`] for a new run: refuses a folder that already holds a checkpoint, which
+    /// a fresh run would overwrite.
+    pub fn create_fresh(root: &Path) -> crate::Result<Self> {
+        let run = Self::create(root)?;
+        if run.latest_checkpoint().exists() {
+            return Err(crate::Error::Config(format!(
+                "{} already holds a checkpoint: resume it with --resume {}, or choose another --out",
+                run.root().display(),
+                run.latest_checkpoint().display()
+            )));
+        }
+        Ok(run)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -87,14 +87,7 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run. Refuses to overwrite a run directory that already holds a checkpoint.
     pub fn new(cfg: TrainConfig) -> crate::Result<Self> {
-        let run = RunDir::create(&cfg.output.dir)?;
-        if run.latest_checkpoint().exists() {
-            return Err(crate::Error::Config(format!(
-                "{} already holds a checkpoint: resume it with --resume {}, or choose another --out",
-                run.root().display(),
-                run.latest_checkpoint().display()
-            )));
-        }
+        let run = RunDir::create_fresh(&cfg.output.dir)?;
         Self::build(cfg, run, None)
     }
 

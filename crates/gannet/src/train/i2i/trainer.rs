@@ -135,14 +135,7 @@ pub struct I2iTrainer {
 impl I2iTrainer {
     /// A fresh run; refuses a run folder that already holds a checkpoint.
     pub fn new(cfg: I2iConfig) -> crate::Result<Self> {
-        let run = RunDir::create(&cfg.output.dir)?;
-        if run.latest_checkpoint().exists() {
-            return Err(crate::Error::Config(format!(
-                "{} already holds a checkpoint: resume it with --resume {}, or choose another --out",
-                run.root().display(),
-                run.latest_checkpoint().display()
-            )));
-        }
+        let run = RunDir::create_fresh(&cfg.output.dir)?;
         Self::build(cfg, run, None)
     }
 
