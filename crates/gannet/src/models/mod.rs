@@ -48,9 +48,47 @@ pub trait Generator {
     fn num_classes(&self) -> usize {
         0
     }
+
+    /// Tells the network which generator update comes next (counting from 0). Networks whose
+    /// forward pass depends on training progress (Progressive GAN's growth and fade-in,
+    /// StyleGAN2's style-mixing and noise draws) read it; the others ignore it. The step loop calls
+    /// it before every step and a checkpoint loader with the saved step, so a resumed run, a
+    /// sample grid and `gannet sample` all see the network the unbroken run had.
+    fn set_step(&self, _step: u64) {}
+
+    /// A term added to G's loss at generator update `step`, already weighted (BigGAN's orthogonal
+    /// regularisation, StyleGAN2's lazy path-length penalty); `batch_size` is the run's batch.
+    fn regularisation(&self, _step: u64, _batch_size: usize) -> crate::Result<Option<Tensor>> {
+        Ok(None)
+    }
+
+    /// The style-based editing interface (mapping, synthesis, mean w) when the generator has one.
+    fn as_style(&self) -> Option<&dyn StyleGenerator> {
+        None
+    }
+}
+
+/// A style-based generator (StyleGAN2): `z -> w` by a mapping network, then one `w` per synthesis
+/// layer. Editing tools (truncation towards the mean w, style mixing, interpolation in w,
+/// projection of real images into w) work through this interface.
+pub trait StyleGenerator {
+    /// Width of w.
+    fn w_dim(&self) -> usize;
+    /// How many w's the synthesis network takes (one per modulated layer, toRGB layers included).
+    fn num_ws(&self) -> usize;
+    /// z [N, latent_dim] -> w [N, w_dim].
+    fn mapping(&self, z: &Tensor) -> crate::Result<Tensor>;
+    /// The running mean of w tracked during training, [w_dim]: the centre of truncation.
+    fn w_avg(&self) -> crate::Result<Tensor>;
+    /// ws [N, num_ws, w_dim] -> images [N, C, H, W] in [-1, 1] (fixed noise: the same ws give the
+    /// same images).
+    fn synthesis(&self, ws: &Tensor) -> crate::Result<Tensor>;
 }
 
 pub trait Discriminator {
+    /// See [`Generator::set_step`].
+    fn set_step(&self, _step: u64) {}
+
     fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor>;
 
     /// The logits [N] and, for an AC-GAN discriminator, its class logits [N, classes], from one
@@ -122,6 +160,12 @@ impl ModelConfig {
             )));
         }
         Ok(dataset_classes)
+    }
+
+    /// Whether training differentiates a gradient (StyleGAN2's path-length penalty), so the
+    /// process must turn on candle's second-order gradients before its first backward pass.
+    pub fn needs_second_order(&self) -> bool {
+        false
     }
 
     pub fn name(&self) -> &'static str {

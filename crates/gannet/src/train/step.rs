@@ -62,7 +62,7 @@ impl GanState {
         let gan = models::build_with_classes(&cfg.model, shape, classes, cfg.seed, device)?;
         let opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
         let opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
-        if cfg.penalty.is_active() {
+        if cfg.penalty.is_active() || cfg.model.needs_second_order() {
             // Works only if this thread has not run a backward pass yet; `step` verifies.
             crate::autodiff::enable_second_order();
         }
@@ -94,6 +94,7 @@ impl GanState {
     pub fn step(&mut self, step: u64, mut next_real: impl FnMut(u64) -> crate::Result<RealBatch>) -> crate::Result<StepLosses> {
         let loss = self.cfg.loss;
         let d_steps = self.cfg.schedule.d_steps_per_g;
+        self.set_step(step);
         let (mut d_loss_v, mut d_real_v, mut d_fake_v) = (0.0, 0.0, 0.0);
         let mut last_fake = None;
         for j in 0..d_steps {
@@ -132,11 +133,27 @@ impl GanState {
         let fake_seen = self.augment(&fake, (step + 1) * d_steps as u64 - 1, Role::GenFake)?;
         let (g_logits, g_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
         let g_loss = with_class_loss(loss.g_loss(&g_logits)?, &[g_classes], labels.as_ref())?;
-        self.opt_gen.step(&g_loss.backward()?)?;
+        if self.cfg.model.needs_second_order() {
+            self.check_second_order()?;
+        }
+        let g_total = match self.gan.gen.regularisation(step, self.cfg.schedule.batch_size)? {
+            Some(reg) => (&g_loss + reg)?,
+            None => g_loss.clone(),
+        };
+        self.opt_gen.step(&g_total.backward()?)?;
         if let Some(ema) = &self.ema {
             ema.update(&self.gan.gen_params, step)?;
         }
         Ok(StepLosses { d_loss: d_loss_v, g_loss: scalar(&g_loss)?, d_real: d_real_v, d_fake: d_fake_v })
+    }
+
+    /// Tells every network (G, D, the EMA shadow) that generator update `step` comes next.
+    pub fn set_step(&self, step: u64) {
+        self.gan.gen.set_step(step);
+        self.gan.disc.set_step(step);
+        if let Some(e) = &self.ema {
+            e.gen.set_step(step);
+        }
     }
 
     /// The checkpoint name (`gen.*`, `disc.*`, `gen_ema.*`) of the first weight or buffer holding

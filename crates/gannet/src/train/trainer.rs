@@ -364,6 +364,7 @@ impl Trainer {
             }
         }
         if let Some(mut p) = self.periodic.take() {
+            self.state.set_step(self.step);
             let done = p.after_step(self.step, self.sampling_generator());
             self.periodic = Some(p);
             if let Some(summary) = done? {
@@ -399,6 +400,7 @@ impl Trainer {
     /// Generates the fixed latent batch (G in eval mode) and writes the grid and loss curve.
     /// Conditional models get one class per row, the same latents in every row.
     pub fn write_samples(&mut self) -> crate::Result<PathBuf> {
+        self.state.set_step(self.step);
         let images = self.sampling_generator().forward(&self.fixed_latents, self.fixed_labels.as_ref(), Mode::Eval)?;
         let path = self.run.sample_grid(self.step);
         let grid = crate::image_io::grid(&images, self.grid_columns, 2)?;
@@ -546,6 +548,8 @@ impl SavedRun {
     pub fn gan(&self, device: &Device) -> crate::Result<Gan> {
         let gan = models::build_with_classes(&self.config.model, self.image_shape, self.num_classes(), self.config.seed, device)?;
         self.load_weights(&gan)?;
+        gan.gen.set_step(self.step);
+        gan.disc.set_step(self.step);
         Ok(gan)
     }
 
@@ -563,6 +567,7 @@ impl SavedRun {
             return Err(crate::Error::Msg("the checkpoint has no EMA generator (its run had ema_decay = 0)".into()));
         }
         params.load(&src).map_err(|e| crate::Error::Msg(format!("checkpoint does not fit the model: {e}")))?;
+        gen.set_step(self.step);
         Ok(gen)
     }
 
