@@ -19,6 +19,8 @@ pub enum Stream {
     Penalty = 7,
     /// CycleGAN's history pool of generated images (which to keep, which to return).
     Pool = 8,
+    /// Per-step draws inside a network: StyleGAN2's style mixing, layer noise, path-length batch.
+    Network = 9,
 }
 
 /// Mixes seed, purpose and index into one 64-bit seed (splitmix64 finaliser).

@@ -12,6 +12,7 @@ pub mod patchgan;
 pub mod resnet;
 pub mod resnet_translator;
 pub mod srgan;
+pub mod stylegan2;
 pub mod unet;
 
 pub use conditional::Conditioning;
@@ -105,6 +106,7 @@ pub enum ModelConfig {
     Mlp(mlp::MlpConfig),
     Dcgan(dcgan::DcganConfig),
     Resnet(resnet::ResnetConfig),
+    Stylegan2(stylegan2::Stylegan2Config),
 }
 
 impl Default for ModelConfig {
@@ -119,6 +121,7 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.latent_dim,
             ModelConfig::Dcgan(c) => c.latent_dim,
             ModelConfig::Resnet(c) => c.latent_dim,
+            ModelConfig::Stylegan2(c) => c.latent_dim,
         }
     }
 
@@ -127,7 +130,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(c) => c.conditional,
             ModelConfig::Dcgan(c) => c.conditional,
-            ModelConfig::Resnet(_) => Conditioning::None,
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) => Conditioning::None,
         }
     }
 
@@ -136,10 +139,11 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(c) => c.conditional = cond,
             ModelConfig::Dcgan(c) => c.conditional = cond,
-            ModelConfig::Resnet(_) if !cond.is_conditional() => {}
-            ModelConfig::Resnet(_) => {
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) if !cond.is_conditional() => {}
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) => {
                 return Err(crate::Error::Config(format!(
-                    "arch = \"resnet\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\""
+                    "arch = \"{}\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\"",
+                    self.name()
                 )))
             }
         }
@@ -165,7 +169,7 @@ impl ModelConfig {
     /// Whether training differentiates a gradient (StyleGAN2's path-length penalty), so the
     /// process must turn on candle's second-order gradients before its first backward pass.
     pub fn needs_second_order(&self) -> bool {
-        false
+        matches!(self, ModelConfig::Stylegan2(c) if c.pl_weight > 0.0)
     }
 
     pub fn name(&self) -> &'static str {
@@ -173,6 +177,7 @@ impl ModelConfig {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::Stylegan2(_) => "stylegan2",
         }
     }
 }
@@ -209,6 +214,10 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
             Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
             Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Stylegan2(c) => (
+            Box::new(stylegan2::Stylegan2Generator::new(&gen_params.root(), c, shape, seed)?),
+            Box::new(stylegan2::Stylegan2Discriminator::new(&disc_params.root(), c, shape)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -233,6 +242,7 @@ pub fn build_generator_with_classes(
         ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Stylegan2(c) => Box::new(stylegan2::Stylegan2Generator::new(&params.root(), c, shape, seed)?),
     };
     Ok((gen, params))
 }

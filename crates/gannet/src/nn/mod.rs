@@ -5,9 +5,11 @@ pub mod batch_norm;
 pub mod class_batch_norm;
 pub mod conv;
 pub mod embedding;
+pub mod equalized;
 pub mod init;
 pub mod instance_norm;
 pub mod linear;
+pub mod minibatch_std;
 pub mod params;
 pub mod spectral_norm;
 
@@ -16,9 +18,11 @@ pub use batch_norm::BatchNorm;
 pub use class_batch_norm::ClassBatchNorm;
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use embedding::{one_hot, Embedding};
+pub use equalized::{EqConv2d, EqLinear};
 pub use init::Init;
 pub use instance_norm::InstanceNorm;
 pub use linear::Linear;
+pub use minibatch_std::minibatch_stddev;
 pub use params::{ParamPath, ParamStore, Role};
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 

@@ -1,0 +1,45 @@
+//! StyleGAN's mapping network: z -> w through a stack of fully connected layers with a 100x
+//! smaller learning rate (`lr_mult` 0.01), which keeps w's distribution from drifting faster than
+//! the synthesis network can follow. It also tracks the running mean of w, the centre the
+//! truncation trick pulls samples towards.
+
+use crate::nn::{equalized::lrelu_gain, EqLinear, Init, ParamPath};
+use candle_core::{Tensor, Var};
+
+/// Decay of the running mean of w per training forward pass (the paper's 0.995).
+const W_AVG_BETA: f64 = 0.995;
+const LR_MULT: f64 = 0.01;
+
+pub struct Mapping {
+    layers: Vec<EqLinear>,
+    w_avg: Var,
+}
+
+impl Mapping {
+    pub fn new(p: &ParamPath, z_dim: usize, w_dim: usize, depth: usize) -> crate::Result<Self> {
+        let layers = (0..depth)
+            .map(|i| EqLinear::new(&p.sub(format!("fc{i}")), if i == 0 { z_dim } else { w_dim }, w_dim, Some(0.0), LR_MULT))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(Self { layers, w_avg: p.buffer("w_avg", &[w_dim], Init::Const(0.0))? })
+    }
+
+    /// z [N, z_dim] -> w [N, w_dim]; with `track`, moves the running mean of w towards this
+    /// batch's mean (training passes only, so sampling never changes the model).
+    pub fn forward(&self, z: &Tensor, track: bool) -> crate::Result<Tensor> {
+        // Normalise z's second moment: only its direction matters, not how long it came out.
+        let mut x = z.broadcast_mul(&(z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?)?;
+        for l in &self.layers {
+            x = lrelu_gain(&l.forward(&x)?)?;
+        }
+        if track {
+            let batch_mean = x.detach().mean(0)?;
+            let old = self.w_avg.as_tensor();
+            self.w_avg.set(&((old - &batch_mean)? * W_AVG_BETA + &batch_mean)?)?;
+        }
+        Ok(x)
+    }
+
+    pub fn w_avg(&self) -> Tensor {
+        self.w_avg.as_tensor().detach()
+    }
+}
