@@ -65,6 +65,12 @@ enum Command {
     Translate(commands::translate::TranslateArgs),
     /// Upscale images with a super-resolution checkpoint; scores it and bicubic when originals are known.
     Upscale(commands::upscale::UpscaleArgs),
+    /// Frames along a path between latents (z, or StyleGAN2's w): a grid, an animated GIF or PNGs.
+    Interpolate(commands::interpolate::InterpolateArgs),
+    /// A StyleGAN2 style-mixing grid: coarse styles from one image, fine styles from another.
+    Mix(commands::mix::MixArgs),
+    /// Project real images into StyleGAN2's w space and regenerate them (reports PSNR).
+    Project(commands::project::ProjectArgs),
 }
 
 fn main() {
@@ -94,6 +100,9 @@ fn main() {
         Command::TrainI2i(a) => commands::train_i2i::run(a),
         Command::Translate(a) => commands::translate::run(a),
         Command::Upscale(a) => commands::upscale::run(a),
+        Command::Interpolate(a) => commands::interpolate::run(a),
+        Command::Mix(a) => commands::mix::run(a),
+        Command::Project(a) => commands::project::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -215,3 +215,17 @@ pub fn comparison_grid(columns: &[Tensor], groups_per_row: usize, pad: u32) -> c
     }
     Ok(DynamicImage::ImageRgb8(canvas))
 }
+
+/// Writes `frames` [N, C, H, W] in [-1, 1] as an animated GIF that loops, `fps` frames a second.
+pub fn save_gif(frames: &Tensor, path: &Path, fps: u32) -> crate::Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
+    enc.set_repeat(Repeat::Infinite).map_err(|e| Error::Msg(format!("writing {}: {e}", path.display())))?;
+    let delay = image::Delay::from_numer_denom_ms(1000, fps.max(1));
+    for img in to_images(frames)? {
+        let frame = image::Frame::from_parts(img.to_rgba8(), 0, 0, delay);
+        enc.encode_frame(frame).map_err(|e| Error::Msg(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod edit;
 pub mod error;
 pub mod image_io;
 pub mod loss;

@@ -1,6 +1,10 @@
 pub mod bench;
 pub mod classifier;
+pub mod edit_io;
 pub mod eval;
+pub mod interpolate;
+pub mod mix;
+pub mod project;
 pub mod sample;
 pub mod serve;
 pub mod train;

@@ -154,12 +154,7 @@ impl TrainArgs {
             cfg.data.resolution = Some(v);
         }
         if let Some(a) = &self.arch {
-            cfg.model = match a.as_str() {
-                "dcgan" => ModelConfig::Dcgan(Default::default()),
-                "resnet" => ModelConfig::Resnet(Default::default()),
-                "mlp" => ModelConfig::Mlp(Default::default()),
-                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
-            };
+            cfg.model = ModelConfig::for_arch(a)?;
         }
         if let Some(c) = self.conditional {
             cfg.model.set_conditioning(c)?;
@@ -184,31 +179,11 @@ impl TrainArgs {
     }
 
     fn apply_model_sizes(&self, model: &mut ModelConfig) {
-        match model {
-            ModelConfig::Dcgan(c) => {
-                if let Some(v) = self.latent_dim {
-                    c.latent_dim = v;
-                }
-                if let Some(v) = self.channels {
-                    (c.g_channels, c.d_channels) = (v, v);
-                }
-            }
-            ModelConfig::Resnet(c) => {
-                if let Some(v) = self.latent_dim {
-                    c.latent_dim = v;
-                }
-                if let Some(v) = self.channels {
-                    (c.g_channels, c.d_channels) = (v, v);
-                }
-            }
-            ModelConfig::Mlp(c) => {
-                if let Some(v) = self.latent_dim {
-                    c.latent_dim = v;
-                }
-                if let Some(v) = self.channels {
-                    c.hidden = v;
-                }
-            }
+        if let Some(v) = self.latent_dim {
+            model.set_latent_dim(v);
+        }
+        if let Some(v) = self.channels {
+            model.set_width(v);
         }
     }
 }

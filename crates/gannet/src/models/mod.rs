@@ -92,6 +92,12 @@ pub trait Discriminator {
 
     fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor>;
 
+    /// Activations at every resolution, for feature losses (projection); empty when the
+    /// architecture does not expose them.
+    fn features(&self, _x: &Tensor) -> crate::Result<Vec<Tensor>> {
+        Ok(Vec::new())
+    }
+
     /// The logits [N] and, for an AC-GAN discriminator, its class logits [N, classes], from one
     /// forward pass (BatchNorm statistics and spectral-norm iterations advance once).
     fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
@@ -164,6 +170,32 @@ impl ModelConfig {
             )));
         }
         Ok(dataset_classes)
+    }
+
+    /// The default config of the architecture called `arch` (the CLI's `--arch`).
+    pub fn for_arch(arch: &str) -> crate::Result<Self> {
+        toml::from_str(&format!("arch = {arch:?}")).map_err(|e| crate::Error::Config(format!("unknown architecture '{arch}': {}", e.message())))
+    }
+
+    /// Sets the latent width (the CLI's `--latent-dim`).
+    pub fn set_latent_dim(&mut self, v: usize) {
+        match self {
+            ModelConfig::Mlp(c) => c.latent_dim = v,
+            ModelConfig::Dcgan(c) => c.latent_dim = v,
+            ModelConfig::Resnet(c) => c.latent_dim = v,
+            ModelConfig::Stylegan2(c) => c.latent_dim = v,
+        }
+    }
+
+    /// Sets the width of both networks (the CLI's `--channels`): base channels of the conv
+    /// models, the hidden width of the MLP, the largest layer of StyleGAN2.
+    pub fn set_width(&mut self, v: usize) {
+        match self {
+            ModelConfig::Mlp(c) => c.hidden = v,
+            ModelConfig::Dcgan(c) => (c.g_channels, c.d_channels) = (v, v),
+            ModelConfig::Resnet(c) => (c.g_channels, c.d_channels) = (v, v),
+            ModelConfig::Stylegan2(c) => c.max_channels = v,
+        }
     }
 
     /// Whether training differentiates a gradient (StyleGAN2's path-length penalty), so the

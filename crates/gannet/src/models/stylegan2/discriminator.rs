@@ -61,6 +61,15 @@ impl ResidualDiscriminator {
         })
     }
 
+    /// The activations after fromRGB and after every block (for feature losses).
+    pub fn features(&self, x: &Tensor) -> crate::Result<Vec<Tensor>> {
+        let mut out = vec![lrelu_gain(&self.from_rgb.forward(x)?)?];
+        for b in &self.blocks {
+            out.push(b.forward(out.last().expect("starts with one"))?);
+        }
+        Ok(out)
+    }
+
     /// Images [N, C, R, R] -> logits [N].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         let mut h = lrelu_gain(&self.from_rgb.forward(x)?)?;

@@ -251,4 +251,8 @@ impl Discriminator for Stylegan2Discriminator {
     fn forward(&self, x: &Tensor, _labels: Option<&Tensor>, _mode: Mode) -> crate::Result<Tensor> {
         self.net.forward(x)
     }
+
+    fn features(&self, x: &Tensor) -> crate::Result<Vec<Tensor>> {
+        self.net.features(x)
+    }
 }

@@ -1,0 +1,88 @@
+use super::edit_io::{load_generator, seed_latents};
+use anyhow::{Context, Result};
+use clap::Args;
+use gannet::candle_core::Tensor;
+use gannet::edit::interpolate::{path_images, Method, Space};
+use gannet::image_io;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    gannet interpolate --checkpoint C --seeds 1,2 --out path.png                 # 8 frames, slerp in z\n  \
+    gannet interpolate --checkpoint C --seeds 1,2,3,1 --space w --method lerp --frames 16 --gif loop.gif\n  \
+    gannet interpolate --checkpoint C --seeds 4,9 --frames-dir frames/           # one PNG per frame\n\n\
+    Each seed stands for the first image `gannet sample --seed S` makes. The path visits the seeds in\n\
+    order; every leg has --frames frames. w space needs a StyleGAN2 checkpoint.")]
+pub struct InterpolateArgs {
+    /// A training checkpoint.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The latents to visit, as `gannet sample` seeds (at least 2).
+    #[arg(long, value_delimiter = ',', required = true)]
+    seeds: Vec<u64>,
+    /// Frames per leg, both ends included.
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
+    /// z (any model) or w (StyleGAN2).
+    #[arg(long, default_value = "z")]
+    space: Space,
+    /// slerp (spherical) or lerp (straight line).
+    #[arg(long, default_value = "slerp")]
+    method: Method,
+    /// Truncation psi (1 = off): StyleGAN2 pulls w towards its mean, other models scale z.
+    #[arg(long, default_value_t = 1.0)]
+    truncation: f64,
+    /// A grid PNG, one leg per row.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// An animated GIF of the path.
+    #[arg(long)]
+    gif: Option<PathBuf>,
+    /// One PNG per frame in this folder.
+    #[arg(long)]
+    frames_dir: Option<PathBuf>,
+    /// Magnification of the GIF (nearest neighbour): small images are hard to see.
+    #[arg(long, default_value_t = 4)]
+    gif_scale: usize,
+    /// Use the trained generator, not its EMA shadow.
+    #[arg(long)]
+    no_ema: bool,
+    /// cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(args: InterpolateArgs) -> Result<()> {
+    anyhow::ensure!(args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(), "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR");
+    anyhow::ensure!(args.seeds.len() >= 2, "--seeds needs at least 2 seeds, e.g. --seeds 1,2");
+    let device = gannet::device::parse_device(&args.device)?;
+    let (saved, gen) = load_generator(&args.checkpoint, args.no_ema, &device)?;
+    anyhow::ensure!(saved.num_classes() == 0, "interpolation of class-conditional models is not supported yet: use an unconditional checkpoint");
+    let z = seed_latents(&args.seeds, gen.latent_dim(), &device)?;
+    let images = path_images(gen.as_ref(), &z, args.frames, args.space, args.method, args.truncation)?.clamp(-1f32, 1f32)?;
+    let text = image_io::provenance_text(&args.checkpoint, saved.step, None);
+    if let Some(out) = &args.out {
+        // One leg per row: pad the path with the last frame to whole rows.
+        let n = images.dim(0)?;
+        let rows = (n - 1).div_ceil(args.frames - 1);
+        let mut all = vec![images.clone()];
+        let pad = rows * args.frames - n;
+        if pad > 0 {
+            all.push(images.narrow(0, n - 1, 1)?.repeat((pad, 1, 1, 1))?);
+        }
+        image_io::save_png_with_text(&image_io::grid(&Tensor::cat(&all, 0)?, args.frames, 2)?, out, &text)?;
+        eprintln!("wrote {n} frames ({} space, {:?}) to {}", if args.space == Space::W { "w" } else { "z" }, args.method, out.display());
+    }
+    if let Some(dir) = &args.frames_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (i, img) in image_io::to_images(&images)?.iter().enumerate() {
+            image_io::save_png_with_text(img, &dir.join(format!("frame-{i:04}.png")), &text)?;
+        }
+        eprintln!("wrote {} frames to {}", images.dim(0)?, dir.display());
+    }
+    if let Some(gif) = &args.gif {
+        image_io::save_gif(&image_io::upscale_nearest(&images, args.gif_scale.max(1))?, gif, 8)?;
+        eprintln!("wrote an animated GIF of {} frames to {}", images.dim(0)?, gif.display());
+    }
+    Ok(())
+}
