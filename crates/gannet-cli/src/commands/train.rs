@@ -51,7 +51,7 @@ pub struct TrainArgs {
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
+    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D), progan (Progressive GAN) or mlp.
     #[arg(long)]
     arch: Option<String>,
     /// Class conditioning: none, projection (projection discriminator) or acgan (auxiliary
@@ -158,7 +158,8 @@ impl TrainArgs {
                 "dcgan" => ModelConfig::Dcgan(Default::default()),
                 "resnet" => ModelConfig::Resnet(Default::default()),
                 "mlp" => ModelConfig::Mlp(Default::default()),
-                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
+                "progan" => ModelConfig::Progan(Default::default()),
+                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet, progan or mlp"),
             };
         }
         if let Some(c) = self.conditional {
@@ -207,6 +208,16 @@ impl TrainArgs {
                 }
                 if let Some(v) = self.channels {
                     c.hidden = v;
+                }
+            }
+            ModelConfig::Progan(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    // The widest layers; the narrowest stay at most as wide.
+                    c.max_channels = v;
+                    c.min_channels = c.min_channels.min(v);
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
 pub mod patchgan;
+pub mod progan;
 pub mod resnet;
 pub mod resnet_translator;
 pub mod srgan;
@@ -105,6 +106,7 @@ pub enum ModelConfig {
     Mlp(mlp::MlpConfig),
     Dcgan(dcgan::DcganConfig),
     Resnet(resnet::ResnetConfig),
+    Progan(progan::ProganConfig),
 }
 
 impl Default for ModelConfig {
@@ -119,6 +121,7 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.latent_dim,
             ModelConfig::Dcgan(c) => c.latent_dim,
             ModelConfig::Resnet(c) => c.latent_dim,
+            ModelConfig::Progan(c) => c.latent_dim,
         }
     }
 
@@ -127,19 +130,21 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(c) => c.conditional,
             ModelConfig::Dcgan(c) => c.conditional,
-            ModelConfig::Resnet(_) => Conditioning::None,
+            ModelConfig::Resnet(_) | ModelConfig::Progan(_) => Conditioning::None,
         }
     }
 
-    /// Sets the conditioning (the CLI's `--conditional`); the ResNet models are unconditional only.
+    /// Sets the conditioning (the CLI's `--conditional`); the ResNet and ProGAN models are
+    /// unconditional only.
     pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
         match self {
             ModelConfig::Mlp(c) => c.conditional = cond,
             ModelConfig::Dcgan(c) => c.conditional = cond,
-            ModelConfig::Resnet(_) if !cond.is_conditional() => {}
-            ModelConfig::Resnet(_) => {
+            ModelConfig::Resnet(_) | ModelConfig::Progan(_) if !cond.is_conditional() => {}
+            ModelConfig::Resnet(_) | ModelConfig::Progan(_) => {
                 return Err(crate::Error::Config(format!(
-                    "arch = \"resnet\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\""
+                    "arch = \"{}\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\"",
+                    self.name()
                 )))
             }
         }
@@ -173,6 +178,7 @@ impl ModelConfig {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::Progan(_) => "progan",
         }
     }
 }
@@ -209,6 +215,10 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
             Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
             Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Progan(c) => (
+            Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?),
+            Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -233,6 +243,7 @@ pub fn build_generator_with_classes(
         ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Progan(c) => Box::new(progan::ProganGenerator::new(&params.root(), c, shape)?),
     };
     Ok((gen, params))
 }

@@ -31,6 +31,7 @@ pub const ALL: &[Preset] = &[
     preset!("wgan-gp-fashion", "WGAN-GP (lambda 10, 5 critic steps, no BatchNorm in D) on Fashion-MNIST"),
     preset!("r1-fashion", "non-saturating loss + lazy R1 penalty (gamma 1) on Fashion-MNIST"),
     preset!("wgan-gp-emoji", "WGAN-GP on the Noto emoji, 32x32 RGB"),
+    preset!("progan-fashion", "Progressive GAN (4x4 -> 32x32 growth, WGAN-GP + drift) on Fashion-MNIST"),
 ];
 
 /// The preset called `name`, or an error listing the valid names.
