@@ -371,7 +371,8 @@ impl ProganDiscriminator {
         self.schedule.growth_at(self.step.get())
     }
 
-    fn from_rgb(&self, k: usize, x: &Tensor) -> crate::Result<Tensor> {
+    /// `fromRGB` of stage k and its activation.
+    fn input_layer(&self, k: usize, x: &Tensor) -> crate::Result<Tensor> {
         lrelu(&self.from_rgb[k].forward(x)?)
     }
 
@@ -379,14 +380,14 @@ impl ProganDiscriminator {
     fn features(&self, x: &Tensor, g: Growth) -> crate::Result<Tensor> {
         let top = g.stage;
         let mut h = if top == 0 {
-            self.from_rgb(0, x)?
+            self.input_layer(0, x)?
         } else {
             // The previous stage's path on the pooled image; the whole input at alpha = 0.
-            let old = || self.from_rgb(top - 1, &ops::avg_pool2x(x)?);
+            let old = || self.input_layer(top - 1, &ops::avg_pool2x(x)?);
             if g.alpha <= 0.0 {
                 old()?
             } else {
-                let new = self.blocks[top - 1].forward(&self.from_rgb(top, x)?)?;
+                let new = self.blocks[top - 1].forward(&self.input_layer(top, x)?)?;
                 if g.alpha >= 1.0 { new } else { lerp(&old()?, &new, g.alpha)? }
             }
         };

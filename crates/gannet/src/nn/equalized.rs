@@ -118,7 +118,7 @@ pub struct EqConv2d {
 
 impl EqConv2d {
     pub fn new(p: &ParamPath, in_ch: usize, out_ch: usize, kernel: usize, opts: EqOptions) -> crate::Result<Self> {
-        if kernel % 2 == 0 {
+        if kernel.is_multiple_of(2) {
             return Err(crate::Error::Config(format!("EqConv2d keeps the image size and needs an odd kernel, got {kernel}")));
         }
         let (weight, bias) = eq_weight_and_bias(p, &[out_ch, in_ch, kernel, kernel], out_ch, opts)?;
