@@ -200,3 +200,87 @@ fn load_state_names_missing_and_misshaped_entries() {
     let err = opt.load_state(&no_step).unwrap_err().to_string();
     assert!(err.contains("step"), "{err}");
 }
+
+/// The bits of a parameter's values, for exact comparisons.
+fn bits(v: &Var) -> Vec<u32> {
+    vals(v.as_tensor()).iter().map(|x| x.to_bits()).collect()
+}
+
+/// ProGAN's settings: beta1 0, beta2 0.99, where a shared step count hurts most.
+const PROGAN: AdamConfig = AdamConfig {
+    lr: 1e-3,
+    beta1: 0.0,
+    beta2: 0.99,
+    eps: 1e-8,
+    weight_decay: 0.0,
+};
+
+#[test]
+fn a_parameter_first_trained_late_takes_a_fresh_adams_first_step() {
+    let early = var(&[1.0, -2.0]);
+    let late = var(&[0.5, -0.25, 4.0]);
+    let params = vec![("early".into(), early.clone()), ("late".into(), late.clone())];
+    let mut opt = Adam::new(params, PROGAN).unwrap();
+    for _ in 0..50 {
+        opt.step(&half_sq_grads(&early)).unwrap();
+    }
+    assert_eq!((opt.steps(), opt.param_steps("early"), opt.param_steps("late")), (50, Some(50), Some(0)));
+    // A fresh Adam on a copy of `late`, and the shared one, each take `late`'s first step.
+    let copy = var(&[0.5, -0.25, 4.0]);
+    let mut fresh = Adam::new(vec![("late".into(), copy.clone())], PROGAN).unwrap();
+    fresh.step(&half_sq_grads(&copy)).unwrap();
+    opt.step(&half_sq_grads(&late)).unwrap();
+    assert_eq!(bits(&late), bits(&copy));
+    // That first step is lr * sign(g): with a shared t = 51 (v = 0.01 g^2, bias correction
+    // 1 - 0.99^51 = 0.40) it would be lr * sqrt(0.40 / 0.01), about 6.3 lr.
+    assert_close(&vals(late.as_tensor()), &[0.499, -0.249, 3.999], 1e-6, "late after its first step");
+    assert_eq!((opt.steps(), opt.param_steps("early"), opt.param_steps("late")), (51, Some(50), Some(1)));
+}
+
+#[test]
+fn per_parameter_step_counts_are_saved_and_restored() {
+    let (a, b) = (var(&[1.0, -2.0]), var(&[0.5]));
+    let params = |a: &Var, b: &Var| vec![("a".into(), a.clone()), ("b".into(), b.clone())];
+    let mut opt = Adam::new(params(&a, &b), PROGAN).unwrap();
+    for _ in 0..3 {
+        opt.step(&half_sq_grads(&a)).unwrap();
+    }
+    opt.step(&half_sq_grads(&b)).unwrap();
+    let state = opt.state();
+    let count = |k: &str| state[k].to_scalar::<f64>().unwrap();
+    assert_eq!((count("step"), count("a.step"), count("b.step")), (4.0, 3.0, 1.0));
+
+    let (a2, b2) = (Var::from_tensor(&a.as_tensor().copy().unwrap()).unwrap(), Var::from_tensor(&b.as_tensor().copy().unwrap()).unwrap());
+    let mut restored = Adam::new(params(&a2, &b2), PROGAN).unwrap();
+    restored.load_state(&state).unwrap();
+    assert_eq!((restored.steps(), restored.param_steps("a"), restored.param_steps("b")), (4, Some(3), Some(1)));
+    for (o, x, y) in [(&mut opt, &a, &b), (&mut restored, &a2, &b2)] {
+        o.step(&half_sq_grads(x)).unwrap();
+        o.step(&half_sq_grads(y)).unwrap();
+    }
+    assert_eq!((bits(&a), bits(&b)), (bits(&a2), bits(&b2)));
+}
+
+#[test]
+fn state_without_per_parameter_counts_loads_with_the_global_count() {
+    let p = var(&[1.0, -2.0]);
+    let mut opt = Adam::new(vec![("w".into(), p.clone())], CFG).unwrap();
+    for _ in 0..2 {
+        opt.step(&half_sq_grads(&p)).unwrap();
+    }
+    // The format before per-parameter counts: moments and one "step".
+    let mut old = opt.state();
+    assert!(old.remove("w.step").is_some());
+    let q = Var::from_tensor(&p.as_tensor().copy().unwrap()).unwrap();
+    let mut loaded = Adam::new(vec![("w".into(), q.clone())], CFG).unwrap();
+    loaded.load_state(&old).unwrap();
+    assert_eq!(loaded.param_steps("w"), Some(2));
+    opt.step(&half_sq_grads(&p)).unwrap();
+    loaded.step(&half_sq_grads(&q)).unwrap();
+    assert_eq!(bits(&p), bits(&q));
+    // A present but broken per-parameter count is still an error naming it.
+    let mut bad = opt.state();
+    bad.insert("w.step".into(), Tensor::new(1.5f64, &Device::Cpu).unwrap());
+    let err = loaded.load_state(&bad).unwrap_err().to_string();
+    assert!(err.contains("w.step"), "{err}");
+}

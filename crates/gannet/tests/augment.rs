@@ -165,7 +165,7 @@ fn augmented_run_with_r1_resumes_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = |d: &str, steps| {
         let mut c = tiny_config(&tmp.path().join(d), steps);
-        c.penalty = gannet::train::PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1 };
+        c.penalty = gannet::train::PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1, ..Default::default() };
         c.schedule.d_steps_per_g = 2;
         c
     };
@@ -192,7 +192,7 @@ fn wgan_gp_with_augmentation_trains() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = tiny_config(tmp.path(), 2);
     c.loss = gannet::loss::GanLoss::Wasserstein;
-    c.penalty = gannet::train::PenaltyConfig { kind: PenaltyKind::WganGp, weight: 10.0, every: 1 };
+    c.penalty = gannet::train::PenaltyConfig { kind: PenaltyKind::WganGp, weight: 10.0, every: 1, ..Default::default() };
     let t = run(c);
     assert_eq!(t.step(), 2);
 }

@@ -132,7 +132,7 @@ fn resnet_run_with_r1_trains_and_resumes_bit_for_bit() {
     let cfg = |d: &str, steps| {
         let mut c = tiny_config(&tmp.path().join(d), steps);
         c.loss = gannet::loss::GanLoss::NonSaturating;
-        c.penalty = PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1 };
+        c.penalty = PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1, ..Default::default() };
         c
     };
     let full = run(cfg("full", 4));
@@ -166,7 +166,7 @@ fn resnet_with_wgan_gp_and_augmentation_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = tiny_config(tmp.path(), 2);
     c.loss = gannet::loss::GanLoss::Wasserstein;
-    c.penalty = PenaltyConfig { kind: PenaltyKind::WganGp, weight: 10.0, every: 1 };
+    c.penalty = PenaltyConfig { kind: PenaltyKind::WganGp, weight: 10.0, every: 1, ..Default::default() };
     c.schedule.d_steps_per_g = 2;
     c.augment = gannet::train::AugmentPolicy::ALL;
     let t = run(c);

@@ -24,7 +24,7 @@ fn a_penalty_without_second_order_gradients_fails_loudly() {
     cfg.schedule.batch_size = 4;
     cfg.schedule.steps = 1;
     cfg.output.dir = tmp.path().to_path_buf();
-    cfg.penalty = PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1 };
+    cfg.penalty = PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1, ..Default::default() };
     let mut t = Trainer::new(cfg).unwrap();
     let err = t.train_step().err().expect("must refuse").to_string();
     assert!(err.contains("second-order"), "{err}");

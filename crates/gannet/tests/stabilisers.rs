@@ -109,7 +109,7 @@ fn r1_value_is_the_mean_squared_input_gradient() {
 
 #[test]
 fn lazy_regularisation_applies_every_k_steps_scaled_by_k() {
-    let mut c = gannet::train::PenaltyConfig { kind: PenaltyKind::R1, weight: 10.0, every: 4 };
+    let mut c = gannet::train::PenaltyConfig { kind: PenaltyKind::R1, weight: 10.0, every: 4, ..Default::default() };
     assert!(c.applies_at(0) && !c.applies_at(1) && !c.applies_at(3) && c.applies_at(4));
     assert_eq!(c.scale(), 10.0 / 2.0 * 4.0);
     c.kind = PenaltyKind::WganGp;
@@ -150,7 +150,7 @@ fn penalised_run_resumes_exactly(kind: PenaltyKind) {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = |d: &str, steps| {
         let mut c = tiny_config(&tmp.path().join(d), steps);
-        c.penalty = gannet::train::PenaltyConfig { kind, weight: 1.0, every: 2 };
+        c.penalty = gannet::train::PenaltyConfig { kind, weight: 1.0, every: 2, ..Default::default() };
         c.schedule.d_steps_per_g = 2;
         c
     };

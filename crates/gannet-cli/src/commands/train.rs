@@ -51,7 +51,7 @@ pub struct TrainArgs {
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
+    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D), progan (Progressive GAN) or mlp.
     #[arg(long)]
     arch: Option<String>,
     /// Class conditioning: none, projection (projection discriminator) or acgan (auxiliary

@@ -9,6 +9,7 @@ pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
 pub mod patchgan;
+pub mod progan;
 pub mod resnet;
 pub mod resnet_translator;
 pub mod srgan;
@@ -113,6 +114,7 @@ pub enum ModelConfig {
     Dcgan(dcgan::DcganConfig),
     Resnet(resnet::ResnetConfig),
     Stylegan2(stylegan2::Stylegan2Config),
+    Progan(progan::ProganConfig),
 }
 
 impl Default for ModelConfig {
@@ -128,6 +130,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => c.latent_dim,
             ModelConfig::Resnet(c) => c.latent_dim,
             ModelConfig::Stylegan2(c) => c.latent_dim,
+            ModelConfig::Progan(c) => c.latent_dim,
         }
     }
 
@@ -136,17 +139,18 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp(c) => c.conditional,
             ModelConfig::Dcgan(c) => c.conditional,
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) => Conditioning::None,
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) => Conditioning::None,
         }
     }
 
-    /// Sets the conditioning (the CLI's `--conditional`); the ResNet models are unconditional only.
+    /// Sets the conditioning (the CLI's `--conditional`); the ResNet and ProGAN models are
+    /// unconditional only.
     pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
         match self {
             ModelConfig::Mlp(c) => c.conditional = cond,
             ModelConfig::Dcgan(c) => c.conditional = cond,
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) if !cond.is_conditional() => {}
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) => {
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) if !cond.is_conditional() => {}
+            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) => {
                 return Err(crate::Error::Config(format!(
                     "arch = \"{}\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\"",
                     self.name()
@@ -184,6 +188,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => c.latent_dim = v,
             ModelConfig::Resnet(c) => c.latent_dim = v,
             ModelConfig::Stylegan2(c) => c.latent_dim = v,
+            ModelConfig::Progan(c) => c.latent_dim = v,
         }
     }
 
@@ -195,6 +200,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(c) => (c.g_channels, c.d_channels) = (v, v),
             ModelConfig::Resnet(c) => (c.g_channels, c.d_channels) = (v, v),
             ModelConfig::Stylegan2(c) => c.max_channels = v,
+            ModelConfig::Progan(c) => c.max_channels = v,
         }
     }
 
@@ -210,6 +216,7 @@ impl ModelConfig {
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Resnet(_) => "resnet",
             ModelConfig::Stylegan2(_) => "stylegan2",
+            ModelConfig::Progan(_) => "progan",
         }
     }
 }
@@ -250,6 +257,10 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
             Box::new(stylegan2::Stylegan2Generator::new(&gen_params.root(), c, shape, seed)?),
             Box::new(stylegan2::Stylegan2Discriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Progan(c) => (
+            Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?),
+            Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -275,6 +286,7 @@ pub fn build_generator_with_classes(
         ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
         ModelConfig::Stylegan2(c) => Box::new(stylegan2::Stylegan2Generator::new(&params.root(), c, shape, seed)?),
+        ModelConfig::Progan(c) => Box::new(progan::ProganGenerator::new(&params.root(), c, shape)?),
     };
     Ok((gen, params))
 }

@@ -1,76 +1,150 @@
-//! Equalised learning rate (Karras et al. 2018, "Progressive Growing of GANs"): weights are stored
-//! as N(0, 1) draws and multiplied by He's constant `1/sqrt(fan_in)` at run time instead of at
-//! initialisation. Adam's update is invariant to the scale of a gradient, so storing the weights
-//! unscaled makes every layer learn at the same speed whatever its fan-in. StyleGAN's mapping
-//! network also slows its layers down by `lr_mult` (weights stored as N(0, 1/lr_mult^2), scaled by
-//! `lr_mult/sqrt(fan_in)`).
+//! Equalised-learning-rate layers (Karras et al. 2018, "Progressive Growing of GANs", 4.1).
+//!
+//! The stored weights are drawn from N(0, 1) (divided by `lr_mul`, see below) and scaled at run
+//! time by `c = gain / sqrt(fan_in)` (He's constant). The forward pass is the same as a layer
+//! initialised with He's init, but Adam's update, which is invariant to the scale of a
+//! parameter's gradient, now moves every layer's *effective* weights at the same relative speed:
+//! with ordinary init a layer with a large fan-in learns more slowly than one with a small fan-in.
+//!
+//! `lr_mul` (StyleGAN's mapping network uses 0.01) slows a layer down further: the stored weight
+//! is N(0, 1/lr_mul) and both weight and bias are multiplied by `lr_mul` at run time, so the
+//! initial function is unchanged while the effective learning rate is `lr * lr_mul`.
+//!
+//! Biases start at `bias_init` (0 by default). The layers are generic: ProGAN's networks and
+//! StyleGAN2's mapping network build on them.
 
 use super::{Init, ParamPath};
 use crate::ops::{self, ConvSpec};
 use candle_core::{Tensor, Var};
 
-/// `y = x (s W)^T + lr_mult b` with `s = lr_mult / sqrt(in)`; W [out, in].
+/// He's gain for (leaky) ReLU layers; ProGAN uses it for every layer but the outputs.
+pub const GAIN_RELU: f64 = std::f64::consts::SQRT_2;
+
+/// How an equalised layer scales its weights and initialises its bias.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EqOptions {
+    /// Run-time weight scale numerator: `gain / sqrt(fan_in)`.
+    pub gain: f64,
+    /// Learning-rate multiplier (1 = plain equalised learning rate).
+    pub lr_mul: f64,
+    /// Initial bias value (stored divided by `lr_mul`); `None` for no bias.
+    pub bias: Option<f32>,
+}
+
+impl EqOptions {
+    /// `gain`, `lr_mul` 1, a zero bias.
+    pub const fn gain(gain: f64) -> Self {
+        Self { gain, lr_mul: 1.0, bias: Some(0.0) }
+    }
+}
+
+impl Default for EqOptions {
+    fn default() -> Self {
+        Self::gain(GAIN_RELU)
+    }
+}
+
+/// Weight of `shape` drawn from N(0, 1/lr_mul) and the optional bias, under `p`.
+fn eq_weight_and_bias(p: &ParamPath, shape: &[usize], out: usize, o: EqOptions) -> crate::Result<(Var, Option<Var>)> {
+    if !(o.lr_mul > 0.0 && o.lr_mul.is_finite() && o.gain.is_finite()) {
+        return Err(crate::Error::Config(format!("an equalised layer needs a positive lr_mul and a finite gain, got {o:?}")));
+    }
+    let weight = p.param("weight", shape, Init::Normal { mean: 0.0, std: (1.0 / o.lr_mul) as f32 })?;
+    let bias = match o.bias {
+        Some(b) => Some(p.param("bias", &[out], Init::Const((b as f64 / o.lr_mul) as f32))?),
+        None => None,
+    };
+    Ok((weight, bias))
+}
+
+/// The bias as used at run time (`stored * lr_mul`).
+fn runtime_bias(bias: Option<&Var>, lr_mul: f64) -> crate::Result<Option<Tensor>> {
+    Ok(match bias {
+        Some(b) if lr_mul == 1.0 => Some(b.as_tensor().clone()),
+        Some(b) => Some((b.as_tensor() * lr_mul)?),
+        None => None,
+    })
+}
+
+/// Equalised dense layer: `y = x (c W)^T + lr_mul * b`, W [out, in], `c = gain*lr_mul/sqrt(in)`.
 pub struct EqLinear {
     weight: Var,
     bias: Option<Var>,
-    weight_scale: f64,
-    lr_mult: f64,
+    scale: f64,
+    lr_mul: f64,
 }
 
 impl EqLinear {
-    /// `bias_init` is the bias's effective starting value (StyleGAN's affine layers start at 1).
-    pub fn new(p: &ParamPath, din: usize, dout: usize, bias_init: Option<f32>, lr_mult: f64) -> crate::Result<Self> {
-        let weight = p.param("weight", &[dout, din], Init::Normal { mean: 0.0, std: (1.0 / lr_mult) as f32 })?;
-        let bias = bias_init.map(|b| p.param("bias", &[dout], Init::Const(b / lr_mult as f32))).transpose()?;
-        Ok(Self { weight, bias, weight_scale: lr_mult / (din as f64).sqrt(), lr_mult })
+    pub fn new(p: &ParamPath, in_dim: usize, out_dim: usize, opts: EqOptions) -> crate::Result<Self> {
+        let (weight, bias) = eq_weight_and_bias(p, &[out_dim, in_dim], out_dim, opts)?;
+        let scale = opts.gain * opts.lr_mul / (in_dim.max(1) as f64).sqrt();
+        Ok(Self { weight, bias, scale, lr_mul: opts.lr_mul })
     }
 
-    /// The weight as the layer uses it, [out, in].
-    pub fn weight(&self) -> crate::Result<Tensor> {
-        Ok((self.weight.as_tensor() * self.weight_scale)?)
+    /// The run-time factor applied to the stored weight.
+    pub fn scale(&self) -> f64 {
+        self.scale
     }
 
+    /// The stored weight, [out, in].
+    pub fn weight(&self) -> &Tensor {
+        self.weight.as_tensor()
+    }
+
+    /// The weight the forward pass uses, `scale * weight`.
+    pub fn effective_weight(&self) -> crate::Result<Tensor> {
+        Ok((self.weight.as_tensor() * self.scale)?)
+    }
+
+    /// x [N, in] -> [N, out].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = x.matmul(&self.weight()?.t()?)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(&(b.as_tensor() * self.lr_mult)?)?,
+        let y = x.matmul(&self.effective_weight()?.t()?)?;
+        Ok(match runtime_bias(self.bias.as_ref(), self.lr_mul)? {
+            Some(b) => y.broadcast_add(&b)?,
             None => y,
         })
     }
 }
 
-/// A square-kernel convolution with the weight [out, in, k, k] scaled by `1/sqrt(in*k*k)`.
+/// Equalised 2-D convolution with a square kernel, stride 1 and "same" padding (`k/2`, k odd):
+/// weight [out, in, k, k], `c = gain*lr_mul/sqrt(in*k*k)`.
 pub struct EqConv2d {
     weight: Var,
     bias: Option<Var>,
     scale: f64,
+    lr_mul: f64,
     spec: ConvSpec,
 }
 
 impl EqConv2d {
-    /// A `k x k` convolution with "same" padding (k odd), stride 1.
-    pub fn new(p: &ParamPath, cin: usize, cout: usize, k: usize, bias: bool) -> crate::Result<Self> {
-        let weight = p.param("weight", &[cout, cin, k, k], Init::Normal { mean: 0.0, std: 1.0 })?;
-        let bias = if bias { Some(p.param("bias", &[cout], Init::Const(0.0))?) } else { None };
-        Ok(Self { weight, bias, scale: 1.0 / ((cin * k * k) as f64).sqrt(), spec: ConvSpec::new(1, k / 2) })
+    pub fn new(p: &ParamPath, in_ch: usize, out_ch: usize, kernel: usize, opts: EqOptions) -> crate::Result<Self> {
+        if kernel.is_multiple_of(2) {
+            return Err(crate::Error::Config(format!("EqConv2d keeps the image size and needs an odd kernel, got {kernel}")));
+        }
+        let (weight, bias) = eq_weight_and_bias(p, &[out_ch, in_ch, kernel, kernel], out_ch, opts)?;
+        let scale = opts.gain * opts.lr_mul / ((in_ch * kernel * kernel).max(1) as f64).sqrt();
+        Ok(Self { weight, bias, scale, lr_mul: opts.lr_mul, spec: ConvSpec::new(1, kernel / 2) })
     }
 
-    /// The weight as the layer uses it.
-    pub fn weight(&self) -> crate::Result<Tensor> {
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The stored weight, [out, in, k, k].
+    pub fn weight(&self) -> &Tensor {
+        self.weight.as_tensor()
+    }
+
+    pub fn effective_weight(&self) -> crate::Result<Tensor> {
         Ok((self.weight.as_tensor() * self.scale)?)
     }
 
+    /// x [N, in, H, W] -> [N, out, H, W].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = ops::conv2d(x, &self.weight()?, self.spec)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
+        let y = ops::conv2d(x, &self.effective_weight()?, self.spec)?;
+        Ok(match runtime_bias(self.bias.as_ref(), self.lr_mul)? {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
             None => y,
         })
     }
-}
-
-/// Leaky ReLU (slope 0.2) times sqrt(2), the gain that keeps activations' magnitude through a
-/// layer of equalised weights (StyleGAN's `lrelu` with its default gain).
-pub fn lrelu_gain(x: &Tensor) -> crate::Result<Tensor> {
-    Ok((x.maximum(&(x * 0.2)?)? * std::f64::consts::SQRT_2)?)
 }

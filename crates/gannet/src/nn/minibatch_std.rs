@@ -1,20 +1,33 @@
-//! Minibatch standard deviation (Karras et al. 2018): one extra feature map telling D how varied
-//! the images of its batch are, so a generator that makes the same image over and over (mode
-//! collapse) is easy to spot.
+//! Minibatch standard deviation (Karras et al. 2018, 3): one extra feature map telling the
+//! discriminator how varied its batch is, so a generator that collapses to a few images is easy
+//! to spot. The batch is split into groups of `G` images (image `n` is in group `n mod N/G`, as
+//! the reference code's reshape to [G, N/G, ...] does); for each group the standard deviation of
+//! every feature and pixel over the group's images is averaged into one number, which becomes a
+//! constant map appended to each of the group's images.
 
 use candle_core::Tensor;
 
-/// x [N, C, H, W] -> [N, C+1, H, W]. The batch is split into groups of `group` images (the largest
-/// divisor of N not above `group`); image i belongs to group member `i % (N/group)`'s statistics:
-/// the standard deviation over the group of each feature and pixel, averaged to one number, is
-/// appended as a constant map.
-pub fn minibatch_stddev(x: &Tensor, group: usize) -> crate::Result<Tensor> {
+/// Epsilon inside the square root of the variance, as in the reference code.
+pub const MBSTD_EPS: f64 = 1e-8;
+
+/// The group size used for a batch of `n`: the largest size `<= min(max_group, n)` dividing `n`
+/// (ProGAN uses `max_group = 4`; the reference requires `n` divisible by it, gannet falls back to
+/// a smaller group, at worst 1, rather than refuse an odd batch).
+pub fn group_size(max_group: usize, n: usize) -> usize {
+    (1..=max_group.min(n).max(1)).rev().find(|g| n.is_multiple_of(*g)).unwrap_or(1)
+}
+
+/// x [N, C, H, W] -> [N, C + 1, H, W], the last channel the group's mean standard deviation.
+/// With a group of 1 the standard deviation is `sqrt(eps)`, a constant.
+pub fn minibatch_stddev(x: &Tensor, max_group: usize) -> crate::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    let g = (1..=group.min(n).max(1)).rev().find(|g| n % g == 0).unwrap_or(1);
-    let y = x.reshape((g, n / g, c, h, w))?;
+    let g = group_size(max_group, n);
+    let m = n / g;
+    let y = x.reshape((g, m, c, h, w))?;
     let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
-    let std = (centred.sqr()?.mean(0)? + 1e-8)?.sqrt()?; // [N/g, C, H, W]
-    let per_member = std.flatten_from(1)?.mean(1)?; // [N/g]
-    let map = per_member.reshape((n / g, 1, 1, 1))?.repeat((g, 1, h, w))?;
+    // Biased variance over the group, as the reference.
+    let std = (centred.sqr()?.mean(0)? + MBSTD_EPS)?.sqrt()?; // [M, C, H, W]
+    let s = std.flatten_from(1)?.mean(1)?; // [M]
+    let map = s.reshape((1, m, 1, 1, 1))?.broadcast_as((g, m, 1, h, w))?.contiguous()?.reshape((n, 1, h, w))?;
     Ok(Tensor::cat(&[x, &map], 1)?)
 }

@@ -11,6 +11,7 @@ pub mod instance_norm;
 pub mod linear;
 pub mod minibatch_std;
 pub mod params;
+pub mod pixel_norm;
 pub mod spectral_norm;
 
 pub use activation::Activation;
@@ -18,12 +19,13 @@ pub use batch_norm::BatchNorm;
 pub use class_batch_norm::ClassBatchNorm;
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use embedding::{one_hot, Embedding};
-pub use equalized::{EqConv2d, EqLinear};
+pub use equalized::{EqConv2d, EqLinear, EqOptions};
 pub use init::Init;
 pub use instance_norm::InstanceNorm;
 pub use linear::Linear;
 pub use minibatch_std::minibatch_stddev;
 pub use params::{ParamPath, ParamStore, Role};
+pub use pixel_norm::pixel_norm;
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};
 
 /// Whether a forward pass trains (batch statistics, running stats updated) or evaluates.

@@ -1,6 +1,12 @@
 //! Adam (Kingma & Ba), matching `torch.optim.Adam`: bias-corrected moments and L2 weight decay
-//! added to the gradient. Its moments and step count can be saved and restored, so a resumed
+//! added to the gradient. Its moments and step counts can be saved and restored, so a resumed
 //! run takes exactly the steps an unbroken run would have taken.
+//!
+//! As in PyTorch, every parameter counts its own steps (the `t` of its bias correction): a
+//! parameter that gets no gradient in an update (a Progressive GAN layer before its stage fades
+//! in) keeps its count, so its first real update is bias-corrected like a fresh Adam's. With one
+//! shared count such a layer would start at t = 5000 with zero moments, and its first update would
+//! be about `lr / sqrt(1 - beta2)` per weight: 10x the learning rate for beta2 = 0.99.
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
 use std::collections::BTreeMap;
@@ -35,6 +41,8 @@ struct Slot {
     var: Var,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// Updates this parameter got a gradient in.
+    steps: u64,
 }
 
 pub struct Adam {
@@ -57,6 +65,7 @@ impl Adam {
                     exp_avg: zeros.clone(),
                     exp_avg_sq: zeros,
                     var,
+                    steps: 0,
                 })
             })
             .collect::<crate::Result<Vec<_>>>()?;
@@ -79,26 +88,30 @@ impl Adam {
         self.cfg.lr = lr;
     }
 
-    /// Number of steps taken (the `t` of the bias correction).
+    /// Number of updates taken (calls to [`Adam::step`], whichever parameters got gradients).
     pub fn steps(&self) -> u64 {
         self.steps
     }
 
-    /// One update from `grads`. Parameters without a gradient keep their value and moments.
-    /// Unlike PyTorch, which counts steps per parameter, the step count is shared (one `step`
-    /// entry in the saved state); the two agree whenever every parameter gets a gradient each
-    /// step, as every parameter of a GAN's generator or discriminator does.
+    /// The step count of parameter `name` (the `t` of its bias correction), if Adam holds it.
+    pub fn param_steps(&self, name: &str) -> Option<u64> {
+        self.slots.iter().find(|s| s.name == name).map(|s| s.steps)
+    }
+
+    /// One update from `grads`. Parameters without a gradient keep their value, moments and step
+    /// count.
     pub fn step(&mut self, grads: &GradStore) -> crate::Result<()> {
         self.steps += 1;
         let c = self.cfg;
-        // f64 powers as PyTorch's `beta ** step`; no i32 overflow on very long runs.
-        let t = self.steps as f64;
-        let bc1 = 1.0 - c.beta1.powf(t);
-        let bc2 = 1.0 - c.beta2.powf(t);
         for slot in self.slots.iter_mut() {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
+            slot.steps += 1;
+            // f64 powers as PyTorch's `beta ** step`; no i32 overflow on very long runs.
+            let t = slot.steps as f64;
+            let bc1 = 1.0 - c.beta1.powf(t);
+            let bc2 = 1.0 - c.beta2.powf(t);
             // Detached copies: the update itself must not grow the autodiff graph.
             let p = slot.var.as_tensor().detach();
             let mut g = g.detach();
@@ -115,33 +128,38 @@ impl Adam {
         Ok(())
     }
 
-    /// Moments by `"{param}.exp_avg"` / `"{param}.exp_avg_sq"`, and the step count as an exact
-    /// f64 scalar under `"step"` (f64 holds every integer up to 2^53).
+    /// Moments by `"{param}.exp_avg"` / `"{param}.exp_avg_sq"`, each parameter's step count
+    /// under `"{param}.step"` and the number of updates under `"step"`, counts as exact f64
+    /// scalars (f64 holds every integer up to 2^53).
     pub fn state(&self) -> BTreeMap<String, Tensor> {
         let mut out = BTreeMap::new();
         for s in &self.slots {
             out.insert(format!("{}.exp_avg", s.name), s.exp_avg.clone());
             out.insert(format!("{}.exp_avg_sq", s.name), s.exp_avg_sq.clone());
+            out.insert(format!("{}.{STEP_KEY}", s.name), count_tensor(s.steps));
         }
-        let step =
-            Tensor::new(self.steps as f64, &Device::Cpu).expect("a scalar tensor on the CPU");
-        out.insert(STEP_KEY.to_string(), step);
+        out.insert(STEP_KEY.to_string(), count_tensor(self.steps));
         out
     }
 
     /// Restores what [`Adam::state`] saved; a missing or mis-shaped entry is an error naming it,
-    /// and nothing is changed unless every entry is valid.
+    /// and nothing is changed unless every entry is valid. State saved before step counts were
+    /// per parameter (no `"{param}.step"` entries) gives every parameter the global count, which
+    /// is what that version used for all of them.
     pub fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> crate::Result<()> {
-        let steps = read_steps(state)?;
-        let mut moments = Vec::with_capacity(self.slots.len());
+        let steps = read_count(state, STEP_KEY)?;
+        let mut loaded = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
             let m = moment(state, &format!("{}.exp_avg", s.name), &s.var)?;
             let v = moment(state, &format!("{}.exp_avg_sq", s.name), &s.var)?;
-            moments.push((m, v));
+            let key = format!("{}.{STEP_KEY}", s.name);
+            let t = if state.contains_key(&key) { read_count(state, &key)? } else { steps };
+            loaded.push((m, v, t));
         }
-        for (s, (m, v)) in self.slots.iter_mut().zip(moments) {
+        for (s, (m, v, t)) in self.slots.iter_mut().zip(loaded) {
             s.exp_avg = m;
             s.exp_avg_sq = v;
+            s.steps = t;
         }
         self.steps = steps;
         Ok(())
@@ -152,20 +170,26 @@ fn state_err(msg: String) -> crate::Error {
     crate::Error::Msg(format!("optimiser state: {msg}"))
 }
 
-fn read_steps(state: &BTreeMap<String, Tensor>) -> crate::Result<u64> {
+/// A step count as a saved scalar.
+fn count_tensor(n: u64) -> Tensor {
+    Tensor::new(n as f64, &Device::Cpu).expect("a scalar tensor on the CPU")
+}
+
+/// The step count saved under `key`.
+fn read_count(state: &BTreeMap<String, Tensor>, key: &str) -> crate::Result<u64> {
     let t = state
-        .get(STEP_KEY)
-        .ok_or_else(|| state_err(format!("missing entry '{STEP_KEY}'")))?;
+        .get(key)
+        .ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
     if t.elem_count() != 1 {
         return Err(state_err(format!(
-            "entry '{STEP_KEY}' has shape {:?}, expected a scalar",
+            "entry '{key}' has shape {:?}, expected a scalar",
             t.dims()
         )));
     }
     let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
     if !(v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(53)) {
         return Err(state_err(format!(
-            "entry '{STEP_KEY}' is {v}, not a step count"
+            "entry '{key}' is {v}, not a step count"
         )));
     }
     Ok(v as u64)

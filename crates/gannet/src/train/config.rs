@@ -171,6 +171,9 @@ impl TrainConfig {
         if !(self.penalty.weight >= 0.0 && self.penalty.weight.is_finite()) {
             return Err(crate::Error::Config(format!("penalty.weight must be a non-negative number, got {}", self.penalty.weight)));
         }
+        if !(self.penalty.drift >= 0.0 && self.penalty.drift.is_finite()) {
+            return Err(crate::Error::Config(format!("penalty.drift must be a non-negative number (0 = off), got {}", self.penalty.drift)));
+        }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(crate::Error::Config(format!("ema_decay must be in [0, 1) (0 = off), got {}", self.ema_decay)));
         }

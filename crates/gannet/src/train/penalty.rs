@@ -40,11 +40,16 @@ pub struct PenaltyConfig {
     /// Lazy regularisation: apply the penalty on every `every`-th discriminator update only,
     /// multiplied by `every` (1 = every update; StyleGAN2 uses 16 for R1).
     pub every: u64,
+    /// Progressive GAN's drift term: `drift * mean(D(real)^2)` added to D's loss on every update
+    /// (not lazily, and whatever `kind` is), so a Wasserstein critic's outputs cannot wander off
+    /// towards large values its loss alone is blind to. The paper uses 0.001; 0 (default) is off.
+    /// Like the penalty it is not part of the logged D loss.
+    pub drift: f64,
 }
 
 impl Default for PenaltyConfig {
     fn default() -> Self {
-        Self { kind: PenaltyKind::None, weight: 10.0, every: 1 }
+        Self { kind: PenaltyKind::None, weight: 10.0, every: 1, drift: 0.0 }
     }
 }
 
@@ -67,6 +72,12 @@ impl PenaltyConfig {
         };
         w * self.every.max(1) as f64
     }
+}
+
+/// The unweighted drift term `mean(logits^2)` of D's logits on real images (the caller
+/// multiplies it by [`PenaltyConfig::drift`]).
+pub fn drift(real_logits: &Tensor) -> crate::Result<Tensor> {
+    Ok(real_logits.sqr()?.mean_all()?)
 }
 
 /// Per-sample squared norm of `g` [N, ...] -> [N].

@@ -32,6 +32,7 @@ pub const ALL: &[Preset] = &[
     preset!("r1-fashion", "non-saturating loss + lazy R1 penalty (gamma 1) on Fashion-MNIST"),
     preset!("wgan-gp-emoji", "WGAN-GP on the Noto emoji, 32x32 RGB"),
     preset!("stylegan2-fashion", "StyleGAN2 (mapping, modulated convs, style mixing, path length, lazy R1) on Fashion-MNIST 32x32"),
+    preset!("progan-fashion", "Progressive GAN (4x4 -> 32x32 growth, WGAN-GP + drift) on Fashion-MNIST"),
 ];
 
 /// The preset called `name`, or an error listing the valid names.

@@ -117,12 +117,15 @@ impl GanState {
             let (real_logits, real_classes) = self.gan.disc.forward_with_classes(&real_seen, labels.as_ref(), Mode::Train)?;
             let (fake_logits, fake_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
             let d_loss = with_class_loss(loss.d_loss(&real_logits, &fake_logits)?, &[real_classes, fake_classes], labels.as_ref())?;
-            let d_total = if with_penalty {
+            let mut d_total = if with_penalty {
                 let pen = self.d_penalty(batch_index, &real_seen, &fake_seen, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
                 (&d_loss + (pen * self.cfg.penalty.scale())?)?
             } else {
                 d_loss.clone()
             };
+            if self.cfg.penalty.drift > 0.0 {
+                d_total = (d_total + (penalty::drift(&real_logits)? * self.cfg.penalty.drift)?)?;
+            }
             self.opt_disc.step(&d_total.backward()?)?;
             d_loss_v += scalar(&d_loss)? / d_steps as f64;
             d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;

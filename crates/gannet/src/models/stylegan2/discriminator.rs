@@ -4,7 +4,7 @@
 //! dense layers. All layers use the equalised learning rate; no normalisation layers, so R1 is
 //! the only regulariser it needs.
 
-use crate::nn::{equalized::lrelu_gain, minibatch_stddev, EqConv2d, EqLinear, ParamPath};
+use crate::nn::{activation::leaky_relu_gain, minibatch_stddev, EqConv2d, EqLinear, EqOptions, ParamPath};
 use crate::ops;
 use candle_core::Tensor;
 
@@ -20,15 +20,15 @@ struct Block {
 impl Block {
     fn new(p: &ParamPath, cin: usize, cout: usize) -> crate::Result<Self> {
         Ok(Self {
-            conv0: EqConv2d::new(&p.sub("conv0"), cin, cin, 3, true)?,
-            conv1: EqConv2d::new(&p.sub("conv1"), cin, cout, 3, true)?,
-            skip: EqConv2d::new(&p.sub("skip"), cin, cout, 1, false)?,
+            conv0: EqConv2d::new(&p.sub("conv0"), cin, cin, 3, EqOptions::gain(1.0))?,
+            conv1: EqConv2d::new(&p.sub("conv1"), cin, cout, 3, EqOptions::gain(1.0))?,
+            skip: EqConv2d::new(&p.sub("skip"), cin, cout, 1, EqOptions { bias: None, ..EqOptions::gain(1.0) })?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let h = lrelu_gain(&self.conv0.forward(x)?)?;
-        let h = ops::avg_pool2x(&lrelu_gain(&self.conv1.forward(&h)?)?)?;
+        let h = leaky_relu_gain(&self.conv0.forward(x)?)?;
+        let h = ops::avg_pool2x(&leaky_relu_gain(&self.conv1.forward(&h)?)?)?;
         let skip = self.skip.forward(&ops::avg_pool2x(x)?)?;
         Ok(((h + skip)? * std::f64::consts::FRAC_1_SQRT_2)?)
     }
@@ -44,7 +44,7 @@ pub struct ResidualDiscriminator {
 
 impl ResidualDiscriminator {
     pub fn new(p: &ParamPath, resolution: usize, image_channels: usize, channels: impl Fn(usize) -> usize) -> crate::Result<Self> {
-        let from_rgb = EqConv2d::new(&p.sub("from_rgb"), image_channels, channels(resolution), 1, true)?;
+        let from_rgb = EqConv2d::new(&p.sub("from_rgb"), image_channels, channels(resolution), 1, EqOptions::gain(1.0))?;
         let mut blocks = Vec::new();
         let mut res = resolution;
         while res > 4 {
@@ -55,15 +55,15 @@ impl ResidualDiscriminator {
         Ok(Self {
             from_rgb,
             blocks,
-            conv: EqConv2d::new(&p.sub("b4.conv"), c4 + 1, c4, 3, true)?,
-            fc: EqLinear::new(&p.sub("b4.fc"), c4 * 16, c4, Some(0.0), 1.0)?,
-            out: EqLinear::new(&p.sub("b4.out"), c4, 1, Some(0.0), 1.0)?,
+            conv: EqConv2d::new(&p.sub("b4.conv"), c4 + 1, c4, 3, EqOptions::gain(1.0))?,
+            fc: EqLinear::new(&p.sub("b4.fc"), c4 * 16, c4, EqOptions { gain: 1.0, lr_mul: 1.0, bias: Some(0.0) })?,
+            out: EqLinear::new(&p.sub("b4.out"), c4, 1, EqOptions { gain: 1.0, lr_mul: 1.0, bias: Some(0.0) })?,
         })
     }
 
     /// The activations after fromRGB and after every block (for feature losses).
     pub fn features(&self, x: &Tensor) -> crate::Result<Vec<Tensor>> {
-        let mut out = vec![lrelu_gain(&self.from_rgb.forward(x)?)?];
+        let mut out = vec![leaky_relu_gain(&self.from_rgb.forward(x)?)?];
         for b in &self.blocks {
             out.push(b.forward(out.last().expect("starts with one"))?);
         }
@@ -72,12 +72,12 @@ impl ResidualDiscriminator {
 
     /// Images [N, C, R, R] -> logits [N].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let mut h = lrelu_gain(&self.from_rgb.forward(x)?)?;
+        let mut h = leaky_relu_gain(&self.from_rgb.forward(x)?)?;
         for b in &self.blocks {
             h = b.forward(&h)?;
         }
-        let h = lrelu_gain(&self.conv.forward(&minibatch_stddev(&h, MBSTD_GROUP)?)?)?;
-        let h = lrelu_gain(&self.fc.forward(&h.flatten_from(1)?)?)?;
+        let h = leaky_relu_gain(&self.conv.forward(&minibatch_stddev(&h, MBSTD_GROUP)?)?)?;
+        let h = leaky_relu_gain(&self.fc.forward(&h.flatten_from(1)?)?)?;
         Ok(self.out.forward(&h)?.flatten_all()?)
     }
 }

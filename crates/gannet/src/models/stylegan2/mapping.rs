@@ -3,7 +3,7 @@
 //! the synthesis network can follow. It also tracks the running mean of w, the centre the
 //! truncation trick pulls samples towards.
 
-use crate::nn::{equalized::lrelu_gain, EqLinear, Init, ParamPath};
+use crate::nn::{activation::leaky_relu_gain, EqLinear, EqOptions, Init, ParamPath};
 use candle_core::{Tensor, Var};
 
 /// Decay of the running mean of w per training forward pass (the paper's 0.995).
@@ -18,7 +18,7 @@ pub struct Mapping {
 impl Mapping {
     pub fn new(p: &ParamPath, z_dim: usize, w_dim: usize, depth: usize) -> crate::Result<Self> {
         let layers = (0..depth)
-            .map(|i| EqLinear::new(&p.sub(format!("fc{i}")), if i == 0 { z_dim } else { w_dim }, w_dim, Some(0.0), LR_MULT))
+            .map(|i| EqLinear::new(&p.sub(format!("fc{i}")), if i == 0 { z_dim } else { w_dim }, w_dim, EqOptions { gain: 1.0, lr_mul: LR_MULT, bias: Some(0.0) }))
             .collect::<crate::Result<Vec<_>>>()?;
         Ok(Self { layers, w_avg: p.buffer("w_avg", &[w_dim], Init::Const(0.0))? })
     }
@@ -29,7 +29,7 @@ impl Mapping {
         // Normalise z's second moment: only its direction matters, not how long it came out.
         let mut x = z.broadcast_mul(&(z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?)?;
         for l in &self.layers {
-            x = lrelu_gain(&l.forward(&x)?)?;
+            x = leaky_relu_gain(&l.forward(&x)?)?;
         }
         if track {
             let batch_mean = x.detach().mean(0)?;

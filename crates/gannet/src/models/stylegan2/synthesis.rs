@@ -7,7 +7,7 @@
 //! convolve with the shared weight, scale the output by the demodulation factor", which equals
 //! the per-sample weight form (Karras et al. 2020, eq. 1-3) without grouped convolutions.
 
-use crate::nn::{equalized::lrelu_gain, EqLinear, Init, ParamPath};
+use crate::nn::{activation::leaky_relu_gain, EqLinear, EqOptions, Init, ParamPath};
 use crate::ops::{self, ConvSpec};
 use crate::rng;
 use candle_core::{Tensor, Var};
@@ -26,7 +26,7 @@ struct ModConv {
 impl ModConv {
     fn new(p: &ParamPath, w_dim: usize, cin: usize, cout: usize, k: usize, demodulate: bool) -> crate::Result<Self> {
         Ok(Self {
-            affine: EqLinear::new(&p.sub("affine"), w_dim, cin, Some(1.0), 1.0)?,
+            affine: EqLinear::new(&p.sub("affine"), w_dim, cin, EqOptions { gain: 1.0, lr_mul: 1.0, bias: Some(1.0) })?,
             weight: p.param("weight", &[cout, cin, k, k], Init::Normal { mean: 0.0, std: 1.0 })?,
             scale: 1.0 / ((cin * k * k) as f64).sqrt(),
             demodulate,
@@ -91,7 +91,7 @@ impl StyleLayer {
             Noise::Fixed => self.noise_fixed.as_tensor().clone(),
         };
         let y = y.broadcast_add(&noise.broadcast_mul(self.noise_strength.as_tensor())?)?;
-        lrelu_gain(&y.broadcast_add(&self.bias.as_tensor().reshape((1, (), 1, 1))?)?)
+        leaky_relu_gain(&y.broadcast_add(&self.bias.as_tensor().reshape((1, (), 1, 1))?)?)
     }
 }
 
