@@ -51,7 +51,8 @@ pub struct TrainArgs {
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D) or mlp.
+    /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D), biggan (class-conditional,
+    /// needs labelled data) or mlp.
     #[arg(long)]
     arch: Option<String>,
     /// Class conditioning: none, projection (projection discriminator) or acgan (auxiliary
@@ -158,7 +159,8 @@ impl TrainArgs {
                 "dcgan" => ModelConfig::Dcgan(Default::default()),
                 "resnet" => ModelConfig::Resnet(Default::default()),
                 "mlp" => ModelConfig::Mlp(Default::default()),
-                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet or mlp"),
+                "biggan" => ModelConfig::Biggan(Default::default()),
+                other => anyhow::bail!("unknown --arch '{other}': use dcgan, resnet, biggan or mlp"),
             };
         }
         if let Some(c) = self.conditional {
@@ -194,6 +196,14 @@ impl TrainArgs {
                 }
             }
             ModelConfig::Resnet(c) => {
+                if let Some(v) = self.latent_dim {
+                    c.latent_dim = v;
+                }
+                if let Some(v) = self.channels {
+                    (c.g_channels, c.d_channels) = (v, v);
+                }
+            }
+            ModelConfig::Biggan(c) => {
                 if let Some(v) = self.latent_dim {
                     c.latent_dim = v;
                 }

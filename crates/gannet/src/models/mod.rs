@@ -5,6 +5,7 @@
 //! Conditional models (`conditional = "projection" | "acgan"`, see [`conditional`]) also take the
 //! class of every image; the number of classes comes from the dataset.
 
+pub mod biggan;
 pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
@@ -105,6 +106,7 @@ pub enum ModelConfig {
     Mlp(mlp::MlpConfig),
     Dcgan(dcgan::DcganConfig),
     Resnet(resnet::ResnetConfig),
+    Biggan(biggan::BigganConfig),
 }
 
 impl Default for ModelConfig {
@@ -119,6 +121,7 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.latent_dim,
             ModelConfig::Dcgan(c) => c.latent_dim,
             ModelConfig::Resnet(c) => c.latent_dim,
+            ModelConfig::Biggan(c) => c.latent_dim,
         }
     }
 
@@ -128,10 +131,13 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.conditional,
             ModelConfig::Dcgan(c) => c.conditional,
             ModelConfig::Resnet(_) => Conditioning::None,
+            // Conditional BatchNorm in G and a projection D, always.
+            ModelConfig::Biggan(_) => Conditioning::Projection,
         }
     }
 
-    /// Sets the conditioning (the CLI's `--conditional`); the ResNet models are unconditional only.
+    /// Sets the conditioning (the CLI's `--conditional`); the ResNet models are unconditional only,
+    /// BigGAN is projection-conditional only.
     pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
         match self {
             ModelConfig::Mlp(c) => c.conditional = cond,
@@ -140,6 +146,13 @@ impl ModelConfig {
             ModelConfig::Resnet(_) => {
                 return Err(crate::Error::Config(format!(
                     "arch = \"resnet\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\""
+                )))
+            }
+            ModelConfig::Biggan(_) if cond == Conditioning::Projection => {}
+            ModelConfig::Biggan(_) => {
+                return Err(crate::Error::Config(format!(
+                    "arch = \"biggan\" is always class-conditional with a projection discriminator (conditional \
+                     BatchNorm in G): conditional = \"{cond}\" is not available, use \"projection\" or leave it out"
                 )))
             }
         }
@@ -154,9 +167,16 @@ impl ModelConfig {
             return Ok(0);
         }
         if dataset_classes == 0 {
+            let (what, or_else) = match self {
+                ModelConfig::Biggan(_) => (
+                    format!("arch = \"biggan\" (class-conditional, {cond} discriminator)"),
+                    "an unconditional arch such as \"resnet\"",
+                ),
+                _ => (format!("model.conditional = \"{cond}\""), "conditional = \"none\""),
+            };
             return Err(crate::Error::Config(format!(
-                "model.conditional = \"{cond}\" needs class labels, but the dataset has none: use an IDX \
-                 dataset with a labels file, a folder with one subfolder per class, or conditional = \"none\""
+                "{what} needs class labels, but the dataset has none: use an IDX \
+                 dataset with a labels file, a folder with one subfolder per class, or {or_else}"
             )));
         }
         Ok(dataset_classes)
@@ -173,6 +193,7 @@ impl ModelConfig {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Dcgan(_) => "dcgan",
             ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::Biggan(_) => "biggan",
         }
     }
 }
@@ -209,6 +230,10 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
             Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
             Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Biggan(c) => (
+            Box::new(biggan::BigganGenerator::new(&gen_params.root(), c, shape, k)?),
+            Box::new(biggan::BigganDiscriminator::new(&disc_params.root(), c, shape, k)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -233,6 +258,7 @@ pub fn build_generator_with_classes(
         ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Biggan(c) => Box::new(biggan::BigganGenerator::new(&params.root(), c, shape, k)?),
     };
     Ok((gen, params))
 }
