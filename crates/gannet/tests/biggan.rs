@@ -49,12 +49,12 @@ fn shapes_labels_and_class_dependence() {
     // Train mode works too (batch statistics).
     assert_eq!(gan.gen.forward(&z, Some(&y), Mode::Train).unwrap().dims(), &[4, 1, 16, 16]);
     // Neither network runs without labels.
-    let err = gan.gen.forward(&z, None, Mode::Eval).err().expect("G needs labels").to_string();
+    let err = gan.gen.forward(&z, None, Mode::Eval).expect_err("G needs labels").to_string();
     assert!(err.contains("BigGAN generator") && err.contains("label"), "{err}");
-    let err = gan.disc.forward(&x, None, Mode::Eval).err().expect("D needs labels").to_string();
+    let err = gan.disc.forward(&x, None, Mode::Eval).expect_err("D needs labels").to_string();
     assert!(err.contains("label"), "{err}");
     // A latent of the wrong width is refused by name.
-    let err = gan.gen.forward(&randn(&[2, 10], 2), Some(&labels(&[0, 1])), Mode::Eval).err().unwrap().to_string();
+    let err = gan.gen.forward(&randn(&[2, 10], 2), Some(&labels(&[0, 1])), Mode::Eval).expect_err("wrong latent width").to_string();
     assert!(err.contains("12") && err.contains("10"), "{err}");
 
     // 32x32 RGB: three blocks, four chunks; attention at 16.

@@ -80,7 +80,7 @@ impl Default for BigganConfig {
 
 /// G's up-blocks for a resolution `4 * 2^k`, k >= 2.
 fn g_blocks_for(r: usize) -> crate::Result<usize> {
-    if r % 4 == 0 && (r / 4).is_power_of_two() && r / 4 >= 4 {
+    if r.is_multiple_of(4) && (r / 4).is_power_of_two() && r / 4 >= 4 {
         return Ok((r / 4).trailing_zeros() as usize);
     }
     Err(crate::Error::Config(format!(
@@ -91,7 +91,7 @@ fn g_blocks_for(r: usize) -> crate::Result<usize> {
 /// Width of each latent chunk: `latent_dim / (blocks + 1)`, or an error naming the setting.
 fn chunk_width(cfg: &BigganConfig, blocks: usize, r: usize) -> crate::Result<usize> {
     let chunks = blocks + 1;
-    if cfg.latent_dim == 0 || cfg.latent_dim % chunks != 0 {
+    if cfg.latent_dim == 0 || !cfg.latent_dim.is_multiple_of(chunks) {
         let hint = cfg.latent_dim.div_ceil(chunks).max(1) * chunks;
         return Err(crate::Error::Config(format!(
             "model.latent_dim = {} cannot be split into {chunks} equal chunks (one for G's first layer and one \
