@@ -5,6 +5,7 @@
 //! Conditional models (`conditional = "projection" | "acgan"`, see [`conditional`]) also take the
 //! class of every image; the number of classes comes from the dataset.
 
+pub mod biggan;
 pub mod conditional;
 pub mod dcgan;
 pub mod mlp;
@@ -115,6 +116,7 @@ pub enum ModelConfig {
     Resnet(resnet::ResnetConfig),
     Stylegan2(stylegan2::Stylegan2Config),
     Progan(progan::ProganConfig),
+    Biggan(biggan::BigganConfig),
 }
 
 impl Default for ModelConfig {
@@ -131,6 +133,7 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => c.latent_dim,
             ModelConfig::Stylegan2(c) => c.latent_dim,
             ModelConfig::Progan(c) => c.latent_dim,
+            ModelConfig::Biggan(c) => c.latent_dim,
         }
     }
 
@@ -140,11 +143,13 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.conditional,
             ModelConfig::Dcgan(c) => c.conditional,
             ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) => Conditioning::None,
+            // Conditional BatchNorm in G and a projection D, always.
+            ModelConfig::Biggan(_) => Conditioning::Projection,
         }
     }
 
-    /// Sets the conditioning (the CLI's `--conditional`); the ResNet and ProGAN models are
-    /// unconditional only.
+    /// Sets the conditioning (the CLI's `--conditional`); the ResNet, ProGAN and StyleGAN2 models
+    /// are unconditional only, BigGAN is projection-conditional only.
     pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
         match self {
             ModelConfig::Mlp(c) => c.conditional = cond,
@@ -154,6 +159,13 @@ impl ModelConfig {
                 return Err(crate::Error::Config(format!(
                     "arch = \"{}\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\"",
                     self.name()
+                )))
+            }
+            ModelConfig::Biggan(_) if cond == Conditioning::Projection => {}
+            ModelConfig::Biggan(_) => {
+                return Err(crate::Error::Config(format!(
+                    "arch = \"biggan\" is always class-conditional with a projection discriminator (conditional \
+                     BatchNorm in G): conditional = \"{cond}\" is not available, use \"projection\" or leave it out"
                 )))
             }
         }
@@ -168,9 +180,16 @@ impl ModelConfig {
             return Ok(0);
         }
         if dataset_classes == 0 {
+            let (what, or_else) = match self {
+                ModelConfig::Biggan(_) => (
+                    format!("arch = \"biggan\" (class-conditional, {cond} discriminator)"),
+                    "an unconditional arch such as \"resnet\"",
+                ),
+                _ => (format!("model.conditional = \"{cond}\""), "conditional = \"none\""),
+            };
             return Err(crate::Error::Config(format!(
-                "model.conditional = \"{cond}\" needs class labels, but the dataset has none: use an IDX \
-                 dataset with a labels file, a folder with one subfolder per class, or conditional = \"none\""
+                "{what} needs class labels, but the dataset has none: use an IDX \
+                 dataset with a labels file, a folder with one subfolder per class, or {or_else}"
             )));
         }
         Ok(dataset_classes)
@@ -189,6 +208,7 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => c.latent_dim = v,
             ModelConfig::Stylegan2(c) => c.latent_dim = v,
             ModelConfig::Progan(c) => c.latent_dim = v,
+            ModelConfig::Biggan(c) => c.latent_dim = v,
         }
     }
 
@@ -201,6 +221,7 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => (c.g_channels, c.d_channels) = (v, v),
             ModelConfig::Stylegan2(c) => c.max_channels = v,
             ModelConfig::Progan(c) => c.max_channels = v,
+            ModelConfig::Biggan(c) => (c.g_channels, c.d_channels) = (v, v),
         }
     }
 
@@ -217,6 +238,7 @@ impl ModelConfig {
             ModelConfig::Resnet(_) => "resnet",
             ModelConfig::Stylegan2(_) => "stylegan2",
             ModelConfig::Progan(_) => "progan",
+            ModelConfig::Biggan(_) => "biggan",
         }
     }
 }
@@ -261,6 +283,10 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
             Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?),
             Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?),
         ),
+        ModelConfig::Biggan(c) => (
+            Box::new(biggan::BigganGenerator::new(&gen_params.root(), c, shape, k)?),
+            Box::new(biggan::BigganDiscriminator::new(&disc_params.root(), c, shape, k)?),
+        ),
     };
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
@@ -287,6 +313,7 @@ pub fn build_generator_with_classes(
         ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
         ModelConfig::Stylegan2(c) => Box::new(stylegan2::Stylegan2Generator::new(&params.root(), c, shape, seed)?),
         ModelConfig::Progan(c) => Box::new(progan::ProganGenerator::new(&params.root(), c, shape)?),
+        ModelConfig::Biggan(c) => Box::new(biggan::BigganGenerator::new(&params.root(), c, shape, k)?),
     };
     Ok((gen, params))
 }

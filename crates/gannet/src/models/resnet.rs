@@ -57,18 +57,18 @@ fn plan(r: usize) -> crate::Result<(usize, usize)> {
 }
 
 /// Xavier (Glorot) uniform initialisation with `gain`.
-fn xavier(fan_in: usize, fan_out: usize, gain: f32) -> Init {
+pub(crate) fn xavier(fan_in: usize, fan_out: usize, gain: f32) -> Init {
     let b = gain * (6.0 / (fan_in + fan_out) as f32).sqrt();
     Init::Uniform { lo: -b, hi: b }
 }
 
-fn conv_init(cin: usize, cout: usize, k: usize, gain: f32) -> Init {
+pub(crate) fn conv_init(cin: usize, cout: usize, k: usize, gain: f32) -> Init {
     xavier(cin * k * k, cout * k * k, gain)
 }
 
-const SAME3: ConvSpec = ConvSpec::new(1, 1);
-const ONE: ConvSpec = ConvSpec::new(1, 0);
-const GAIN: f32 = std::f32::consts::SQRT_2;
+pub(crate) const SAME3: ConvSpec = ConvSpec::new(1, 1);
+pub(crate) const ONE: ConvSpec = ConvSpec::new(1, 0);
+pub(crate) const GAIN: f32 = std::f32::consts::SQRT_2;
 
 struct GBlock {
     bn1: BatchNorm,
@@ -143,7 +143,7 @@ impl Generator for ResnetGenerator {
 
 /// How a D block resamples.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum DKind {
+pub(crate) enum DKind {
     /// The first block: no ReLU before its first conv; shortcut pools first, then 1x1 conv.
     Optimized,
     /// ReLU-conv-ReLU-conv-avgpool, shortcut 1x1 conv then avgpool.
@@ -152,7 +152,7 @@ enum DKind {
     Plain,
 }
 
-struct DBlock {
+pub(crate) struct DBlock {
     kind: DKind,
     conv1: SnConv2d,
     conv2: SnConv2d,
@@ -160,7 +160,7 @@ struct DBlock {
 }
 
 impl DBlock {
-    fn new(p: &ParamPath, kind: DKind, cin: usize, cout: usize, sn: bool) -> crate::Result<Self> {
+    pub(crate) fn new(p: &ParamPath, kind: DKind, cin: usize, cout: usize, sn: bool) -> crate::Result<Self> {
         let conv = |name: &str, i: usize, o: usize, k: usize, spec: ConvSpec, gain: f32| {
             SnConv2d::new(&p.sub(name), i, o, k, spec, conv_init(i, o, k, gain), true, sn)
         };
@@ -168,7 +168,7 @@ impl DBlock {
         Ok(Self { kind, conv1: conv("conv1", cin, cout, 3, SAME3, GAIN)?, conv2: conv("conv2", cout, cout, 3, SAME3, GAIN)?, shortcut })
     }
 
-    fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         let first = if self.kind == DKind::Optimized { x.clone() } else { x.relu()? };
         let h = self.conv2.forward(&self.conv1.forward(&first, mode)?.relu()?, mode)?;
         let (h, sc) = match (self.kind, &self.shortcut) {
@@ -181,6 +181,20 @@ impl DBlock {
     }
 }
 
+/// D's residual blocks (`block0`, `block1`, ...) for `shape`, each with the side of the map it
+/// outputs: the optimized block halves the image, down-blocks halve while the map is larger than
+/// 8x8 (and even), and one plain block ends at that size. BigGAN's D shares them.
+pub(crate) fn d_blocks(p: &ParamPath, shape: ImageShape, ch: usize, sn: bool) -> crate::Result<Vec<(DBlock, usize)>> {
+    let mut side = shape.resolution / 2;
+    let mut blocks = vec![(DBlock::new(&p.sub("block0"), DKind::Optimized, shape.channels, ch, sn)?, side)];
+    while side > 8 && side % 2 == 0 {
+        side /= 2;
+        blocks.push((DBlock::new(&p.sub(format!("block{}", blocks.len())), DKind::Down, ch, ch, sn)?, side));
+    }
+    blocks.push((DBlock::new(&p.sub(format!("block{}", blocks.len())), DKind::Plain, ch, ch, sn)?, side));
+    Ok(blocks)
+}
+
 pub struct ResnetDiscriminator {
     blocks: Vec<DBlock>,
     head: SnLinear,
@@ -190,13 +204,7 @@ impl ResnetDiscriminator {
     pub fn new(p: &ParamPath, cfg: &ResnetConfig, shape: ImageShape) -> crate::Result<Self> {
         plan(shape.resolution)?;
         let (ch, sn) = (cfg.d_channels, cfg.spectral_norm);
-        let mut blocks = vec![DBlock::new(&p.sub("block0"), DKind::Optimized, shape.channels, ch, sn)?];
-        let mut side = shape.resolution / 2;
-        while side > 8 && side % 2 == 0 {
-            blocks.push(DBlock::new(&p.sub(format!("block{}", blocks.len())), DKind::Down, ch, ch, sn)?);
-            side /= 2;
-        }
-        blocks.push(DBlock::new(&p.sub(format!("block{}", blocks.len())), DKind::Plain, ch, ch, sn)?);
+        let blocks = d_blocks(p, shape, ch, sn)?.into_iter().map(|(b, _)| b).collect();
         let head = SnLinear::new(&p.sub("head"), ch, 1, xavier(ch, 1, 1.0), true, sn)?;
         Ok(Self { blocks, head })
     }

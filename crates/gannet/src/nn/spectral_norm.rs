@@ -65,6 +65,11 @@ impl SnConv2d {
         Ok(Self { conv, sn })
     }
 
+    /// The stored (not normalised) weight, [out, in, k, k].
+    pub fn weight(&self) -> &Tensor {
+        self.conv.weight()
+    }
+
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         match &self.sn {
             None => self.conv.forward(x),
@@ -84,6 +89,11 @@ impl SnLinear {
         let linear = super::Linear::new(p, din, dout, init, bias)?;
         let sn = if sn { Some(SpectralNorm::new(p, dout)?) } else { None };
         Ok(Self { linear, sn })
+    }
+
+    /// The stored (not normalised) weight, [out, in].
+    pub fn weight(&self) -> &Tensor {
+        self.linear.weight()
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {

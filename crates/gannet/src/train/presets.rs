@@ -28,6 +28,7 @@ pub const ALL: &[Preset] = &[
     preset!("cgan-mnist", "class-conditional DCGAN (AC-GAN) on MNIST (sample --class 7)"),
     preset!("cgan-fashion", "class-conditional DCGAN (AC-GAN) on Fashion-MNIST (sample --class-name sneaker)"),
     preset!("sngan-fashion", "spectral-norm D + hinge loss on Fashion-MNIST"),
+    preset!("biggan-fashion", "class-conditional BigGAN (CBN, self-attention, SN G and D, ortho reg.) on Fashion-MNIST, 32x32"),
     preset!("wgan-gp-fashion", "WGAN-GP (lambda 10, 5 critic steps, no BatchNorm in D) on Fashion-MNIST"),
     preset!("r1-fashion", "non-saturating loss + lazy R1 penalty (gamma 1) on Fashion-MNIST"),
     preset!("wgan-gp-emoji", "WGAN-GP on the Noto emoji, 32x32 RGB"),
