@@ -5,6 +5,7 @@ use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
 use crate::optim::AdamConfig;
+use super::ada::AdaConfig;
 use super::augment::AugmentPolicy;
 use super::guard::GuardConfig;
 use super::penalty::PenaltyConfig;
@@ -26,6 +27,8 @@ pub struct TrainConfig {
     /// DiffAugment applied to every batch D sees (real and fake, D and G updates):
     /// `"color,translation,cutout"`, any subset, or `"none"` (default). See [`super::augment`].
     pub augment: AugmentPolicy,
+    /// `[ada]`: adaptive augmentation probability (off by default). See [`super::ada`].
+    pub ada: AdaConfig,
     pub loss: GanLoss,
     pub data: DataConfig,
     pub model: ModelConfig,
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             ema_decay: 0.999,
             eval: EvalConfig::default(),
             augment: AugmentPolicy::NONE,
+            ada: AdaConfig::default(),
         }
     }
 }
@@ -181,6 +185,7 @@ impl TrainConfig {
             return bad("model.latent_dim must be at least 1");
         }
         self.eval.validate()?;
+        self.ada.validate()?;
         self.guard.validate()
     }
 }

@@ -1,5 +1,6 @@
 //! Training: the run configuration, the alternating D/G loop, and what a run writes to disk.
 
+pub mod ada;
 pub mod augment;
 pub mod config;
 pub mod ema;
@@ -13,6 +14,7 @@ pub mod run_dir;
 pub mod step;
 pub mod trainer;
 
+pub use ada::{AdaConfig, AdaState};
 pub use augment::AugmentPolicy;
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 pub use ema::Ema;

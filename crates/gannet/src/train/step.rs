@@ -6,6 +6,7 @@
 //! it batches from the data loader; `gannet bench` feeds it synthetic ones, so the benchmark times
 //! exactly the code training runs.
 
+use super::ada::{self, AdaState};
 use super::augment::{self, Role};
 use super::config::TrainConfig;
 use super::ema::Ema;
@@ -46,6 +47,8 @@ pub struct GanState {
     pub opt_disc: Adam,
     /// The EMA shadow generator, when `ema_decay > 0`.
     pub ema: Option<Ema>,
+    /// ADA's augmentation probability and signal (stays at p = 0 when `[ada]` is off).
+    pub ada: AdaState,
     /// The thread on which second-order gradients were last verified (penalties only).
     second_order_checked: Option<std::thread::ThreadId>,
 }
@@ -71,7 +74,7 @@ impl GanState {
         } else {
             None
         };
-        Ok(Self { cfg: cfg.clone(), device: device.clone(), gan, opt_gen, opt_disc, ema, second_order_checked: None })
+        Ok(Self { cfg: cfg.clone(), device: device.clone(), gan, opt_gen, opt_disc, ema, ada: AdaState::default(), second_order_checked: None })
     }
 
     /// The generator samples should come from: the EMA shadow when there is one.
@@ -116,6 +119,9 @@ impl GanState {
             let fake_seen = self.augment(&fake.detach(), batch_index, Role::Fake)?;
             let (real_logits, real_classes) = self.gan.disc.forward_with_classes(&real_seen, labels.as_ref(), Mode::Train)?;
             let (fake_logits, fake_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
+            if self.cfg.ada.is_active() {
+                self.ada.observe(&self.cfg.ada, &real_logits, batch_index)?;
+            }
             let d_loss = with_class_loss(loss.d_loss(&real_logits, &fake_logits)?, &[real_classes, fake_classes], labels.as_ref())?;
             let mut d_total = if with_penalty {
                 let pen = self.d_penalty(batch_index, &real_seen, &fake_seen, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
@@ -175,9 +181,14 @@ impl GanState {
         Ok(None)
     }
 
-    /// `x` as D sees it in D update `d_step` for `role`: DiffAugment'ed when `augment` is on.
+    /// `x` as D sees it in D update `d_step` for `role`: DiffAugment'ed when `augment` is on,
+    /// each image with probability p under ADA.
     fn augment(&self, x: &Tensor, d_step: u64, role: Role) -> crate::Result<Tensor> {
-        augment::augment(x, self.cfg.augment, self.cfg.seed, augment::stream_index(d_step, role))
+        let index = augment::stream_index(d_step, role);
+        if self.cfg.ada.is_active() {
+            return ada::augment_with_probability(x, self.cfg.ada.policy(self.cfg.augment), self.ada.p, self.cfg.seed, index);
+        }
+        augment::augment(x, self.cfg.augment, self.cfg.seed, index)
     }
 
     /// Fails loudly (once per thread) when second-order gradients are off, since a penalty would

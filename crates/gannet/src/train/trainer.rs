@@ -53,6 +53,8 @@ const KIND_TRAIN: &str = "train";
 /// Rollbacks the divergence guard has done in the run, and its collapse-signal streaks.
 const META_ROLLBACKS: &str = "guard_rollbacks";
 const META_STREAKS: &str = "guard_streaks";
+/// ADA's probability and running signal (JSON).
+const META_ADA: &str = "ada";
 /// Checkpoint prefix of the EMA shadow generator's tensors.
 const EMA_PREFIX: &str = "gen_ema";
 
@@ -442,6 +444,7 @@ impl Trainer {
         meta.insert(META_ROLLBACKS.to_string(), self.rollbacks.to_string());
         let (low, gap) = self.guard.streaks();
         meta.insert(META_STREAKS.to_string(), format!("{low},{gap}"));
+        meta.insert(META_ADA.to_string(), serde_json::to_string(&st.ada).expect("plain struct"));
         let path = self.run.latest_checkpoint();
         checkpoint::save(&path, &tensors, &meta)?;
         self.last_good = Some((self.step, path.clone()));
@@ -508,6 +511,8 @@ pub struct SavedRun {
     pub rollbacks: u32,
     /// The guard's collapse-signal streaks (low D loss, wide logit gap) at the checkpoint.
     pub guard_streaks: (u64, u64),
+    /// ADA's state (p = 0 in checkpoints from before ADA).
+    pub ada: crate::train::AdaState,
 }
 
 impl SavedRun {
@@ -531,7 +536,11 @@ impl SavedRun {
                 .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
                 .ok_or_else(|| err(format!("bad guard_streaks '{s}' in metadata")))?,
         };
-        Ok(Self { config, step, elapsed_s, image_shape, class_names, tensors, rollbacks, guard_streaks })
+        let ada = match meta.get(META_ADA) {
+            None => Default::default(),
+            Some(s) => serde_json::from_str(s).map_err(|e| err(format!("bad ada state '{s}' in metadata: {e}")))?,
+        };
+        Ok(Self { config, step, elapsed_s, image_shape, class_names, tensors, rollbacks, guard_streaks, ada })
     }
 
     /// Classes the networks were built for: the checkpoint's class names for a conditional
@@ -586,6 +595,7 @@ impl SavedRun {
     /// Loads weights, optimizer state and the EMA shadow into a freshly built state.
     fn restore(&self, state: &mut GanState) -> crate::Result<()> {
         self.load_weights(&state.gan)?;
+        state.ada = self.ada;
         state.opt_gen.load_state(&checkpoint::strip_prefix("opt_gen", &self.tensors))?;
         state.opt_disc.load_state(&checkpoint::strip_prefix("opt_disc", &self.tensors))?;
         if let Some(ema) = &state.ema {
