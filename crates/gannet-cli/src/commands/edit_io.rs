@@ -6,13 +6,30 @@ use gannet::candle_core::{Device, Tensor};
 use gannet::metrics::evaluate;
 use gannet::models::Generator;
 use gannet::train::SavedRun;
-use std::path::Path;
+use std::path::PathBuf;
 
-/// The checkpoint and the generator to edit with: the EMA shadow unless `no_ema` or the run kept none.
-pub fn load_generator(checkpoint: &Path, no_ema: bool, device: &Device) -> Result<(SavedRun, Box<dyn Generator>)> {
-    let saved = SavedRun::load(checkpoint, device)?;
-    let gen = saved.generator(device, saved.has_ema() && !no_ema).with_context(|| format!("loading {}", checkpoint.display()))?;
-    Ok((saved, gen))
+/// Where the edited images come from: a checkpoint's generator on a device.
+#[derive(clap::Args, Debug)]
+pub struct GeneratorSource {
+    /// A training checkpoint (checkpoints/latest.safetensors of a run).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Use the trained generator, not its EMA shadow (the default when the run kept one).
+    #[arg(long)]
+    pub no_ema: bool,
+    /// cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl GeneratorSource {
+    /// The checkpoint, the generator to edit with and the device.
+    pub fn load(&self) -> Result<(SavedRun, Box<dyn Generator>, Device)> {
+        let device = gannet::device::parse_device(&self.device)?;
+        let saved = SavedRun::load(&self.checkpoint, &device)?;
+        let gen = saved.generator(&device, saved.has_ema() && !self.no_ema).with_context(|| format!("loading {}", self.checkpoint.display()))?;
+        Ok((saved, gen, device))
+    }
 }
 
 /// One latent per seed: the first image `gannet sample --seed S` draws, [K, latent_dim].

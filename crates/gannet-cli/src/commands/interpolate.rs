@@ -1,4 +1,4 @@
-use super::edit_io::{load_generator, seed_latents};
+use super::edit_io::{seed_latents, GeneratorSource};
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::candle_core::Tensor;
@@ -14,9 +14,6 @@ use std::path::PathBuf;
     Each seed stands for the first image `gannet sample --seed S` makes. The path visits the seeds in\n\
     order; every leg has --frames frames. w space needs a StyleGAN2 checkpoint.")]
 pub struct InterpolateArgs {
-    /// A training checkpoint.
-    #[arg(long)]
-    checkpoint: PathBuf,
     /// The latents to visit, as `gannet sample` seeds (at least 2).
     #[arg(long, value_delimiter = ',', required = true)]
     seeds: Vec<u64>,
@@ -44,23 +41,18 @@ pub struct InterpolateArgs {
     /// Magnification of the GIF (nearest neighbour): small images are hard to see.
     #[arg(long, default_value_t = 4)]
     gif_scale: usize,
-    /// Use the trained generator, not its EMA shadow.
-    #[arg(long)]
-    no_ema: bool,
-    /// cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    source: GeneratorSource,
 }
 
 pub fn run(args: InterpolateArgs) -> Result<()> {
     anyhow::ensure!(args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(), "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR");
     anyhow::ensure!(args.seeds.len() >= 2, "--seeds needs at least 2 seeds, e.g. --seeds 1,2");
-    let device = gannet::device::parse_device(&args.device)?;
-    let (saved, gen) = load_generator(&args.checkpoint, args.no_ema, &device)?;
+    let (saved, gen, device) = args.source.load()?;
     anyhow::ensure!(saved.num_classes() == 0, "interpolation of class-conditional models is not supported yet: use an unconditional checkpoint");
     let z = seed_latents(&args.seeds, gen.latent_dim(), &device)?;
     let images = path_images(gen.as_ref(), &z, args.frames, args.space, args.method, args.truncation)?.clamp(-1f32, 1f32)?;
-    let text = image_io::provenance_text(&args.checkpoint, saved.step, None);
+    let text = image_io::provenance_text(&args.source.checkpoint, saved.step, None);
     if let Some(out) = &args.out {
         // One leg per row: pad the path with the last frame to whole rows.
         let n = images.dim(0)?;

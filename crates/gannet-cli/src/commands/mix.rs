@@ -1,4 +1,4 @@
-use super::edit_io::{load_generator, seed_latents};
+use super::edit_io::{seed_latents, GeneratorSource};
 use anyhow::Result;
 use clap::Args;
 use gannet::edit::{mixing, style};
@@ -13,9 +13,6 @@ use std::path::PathBuf;
     --rows seeds'; each cell takes the first --cutoff synthesis layers' w (coarse: shape, pose) from\n\
     its row and the rest (fine: texture, shading) from its column. Seeds are `gannet sample` seeds.")]
 pub struct MixArgs {
-    /// A StyleGAN2 training checkpoint.
-    #[arg(long)]
-    checkpoint: PathBuf,
     /// Seeds of the images that give the coarse styles (one row each).
     #[arg(long, value_delimiter = ',', required = true)]
     rows: Vec<u64>,
@@ -31,27 +28,22 @@ pub struct MixArgs {
     /// The grid PNG.
     #[arg(long, short)]
     out: PathBuf,
-    /// Use the trained generator, not its EMA shadow.
-    #[arg(long)]
-    no_ema: bool,
-    /// cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    source: GeneratorSource,
 }
 
 /// w's of the 4x4 block (conv, toRGB) and the 8x8 block (two convs, toRGB).
 const COARSE_LAYERS: usize = 5;
 
 pub fn run(args: MixArgs) -> Result<()> {
-    let device = gannet::device::parse_device(&args.device)?;
-    let (saved, gen) = load_generator(&args.checkpoint, args.no_ema, &device)?;
+    let (saved, gen, device) = args.source.load()?;
     let style = style(gen.as_ref(), "gannet mix")?;
     let cutoff = args.cutoff.unwrap_or(COARSE_LAYERS.min(style.num_ws() - 1));
     let rows = seed_latents(&args.rows, gen.latent_dim(), &device)?;
     let cols = seed_latents(&args.cols, gen.latent_dim(), &device)?;
     let images = mixing::mixing_grid(style, &rows, &cols, cutoff, args.truncation)?.clamp(-1f32, 1f32)?;
     let grid = image_io::grid(&images, args.cols.len() + 1, 2)?;
-    image_io::save_png_with_text(&grid, &args.out, &image_io::provenance_text(&args.checkpoint, saved.step, None))?;
+    image_io::save_png_with_text(&grid, &args.out, &image_io::provenance_text(&args.source.checkpoint, saved.step, None))?;
     eprintln!(
         "wrote a {}x{} style-mixing grid (layers 0..{cutoff} of {} from the rows) to {}",
         args.rows.len(),

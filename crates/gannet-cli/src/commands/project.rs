@@ -1,4 +1,4 @@
-use super::edit_io::load_generator;
+use super::edit_io::GeneratorSource;
 use super::i2i_io;
 use crate::progress;
 use anyhow::{Context, Result};
@@ -22,9 +22,6 @@ use std::path::PathBuf;
     (each target beside its reconstruction), ws.safetensors (the w's, [N, num_ws, w_dim]) and\n\
     report.json with the PSNR of every image. --data takes held-out images, e.g. a test split.")]
 pub struct ProjectArgs {
-    /// A StyleGAN2 training checkpoint.
-    #[arg(long)]
-    checkpoint: PathBuf,
     /// An image file or a folder of images to project.
     #[arg(long)]
     images: Option<PathBuf>,
@@ -49,17 +46,12 @@ pub struct ProjectArgs {
     /// Output folder.
     #[arg(long, short)]
     out: PathBuf,
-    /// Use the trained generator, not its EMA shadow.
-    #[arg(long)]
-    no_ema: bool,
-    /// cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    source: GeneratorSource,
 }
 
 pub fn run(args: ProjectArgs) -> Result<()> {
-    let device = gannet::device::parse_device(&args.device)?;
-    let (saved, gen) = load_generator(&args.checkpoint, args.no_ema, &device)?;
+    let (saved, gen, device) = args.source.load()?;
     let style = style(gen.as_ref(), "gannet project")?;
     let shape = saved.image_shape;
     let (targets, names) = match (&args.images, &args.data) {
@@ -94,7 +86,7 @@ fn dataset_targets(source: &str, count: usize, shape: gannet::models::ImageShape
 
 fn write_outputs(args: &ProjectArgs, saved: &gannet::train::SavedRun, targets: &Tensor, result: &project::Projection, names: &[String], scores: &[f64]) -> Result<()> {
     let dir = &args.out;
-    i2i_io::write_outputs(dir, &result.images, names, &args.checkpoint, saved.step)?;
+    i2i_io::write_outputs(dir, &result.images, names, &args.source.checkpoint, saved.step)?;
     let comparison = image_io::comparison_grid(&[targets.clone(), result.images.clone()], 8, 2)?;
     image_io::save_png(&comparison, &dir.join("comparison.png"))?;
     let mut tensors = BTreeMap::new();
@@ -102,7 +94,7 @@ fn write_outputs(args: &ProjectArgs, saved: &gannet::train::SavedRun, targets: &
     gannet::checkpoint::save(&dir.join("ws.safetensors"), &tensors, &BTreeMap::new())?;
     let per_image: Vec<_> = names.iter().zip(scores).map(|(n, p)| serde_json::json!({"name": n, "psnr_db": p})).collect();
     let report = serde_json::json!({
-        "checkpoint": args.checkpoint.display().to_string(),
+        "checkpoint": args.source.checkpoint.display().to_string(),
         "step": saved.step,
         "steps": args.steps,
         "w_plus": args.w_plus,
