@@ -50,14 +50,14 @@ fn a_path_visits_every_latent_with_the_frames_asked_for() {
     let g = generator();
     let zs = z(3, 4);
     for space in [Space::Z, Space::W] {
-        let frames = path_images(g.as_ref(), &zs, 5, space, Method::Slerp, 1.0).unwrap();
+        let frames = path_images(g.as_ref(), &zs, 5, space, Method::Slerp, 1.0, None).unwrap();
         assert_eq!(frames.dim(0).unwrap(), 5 + 4);
         let own = g.forward(&zs, None, Mode::Eval).unwrap();
         for (frame, k) in [(0, 0), (4, 1), (8, 2)] {
             assert!(max_diff(&frames.narrow(0, frame, 1).unwrap(), &own.narrow(0, k, 1).unwrap()) < 1e-4, "{space:?} frame {frame}");
         }
     }
-    assert!(path_images(g.as_ref(), &zs.narrow(0, 0, 1).unwrap(), 5, Space::Z, Method::Lerp, 1.0).is_err());
+    assert!(path_images(g.as_ref(), &zs.narrow(0, 0, 1).unwrap(), 5, Space::Z, Method::Lerp, 1.0, None).is_err());
 }
 
 #[test]
@@ -114,6 +114,6 @@ fn w_space_tools_refuse_a_generator_without_styles() {
     let err = edit::style(dc.as_ref(), "gannet mix").err().unwrap().to_string();
     assert!(err.contains("stylegan2"), "{err}");
     let zs = rng::randn(&mut rng::rng(1, rng::Stream::Sample, 0), &[2, dc.latent_dim()], &Device::Cpu).unwrap();
-    assert!(path_images(dc.as_ref(), &zs, 3, Space::W, Method::Lerp, 1.0).is_err());
-    assert_eq!(path_images(dc.as_ref(), &zs, 3, Space::Z, Method::Lerp, 1.0).unwrap().dim(0).unwrap(), 3);
+    assert!(path_images(dc.as_ref(), &zs, 3, Space::W, Method::Lerp, 1.0, None).is_err());
+    assert_eq!(path_images(dc.as_ref(), &zs, 3, Space::Z, Method::Lerp, 1.0, None).unwrap().dim(0).unwrap(), 3);
 }

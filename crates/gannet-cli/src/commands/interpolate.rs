@@ -29,6 +29,9 @@ pub struct InterpolateArgs {
     /// Truncation psi (1 = off): StyleGAN2 pulls w towards its mean, other models scale z.
     #[arg(long, default_value_t = 1.0)]
     truncation: f64,
+    /// Class-conditional models: the class of every frame (0-based index).
+    #[arg(long)]
+    class: Option<u32>,
     /// A grid PNG, one leg per row.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -49,9 +52,15 @@ pub fn run(args: InterpolateArgs) -> Result<()> {
     anyhow::ensure!(args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(), "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR");
     anyhow::ensure!(args.seeds.len() >= 2, "--seeds needs at least 2 seeds, e.g. --seeds 1,2");
     let (saved, gen, device) = args.source.load()?;
-    anyhow::ensure!(saved.num_classes() == 0, "interpolation of class-conditional models is not supported yet: use an unconditional checkpoint");
+    let k = saved.num_classes();
+    match args.class {
+        None if k > 0 => anyhow::bail!("{} is class-conditional: say which class every frame shows with --class (0 to {})", args.source.checkpoint.display(), k - 1),
+        Some(_) if k == 0 => anyhow::bail!("--class needs a class-conditional model; {} is unconditional", args.source.checkpoint.display()),
+        Some(c) if c as usize >= k => anyhow::bail!("--class {c} is out of range: the model has {k} classes"),
+        _ => {}
+    }
     let z = seed_latents(&args.seeds, gen.latent_dim(), &device)?;
-    let images = path_images(gen.as_ref(), &z, args.frames, args.space, args.method, args.truncation)?.clamp(-1f32, 1f32)?;
+    let images = path_images(gen.as_ref(), &z, args.frames, args.space, args.method, args.truncation, args.class)?.clamp(-1f32, 1f32)?;
     let text = image_io::provenance_text(&args.source.checkpoint, saved.step, None);
     if let Some(out) = &args.out {
         // One leg per row: pad the path with the last frame to whole rows.

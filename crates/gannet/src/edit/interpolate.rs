@@ -83,8 +83,9 @@ fn slerp_row(x: &[f64], y: &[f64], t: f64) -> Vec<f64> {
 }
 
 /// `frames` images per leg along the path through `latents` [K, latent_dim] (K >= 2, K-1 legs,
-/// both ends included once), G in eval mode; `psi` truncates (1 = off).
-pub fn path_images(gen: &dyn Generator, latents: &Tensor, frames: usize, space: Space, method: Method, psi: f64) -> crate::Result<Tensor> {
+/// both ends included once), G in eval mode; `psi` truncates (1 = off); `class` is every frame's
+/// label for a class-conditional G.
+pub fn path_images(gen: &dyn Generator, latents: &Tensor, frames: usize, space: Space, method: Method, psi: f64, class: Option<u32>) -> crate::Result<Tensor> {
     let k = latents.dim(0)?;
     if k < 2 || frames < 2 {
         return Err(crate::Error::Config(format!("interpolation needs at least 2 latents and 2 frames per leg (got {k} and {frames})")));
@@ -103,7 +104,10 @@ pub fn path_images(gen: &dyn Generator, latents: &Tensor, frames: usize, space: 
     }
     let path = Tensor::cat(&rows, 0)?;
     match space {
-        Space::Z => super::Truncated { gen, psi }.forward(&path, None, Mode::Eval),
+        Space::Z => {
+            let labels = class.map(|c| Tensor::full(c, path.dim(0)?, path.device())).transpose()?;
+            super::Truncated { gen, psi }.forward(&path, labels.as_ref(), Mode::Eval)
+        }
         Space::W => {
             let s = style(gen, "interpolation in w")?;
             s.synthesis(&broadcast_w(s, &truncate_w(s, &path, psi)?)?)
