@@ -58,6 +58,15 @@ fn edits_of_a_stylegan2_checkpoint_run_from_the_cli() {
     }
     let o = gannet(&["sample", "--checkpoint", &ckpt, "--truncation", "0", "--out", &p("t.png")]);
     assert!(!o.status.success() && stderr(&o).contains("--truncation"));
+    // BigGAN-style truncation: latents redrawn beyond the threshold; the same seed, the same images.
+    ok(&["sample", "--checkpoint", &ckpt, "-n", "4", "--truncate-z", "0.5", "--out", &p("tz1.png")]);
+    ok(&["sample", "--checkpoint", &ckpt, "-n", "4", "--truncate-z", "0.5", "--out", &p("tz2.png")]);
+    ok(&["sample", "--checkpoint", &ckpt, "-n", "4", "--out", &p("plain.png")]);
+    let read = |f: &str| image::open(p(f)).unwrap().to_luma8().into_raw();
+    assert_eq!(read("tz1.png"), read("tz2.png"));
+    assert_ne!(read("tz1.png"), read("plain.png"));
+    let o = gannet(&["sample", "--checkpoint", &ckpt, "--truncate-z", "0", "--out", &p("t.png")]);
+    assert!(!o.status.success() && stderr(&o).contains("threshold"), "{}", stderr(&o));
 }
 
 #[test]

@@ -231,30 +231,40 @@ pub fn sample_latents(seed: u64, count: usize, latent_dim: usize, device: &Devic
     rng::randn(&mut rng::rng(seed, Stream::Sample, 0), &[count, latent_dim], device)
 }
 
-/// Generates `count` images in G's range [-1, 1] with latents from `seed`, in chunks of 256 (the
-/// images `gannet sample --seed` writes), G in eval mode; `labels` (one per image) for a
-/// conditional G.
+/// [`sample_latents`] drawn from the truncated normal: values beyond `threshold` are redrawn
+/// (BigGAN's truncation trick; `gannet sample --truncate-z`). The same seed and threshold give
+/// the same latents.
+pub fn sample_latents_truncated(seed: u64, count: usize, latent_dim: usize, threshold: f32, device: &Device) -> Result<Tensor> {
+    rng::randn_truncated(&mut rng::rng(seed, Stream::Sample, 0), &[count, latent_dim], threshold, device)
+}
+
+/// Generates `count` images in G's range [-1, 1] with latents from `seed` (the images
+/// `gannet sample --seed` writes), G in eval mode; `labels` (one per image) for a conditional G.
 pub fn generate(gen: &dyn Generator, count: usize, labels: Option<&[u32]>, seed: u64, device: &Device, obs: &mut dyn EvalObserver) -> Result<Tensor> {
+    generate_from(gen, &sample_latents(seed, count, gen.latent_dim(), device)?, labels, obs)
+}
+
+/// The images of latents `z` [count, latent_dim], in chunks of 256, G in eval mode.
+pub fn generate_from(gen: &dyn Generator, z: &Tensor, labels: Option<&[u32]>, obs: &mut dyn EvalObserver) -> Result<Tensor> {
     const CHUNK: usize = 256;
+    let count = z.dim(0)?;
     if let Some(l) = labels.filter(|l| l.len() != count) {
         return Err(Error::Msg(format!("{} labels for {count} images", l.len())));
     }
-    let mut r = rng::rng(seed, Stream::Sample, 0);
+    if count == 0 {
+        return Err(Error::Msg("asked to generate 0 images".into()));
+    }
     let mut out = Vec::new();
     obs.stage("generating", count);
     let mut done = 0;
     while done < count {
         let n = CHUNK.min(count - done);
-        let z = rng::randn(&mut r, &[n, gen.latent_dim()], device)?;
-        let l = labels.map(|l| Tensor::from_slice(&l[done..done + n], n, device)).transpose()?;
+        let l = labels.map(|l| Tensor::from_slice(&l[done..done + n], n, z.device())).transpose()?;
         // Detached: G's weights are variables, and a tracked output would make every later op
         // (the whole Inception network) keep its activations alive for a backward pass.
-        out.push(gen.forward(&z, l.as_ref(), Mode::Eval)?.detach());
+        out.push(gen.forward(&z.narrow(0, done, n)?, l.as_ref(), Mode::Eval)?.detach());
         done += n;
         obs.advance(n);
-    }
-    if out.is_empty() {
-        return Err(Error::Msg("asked to generate 0 images".into()));
     }
     Ok(Tensor::cat(&out, 0)?)
 }
