@@ -3,6 +3,9 @@
 //! projection D, a tiny conditional run that resumes bit for bit, the preset, and the
 //! truncated-normal sampler of the truncation trick.
 
+mod common;
+
+use common::run;
 use gannet::candle_core::{DType, Device, Tensor};
 use gannet::data::{self, DataSource, LoadOptions};
 use gannet::models::biggan::{orthogonal_penalty, BigganConfig, BigganGenerator, SelfAttention};
@@ -317,12 +320,6 @@ fn tiny_run_config(data: &Path, out: &Path, steps: u64) -> TrainConfig {
     cfg.ema_decay = 0.9;
     cfg.seed = 13;
     cfg
-}
-
-fn run(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
 }
 
 #[test]
