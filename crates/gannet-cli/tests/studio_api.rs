@@ -300,3 +300,23 @@ fn hundred_concurrent_generate_requests_all_succeed() {
     assert_eq!(report.ok, 100, "{:?}", report.errors);
     assert!(t.elapsed() < Duration::from_secs(60), "100 requests took {:?}", t.elapsed());
 }
+
+#[test]
+fn a_stylegan2_checkpoint_mixes_styles_in_the_studio() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("studio-sg2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let ckpt = tiny_run(&root.join("sg2"), &["--arch", "stylegan2", "--resolution", "8"]);
+    let s = Studio::start(&["--checkpoint", ckpt.to_str().unwrap()]);
+    let info = get(s.addr, "/api/checkpoints/c0").json();
+    assert_eq!(info["capabilities"]["style_mixing"].as_bool(), Some(true));
+    // 4x4: conv + toRGB; 8x8: two convs + toRGB.
+    assert_eq!(info["style_layers"].as_u64(), Some(5));
+    let mix = |crossover: usize, fine: u64| post(s.addr, "/api/style-mix", json!({"checkpoint": "c0", "coarse": {"seed": 1}, "fine": {"seed": fine}, "crossover": crossover}));
+    let (a, b) = (mix(2, 2), mix(2, 3));
+    for r in [&a, &b] {
+        assert_eq!((r.status, r.header("content-type")), (200, Some("image/png")), "{}", r.text());
+    }
+    assert_ne!(a.body, b.body, "another fine-style sample changes the mix");
+    assert_error(&mix(5, 2), 400, "crossover must be 1 to 4");
+    let _ = std::fs::remove_dir_all(&root);
+}

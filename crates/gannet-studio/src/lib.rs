@@ -5,7 +5,7 @@
 //! - [`catalog`]: the checkpoints and run folders on offer, each under an id (requests never name
 //!   a path);
 //! - [`models`]: what a checkpoint can do ([`models::Capabilities`]), the [`models::ImageToImage`]
-//!   and [`models::StyleMixing`] traits new model kinds implement;
+//!   trait new model kinds implement (style mixing comes with `Generator::as_style`);
 //! - [`pool`]: the worker threads that run the models, behind a bounded queue;
 //! - [`api`] and [`render`]: routes, validation, and the work per request;
 //! - [`client`]: a minimal HTTP/1.1 client for the tests and the load test ([`loadtest`]).

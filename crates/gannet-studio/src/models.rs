@@ -1,13 +1,13 @@
 //! The models the studio runs, what each can do, and the per-worker cache of loaded ones.
 //!
 //! A checkpoint is either a GAN (latent -> image: generate, truncation, interpolation, classes,
-//! and style mixing for generators that implement [`StyleMixing`]) or an image-to-image model
+//! and style mixing for style-based generators, `Generator::as_style`) or an image-to-image model
 //! (image -> image: translate or upscale, see [`ImageToImage`]). The page shows only the tools a
 //! model's [`Capabilities`] allow, so a new kind of model needs no page changes.
 
 use crate::catalog::{Entry, Source};
 use crate::error::{ApiError, ApiResult};
-use gannet::candle_core::{Device, Tensor};
+use gannet::candle_core::Device;
 use gannet::models::Generator;
 use gannet::train::SavedRun;
 use image::DynamicImage;
@@ -33,17 +33,6 @@ pub struct Capabilities {
     pub translate: bool,
     /// An uploaded image made larger (super-resolution).
     pub upscale: bool,
-}
-
-/// Generators with per-layer style inputs (StyleGAN2) implement this; a [`GanModel`] whose
-/// `style` is set gets `style_mixing` and `POST /api/style-mix` works for it. No gannet
-/// generator has one yet.
-pub trait StyleMixing {
-    /// Layers whose style can come from either sample (the crossover is in 1..layers).
-    fn layers(&self) -> usize;
-    /// Images [N, C, H, W] in [-1, 1]: styles of layers < `crossover` from `z_coarse`, the rest from
-    /// `z_fine` (both [N, latent_dim], already truncated).
-    fn mix(&self, z_coarse: &Tensor, z_fine: &Tensor, crossover: usize, labels: Option<&Tensor>) -> gannet::Result<Tensor>;
 }
 
 /// What an image-to-image model does with an upload.
@@ -150,8 +139,6 @@ pub struct GanModel {
     pub class_names: Vec<String>,
     /// Whether the EMA shadow generator is the one loaded.
     pub ema: bool,
-    /// Set for generators that can mix styles (none yet, see [`StyleMixing`]).
-    pub style: Option<Box<dyn StyleMixing>>,
 }
 
 impl GanModel {
@@ -207,7 +194,7 @@ impl StudioModel {
                 truncation: true,
                 interpolate: true,
                 classes: g.num_classes() > 0,
-                style_mixing: g.style.is_some(),
+                style_mixing: g.gen.as_style().is_some(),
                 ..Default::default()
             },
             StudioModel::ImageToImage(m) => match m.task() {
@@ -229,7 +216,7 @@ impl StudioModel {
                 image: Some(g.gen.image_shape()),
                 latent_dim: Some(g.gen.latent_dim()),
                 classes: g.class_names.clone(),
-                style_layers: g.style.as_ref().map(|s| s.layers()),
+                style_layers: g.gen.as_style().map(|s| s.num_ws()),
                 image_task: None,
                 capabilities,
             },
@@ -280,7 +267,6 @@ pub fn load(source: &Source, device: &Device) -> ApiResult<StudioModel> {
         arch: saved.config.model.name().to_string(),
         class_names: if saved.num_classes() > 0 { saved.class_names.clone() } else { Vec::new() },
         ema: saved.has_ema(),
-        style: None,
     }))
 }
 

@@ -73,13 +73,14 @@ pub fn interpolate(model: &GanModel, req: &InterpolateRequest, device: &Device) 
     png_bytes(&image_io::to_images(&x)?[0], &text(model, label, &extra))
 }
 
-/// Coarse styles from one sample and fine ones from another, for generators with [`crate::models::StyleMixing`].
+/// Coarse styles from one sample and fine ones from another, for style-based generators
+/// (StyleGAN2; see [`gannet::edit::mixing`]).
 pub fn style_mix(model: &GanModel, req: &StyleMixRequest, device: &Device) -> ApiResult<Vec<u8>> {
-    let style = model.style.as_ref().ok_or_else(|| {
+    let style = model.gen.as_style().ok_or_else(|| {
         ApiError::unsupported(format!("style mixing needs a StyleGAN2 checkpoint; this is a {} GAN, whose generator has no per-layer styles", model.arch))
     })?;
-    if req.crossover == 0 || req.crossover >= style.layers() {
-        return Err(ApiError::bad_request(format!("crossover must be 1 to {} for this model", style.layers() - 1)));
+    if req.crossover == 0 || req.crossover >= style.num_ws() {
+        return Err(ApiError::bad_request(format!("crossover must be 1 to {} for this model", style.num_ws() - 1)));
     }
     let dim = model.gen.latent_dim();
     let z = |s: &SampleRef| -> ApiResult<Tensor> {
@@ -87,8 +88,8 @@ pub fn style_mix(model: &GanModel, req: &StyleMixRequest, device: &Device) -> Ap
         Ok(latent::to_tensor(&[v], device)?)
     };
     let label = sample_label(model, req.class, &req.coarse);
-    let labels = label.map(|l| Tensor::from_slice(&[l], 1, device)).transpose()?;
-    let x = style.mix(&z(&req.coarse)?, &z(&req.fine)?, req.crossover, labels.as_ref())?.detach();
+    let (coarse, fine) = (style.mapping(&z(&req.coarse)?)?, style.mapping(&z(&req.fine)?)?);
+    let x = style.synthesis(&gannet::edit::mixing::mix_ws(style, &coarse, &fine, req.crossover)?)?.detach();
     let note = format!("coarse seed {} #{}, fine seed {} #{}, crossover {}", req.coarse.seed, req.coarse.index, req.fine.seed, req.fine.index, req.crossover);
     png_bytes(&image_io::to_images(&x)?[0], &text(model, label, &[("gannet:style-mix", note)]))
 }
