@@ -1,4 +1,6 @@
-//! Latent vectors: the ones `gannet sample --seed` uses, truncation and spherical interpolation.
+//! Latent vectors: the ones `gannet sample --seed` uses, and spherical interpolation.
+//! (Truncation is the library's `gannet::edit::Truncated`: w towards its mean for StyleGAN2,
+//! z scaled for the others.)
 
 use gannet::candle_core::{Device, Tensor};
 use gannet::metrics::evaluate;
@@ -8,14 +10,6 @@ use gannet::metrics::evaluate;
 pub fn of_sample(seed: u64, index: usize, latent_dim: usize) -> gannet::Result<Vec<f32>> {
     let z = evaluate::sample_latents(seed, index + 1, latent_dim, &Device::Cpu)?;
     Ok(z.get(index)?.to_vec1::<f32>()?)
-}
-
-/// Truncation for generators fed z ~ N(0, I) directly (DCGAN, ResNet, MLP): they have no mapping
-/// network, hence no mean style w to pull towards as StyleGAN does, so the latent is scaled by
-/// `psi` towards the mode of the Gaussian. psi = 1 is the trained distribution; smaller psi gives
-/// more typical, cleaner but less varied images; psi = 0 the same image for every seed.
-pub fn truncate(z: &[f32], psi: f32) -> Vec<f32> {
-    z.iter().map(|v| v * psi).collect()
 }
 
 /// Spherical interpolation from `a` (t = 0) to `b` (t = 1). Gaussian latents live near a sphere,
@@ -65,10 +59,5 @@ mod tests {
     fn a_sample_latent_does_not_depend_on_the_batch_size() {
         let batch = evaluate::sample_latents(7, 10, 16, &Device::Cpu).unwrap();
         assert_eq!(batch.get(4).unwrap().to_vec1::<f32>().unwrap(), of_sample(7, 4, 16).unwrap());
-    }
-
-    #[test]
-    fn truncation_scales() {
-        assert_eq!(truncate(&[1.0, -2.0], 0.5), vec![0.5, -1.0]);
     }
 }

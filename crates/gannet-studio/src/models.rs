@@ -21,7 +21,7 @@ use std::time::SystemTime;
 pub struct Capabilities {
     /// Images from latents (seed, count).
     pub generate: bool,
-    /// Latents scaled by psi before G (see [`crate::latent::truncate`]).
+    /// The truncation trick, psi (see `gannet::edit::Truncated`).
     pub truncation: bool,
     /// A frame between two samples, for a slider.
     pub interpolate: bool,

@@ -32,11 +32,9 @@ pub struct GenerateResponse {
 /// class i mod classes), as `gannet sample --out-dir` does.
 pub fn generate(model: &GanModel, req: &GenerateRequest, device: &Device) -> ApiResult<GenerateResponse> {
     let dim = model.gen.latent_dim();
-    let z = gannet::metrics::evaluate::sample_latents(req.seed, req.count, dim, &gannet::candle_core::Device::Cpu)?;
-    let z = latent::truncate(&z.flatten_all()?.to_vec1::<f32>()?, req.truncation);
-    let z = Tensor::from_vec(z, (req.count, dim), device)?;
+    let z = gannet::metrics::evaluate::sample_latents(req.seed, req.count, dim, device)?;
     let labels = labels_for(model, req.class, req.count);
-    let x = forward(model, &z, labels.as_deref(), device)?;
+    let x = forward(model, &z, labels.as_deref(), req.truncation, device)?;
     let images = image_io::to_images(&x)?;
     let extra = [("gannet:seed", req.seed.to_string()), ("gannet:truncation", req.truncation.to_string())];
     let urls = images
@@ -63,11 +61,10 @@ pub fn generate(model: &GanModel, req: &GenerateRequest, device: &Device) -> Api
 pub fn interpolate(model: &GanModel, req: &InterpolateRequest, device: &Device) -> ApiResult<Vec<u8>> {
     let dim = model.gen.latent_dim();
     let (za, zb) = (latent::of_sample(req.a.seed, req.a.index, dim)?, latent::of_sample(req.b.seed, req.b.index, dim)?);
-    let z = latent::truncate(&latent::slerp(&za, &zb, req.t), req.truncation);
-    let z = latent::to_tensor(&[z], device)?;
+    let z = latent::to_tensor(&[latent::slerp(&za, &zb, req.t)], device)?;
     let end = if req.t < 0.5 { &req.a } else { &req.b };
     let label = sample_label(model, req.class, end);
-    let x = forward(model, &z, label.map(|l| vec![l]).as_deref(), device)?;
+    let x = forward(model, &z, label.map(|l| vec![l]).as_deref(), req.truncation, device)?;
     let note = format!("seed {} #{} -> seed {} #{} at t = {}", req.a.seed, req.a.index, req.b.seed, req.b.index, req.t);
     let extra = [("gannet:interpolation", note), ("gannet:truncation", req.truncation.to_string())];
     png_bytes(&image_io::to_images(&x)?[0], &text(model, label, &extra))
@@ -84,11 +81,11 @@ pub fn style_mix(model: &GanModel, req: &StyleMixRequest, device: &Device) -> Ap
     }
     let dim = model.gen.latent_dim();
     let z = |s: &SampleRef| -> ApiResult<Tensor> {
-        let v = latent::truncate(&latent::of_sample(s.seed, s.index, dim)?, req.truncation);
-        Ok(latent::to_tensor(&[v], device)?)
+        Ok(latent::to_tensor(&[latent::of_sample(s.seed, s.index, dim)?], device)?)
     };
     let label = sample_label(model, req.class, &req.coarse);
-    let (coarse, fine) = (style.mapping(&z(&req.coarse)?)?, style.mapping(&z(&req.fine)?)?);
+    let w = |s: &SampleRef| -> ApiResult<Tensor> { Ok(gannet::edit::truncate_w(style, &style.mapping(&z(s)?)?, req.truncation as f64)?) };
+    let (coarse, fine) = (w(&req.coarse)?, w(&req.fine)?);
     let x = style.synthesis(&gannet::edit::mixing::mix_ws(style, &coarse, &fine, req.crossover)?)?.detach();
     let note = format!("coarse seed {} #{}, fine seed {} #{}, crossover {}", req.coarse.seed, req.coarse.index, req.fine.seed, req.fine.index, req.crossover);
     png_bytes(&image_io::to_images(&x)?[0], &text(model, label, &[("gannet:style-mix", note)]))
@@ -134,9 +131,13 @@ fn sample_label(model: &GanModel, class: Option<usize>, s: &SampleRef) -> Option
     (k > 0).then(|| class.unwrap_or(s.index % k) as u32)
 }
 
-fn forward(model: &GanModel, z: &Tensor, labels: Option<&[u32]>, device: &Device) -> ApiResult<Tensor> {
+/// G in eval mode through the truncation trick (`psi` 1 = off): StyleGAN2 pulls w towards its
+/// tracked mean, the other generators scale z.
+fn forward(model: &GanModel, z: &Tensor, labels: Option<&[u32]>, psi: f32, device: &Device) -> ApiResult<Tensor> {
     let labels = labels.map(|l| Tensor::from_slice(l, l.len(), device)).transpose()?;
-    Ok(model.gen.forward(z, labels.as_ref(), Mode::Eval)?.detach())
+    use gannet::models::Generator;
+    let gen = gannet::edit::Truncated { gen: model.gen.as_ref(), psi: psi as f64 };
+    Ok(gen.forward(z, labels.as_ref(), Mode::Eval)?.detach())
 }
 
 /// gannet's provenance chunks (synthetic, checkpoint, step, class) plus the request's settings.
