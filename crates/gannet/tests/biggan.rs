@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::run;
+use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor};
-use gannet::data::{self, DataSource, LoadOptions};
 use gannet::models::biggan::{orthogonal_penalty, BigganConfig, BigganGenerator, SelfAttention};
 use gannet::models::{self, Conditioning, Generator, ImageShape, ModelConfig};
 use gannet::nn::{Mode, ParamStore};
@@ -284,21 +283,6 @@ fn projection_discriminator_logits_depend_on_the_label() {
     let embed = gan.disc_params.trainable().into_iter().find(|(n, _)| n == "class_embed.weight").expect("embedding").1;
     let rows = grads.get(embed.as_tensor()).unwrap().abs().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
     assert!(rows[0] > 0.0 && rows[2] > 0.0 && rows[1] == 0.0 && rows[3] == 0.0, "{rows:?}");
-}
-
-/// A folder of `per_class` built-in digits of each of `digits`, one subfolder per class.
-fn digit_folder(dir: &Path, digits: &[(u32, &str)], per_class: usize) {
-    let all = data::load(&DataSource::BuiltinDigits, &LoadOptions::default()).unwrap();
-    let labels = all.labels().unwrap();
-    for &(digit, name) in digits {
-        let sub = dir.join(name);
-        std::fs::create_dir_all(&sub).unwrap();
-        let idx: Vec<usize> = (0..all.len()).filter(|&i| labels[i] == digit).take(per_class).collect();
-        let t = all.batch_tensor(&idx, &DEV).unwrap();
-        for (i, img) in gannet::image_io::to_images(&t).unwrap().iter().enumerate() {
-            gannet::image_io::save_png(img, &sub.join(format!("{i:03}.png"))).unwrap();
-        }
-    }
 }
 
 fn tiny_run_config(data: &Path, out: &Path, steps: u64) -> TrainConfig {

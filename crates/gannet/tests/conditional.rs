@@ -1,6 +1,9 @@
 //! Class-conditional models: label dependence, projection gradients, the AC-GAN loss, tiny
 //! conditional runs that learn and resume exactly, presets, and labelled folders.
 
+mod common;
+
+use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor, D};
 use gannet::data::{self, DataSource, LoadOptions};
 use gannet::models::{self, conditional, dcgan::DcganConfig, mlp::MlpConfig, Conditioning, ImageShape, ModelConfig};
@@ -123,21 +126,6 @@ fn cross_entropy_matches_hand_computed_values_and_gradient() {
     assert_eq!(conditional::accuracy(&logits, &y).unwrap(), 1.0);
 }
 
-/// A folder of `per_class` built-in digits of each of `digits`, one subfolder per class.
-fn digit_folder(dir: &Path, digits: &[(u32, &str)], per_class: usize) {
-    let all = data::load(&DataSource::BuiltinDigits, &LoadOptions::default()).unwrap();
-    let labels = all.labels().unwrap();
-    for &(digit, name) in digits {
-        let sub = dir.join(name);
-        std::fs::create_dir_all(&sub).unwrap();
-        let idx: Vec<usize> = (0..all.len()).filter(|&i| labels[i] == digit).take(per_class).collect();
-        let t = all.batch_tensor(&idx, &DEV).unwrap();
-        for (i, img) in gannet::image_io::to_images(&t).unwrap().iter().enumerate() {
-            gannet::image_io::save_png(img, &sub.join(format!("{i:03}.png"))).unwrap();
-        }
-    }
-}
-
 fn tiny_conditional(data: &Path, out: &Path, cond: Conditioning, steps: u64) -> TrainConfig {
     let mut cfg = TrainConfig::default();
     cfg.data.source = data.display().to_string();
@@ -155,11 +143,6 @@ fn tiny_conditional(data: &Path, out: &Path, cond: Conditioning, steps: u64) -> 
     cfg
 }
 
-fn run(cfg: TrainConfig) -> Trainer {
-    let mut t = Trainer::new(cfg).unwrap();
-    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
-    t
-}
 
 /// 32 images of class `c` from G (eval mode), flattened: [32, 784].
 fn generated(t: &Trainer, c: u32) -> Tensor {

@@ -42,3 +42,18 @@ pub fn resume(ckpt: &Path, steps: u64) -> Trainer {
 pub fn load(t: &Trainer) -> SavedRun {
     SavedRun::load(&t.run_dir().latest_checkpoint(), &Device::Cpu).unwrap()
 }
+
+/// A folder of `per_class` built-in digits of each of `digits`, one subfolder per class.
+pub fn digit_folder(dir: &Path, digits: &[(u32, &str)], per_class: usize) {
+    let all = gannet::data::load(&gannet::data::DataSource::BuiltinDigits, &gannet::data::LoadOptions::default()).unwrap();
+    let labels = all.labels().unwrap();
+    for &(digit, name) in digits {
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let idx: Vec<usize> = (0..all.len()).filter(|&i| labels[i] == digit).take(per_class).collect();
+        let t = all.batch_tensor(&idx, &Device::Cpu).unwrap();
+        for (i, img) in gannet::image_io::to_images(&t).unwrap().iter().enumerate() {
+            gannet::image_io::save_png(img, &sub.join(format!("{i:03}.png"))).unwrap();
+        }
+    }
+}
