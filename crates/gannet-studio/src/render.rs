@@ -86,7 +86,7 @@ pub fn style_mix(model: &GanModel, req: &StyleMixRequest, device: &Device) -> Ap
     let label = sample_label(model, req.class, &req.coarse);
     let w = |s: &SampleRef| -> ApiResult<Tensor> { Ok(gannet::edit::truncate_w(style, &style.mapping(&z(s)?)?, req.truncation as f64)?) };
     let (coarse, fine) = (w(&req.coarse)?, w(&req.fine)?);
-    let x = style.synthesis(&gannet::edit::mixing::mix_ws(style, &coarse, &fine, req.crossover)?)?.detach();
+    let x = style.synthesis(&style.mix_ws(&coarse, &fine, req.crossover)?)?.detach();
     let note = format!("coarse seed {} #{}, fine seed {} #{}, crossover {}", req.coarse.seed, req.coarse.index, req.fine.seed, req.fine.index, req.crossover);
     png_bytes(&image_io::to_images(&x)?[0], &text(model, label, &[("gannet:style-mix", note)]))
 }

@@ -69,7 +69,7 @@ fn truncation_zero_gives_the_mean_image_and_one_changes_nothing() {
         assert!(max_diff(&mean.narrow(0, 0, 1).unwrap(), &mean.narrow(0, i, 1).unwrap()) < 1e-5);
     }
     let s = g.as_style().unwrap();
-    let avg = s.synthesis(&edit::broadcast_w(s, &s.w_avg().unwrap().unsqueeze(0).unwrap()).unwrap()).unwrap();
+    let avg = s.synthesis(&s.broadcast_w(&s.w_avg().unwrap().unsqueeze(0).unwrap()).unwrap()).unwrap();
     assert!(max_diff(&mean.narrow(0, 0, 1).unwrap(), &avg) < 1e-5);
     let same = Truncated { gen: g.as_ref(), psi: 1.0 }.forward(&zs, None, Mode::Eval).unwrap();
     assert!(max_diff(&same, &g.forward(&zs, None, Mode::Eval).unwrap()) < 1e-5);

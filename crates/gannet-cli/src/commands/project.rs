@@ -7,7 +7,7 @@ use gannet::candle_core::Tensor;
 use gannet::data::{self, DataSource, LoadOptions};
 use gannet::edit::{project, style};
 use gannet::image_io;
-use gannet::metrics::{evaluate, psnr};
+use gannet::metrics::{evaluate, psnr, to_unit_range};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -68,8 +68,7 @@ pub fn run(args: ProjectArgs) -> Result<()> {
         bar.set_message(format!("loss {loss:.4}"));
     })?;
     bar.finish();
-    let to01 = |x: &Tensor| -> gannet::Result<Tensor> { Ok(((x.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?) };
-    let scores = psnr::psnr_per_image(&to01(&result.images)?, &to01(&targets)?)?;
+    let scores = psnr::psnr_per_image(&to_unit_range(&result.images)?, &to_unit_range(&targets)?)?;
     write_outputs(&args, &saved, &targets, &result, &names, &scores)?;
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
     eprintln!("projected {} images in {} steps: mean PSNR {mean:.2} dB (min {:.2}); outputs in {}", scores.len(), args.steps, scores.iter().cloned().fold(f64::INFINITY, f64::min), args.out.display());

@@ -1,7 +1,7 @@
 //! Latent interpolation: frames on the path between latents, in z (any generator) or in w
 //! (StyleGAN2), linear or spherical.
 
-use super::{broadcast_w, style, truncate_w};
+use super::{style, truncate_w};
 use crate::models::Generator;
 use crate::nn::Mode;
 use candle_core::Tensor;
@@ -110,7 +110,7 @@ pub fn path_images(gen: &dyn Generator, latents: &Tensor, frames: usize, space: 
         }
         Space::W => {
             let s = style(gen, "interpolation in w")?;
-            s.synthesis(&broadcast_w(s, &truncate_w(s, &path, psi)?)?)
+            s.synthesis(&s.broadcast_w(&truncate_w(s, &path, psi)?)?)
         }
     }
 }

@@ -17,12 +17,6 @@ pub fn style<'a>(gen: &'a dyn Generator, tool: &str) -> crate::Result<&'a dyn St
     })
 }
 
-/// w [N, w_dim] -> ws [N, num_ws, w_dim], the same w for every layer.
-pub fn broadcast_w(style: &dyn StyleGenerator, w: &Tensor) -> crate::Result<Tensor> {
-    let (n, d) = w.dims2()?;
-    Ok(w.unsqueeze(1)?.broadcast_as((n, style.num_ws(), d))?.contiguous()?)
-}
-
 /// The truncation trick in w: `w_avg + psi (w - w_avg)`; psi 1 leaves w as it is, 0 gives the
 /// mean image. Trades variety for typicality.
 pub fn truncate_w(style: &dyn StyleGenerator, w: &Tensor, psi: f64) -> crate::Result<Tensor> {
@@ -41,7 +35,7 @@ pub struct Truncated<'a> {
 impl Generator for Truncated<'_> {
     fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
         match self.gen.as_style() {
-            Some(s) => s.synthesis(&broadcast_w(s, &truncate_w(s, &s.mapping(z)?, self.psi)?)?),
+            Some(s) => s.synthesis(&s.broadcast_w(&truncate_w(s, &s.mapping(z)?, self.psi)?)?),
             None => self.gen.forward(&(z * self.psi)?, labels, mode),
         }
     }

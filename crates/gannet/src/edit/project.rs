@@ -9,7 +9,6 @@
 //! cosine down over the last 25%). `w_plus` optimises one w per layer (closer fits, less
 //! "on-manifold" than one w for all layers).
 
-use super::broadcast_w;
 use crate::models::StyleGenerator;
 use crate::optim::{Adam, AdamConfig};
 use candle_core::{Tensor, Var};
@@ -59,11 +58,11 @@ pub fn project(style: &dyn StyleGenerator, features: Features, targets: &Tensor,
     }
     let n = targets.dim(0)?;
     let avg = style.w_avg()?.unsqueeze(0)?.repeat((n, 1))?;
-    let start = if opts.w_plus { broadcast_w(style, &avg)? } else { avg };
+    let start = if opts.w_plus { style.broadcast_w(&avg)? } else { avg };
     let w = Var::from_tensor(&start.detach())?;
     let target_feats: Vec<Tensor> = features(targets)?.into_iter().map(|f| f.detach()).collect();
     let mut adam = Adam::new(vec![("w".into(), w.clone())], AdamConfig { lr: opts.lr, beta1: 0.9, beta2: 0.999, ..Default::default() })?;
-    let ws_of = |w: &Tensor| if opts.w_plus { Ok(w.clone()) } else { broadcast_w(style, w) };
+    let ws_of = |w: &Tensor| if opts.w_plus { Ok(w.clone()) } else { style.broadcast_w(w) };
     let mut losses = Vec::with_capacity(opts.steps);
     for t in 0..opts.steps {
         let img = style.synthesis(&ws_of(w.as_tensor())?)?;

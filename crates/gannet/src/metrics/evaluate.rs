@@ -221,7 +221,7 @@ pub fn reference_indices(len: usize, count: usize) -> Vec<usize> {
 
 /// Generates `count` images in [0, 1]; see [`generate`].
 pub fn generate01(gen: &dyn Generator, count: usize, labels: Option<&[u32]>, seed: u64, device: &Device, obs: &mut dyn EvalObserver) -> Result<Tensor> {
-    Ok(((generate(gen, count, labels, seed, device, obs)?.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
+    super::to_unit_range(&generate(gen, count, labels, seed, device, obs)?)
 }
 
 /// The latents [count, latent_dim] that [`generate`] feeds G for `seed`: row i is image i's, and

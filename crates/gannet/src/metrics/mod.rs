@@ -46,7 +46,14 @@ pub use psnr::psnr_per_image;
 pub use ssim::ssim_per_image;
 pub use precision_recall::{precision_recall, PrecisionRecall};
 
+use candle_core::Tensor;
 use std::path::PathBuf;
+
+/// Images in G's range [-1, 1] on the [0, 1] scale the metrics use, clamped first as a written
+/// image would be.
+pub fn to_unit_range(x: &Tensor) -> crate::Result<Tensor> {
+    Ok(((x.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
+}
 
 /// Directory of the feature-network weights: `$GANNET_MODELS`, else `../shared/models` relative
 /// to the repository root (where the shared developer/CI copy lives).

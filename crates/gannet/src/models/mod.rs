@@ -86,6 +86,23 @@ pub trait StyleGenerator {
     /// ws [N, num_ws, w_dim] -> images [N, C, H, W] in [-1, 1] (fixed noise: the same ws give the
     /// same images).
     fn synthesis(&self, ws: &Tensor) -> crate::Result<Tensor>;
+
+    /// w [N, w_dim] -> ws [N, num_ws, w_dim], the same w for every layer.
+    fn broadcast_w(&self, w: &Tensor) -> crate::Result<Tensor> {
+        let (n, d) = w.dims2()?;
+        Ok(w.unsqueeze(1)?.broadcast_as((n, self.num_ws(), d))?.contiguous()?)
+    }
+
+    /// ws whose layers `< cutoff` come from `coarse` and the others from `fine` (both [N, w_dim]):
+    /// style mixing, for the training regulariser and the editing tools alike.
+    fn mix_ws(&self, coarse: &Tensor, fine: &Tensor, cutoff: usize) -> crate::Result<Tensor> {
+        let l = self.num_ws();
+        if cutoff == 0 || cutoff >= l {
+            return Err(crate::Error::Config(format!("the mixing cutoff must be between 1 and {} (the model has {l} w's), got {cutoff}", l - 1)));
+        }
+        let (a, b) = (self.broadcast_w(coarse)?, self.broadcast_w(fine)?);
+        Ok(Tensor::cat(&[a.narrow(1, 0, cutoff)?, b.narrow(1, cutoff, l - cutoff)?], 1)?)
+    }
 }
 
 pub trait Discriminator {

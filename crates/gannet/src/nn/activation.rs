@@ -27,5 +27,5 @@ impl Activation {
 /// Leaky ReLU (slope 0.2) times sqrt(2): StyleGAN's activation with its gain applied after it
 /// (its equalised layers use gain 1), which keeps activations' magnitude from layer to layer.
 pub fn leaky_relu_gain(x: &Tensor) -> crate::Result<Tensor> {
-    Ok((x.maximum(&(x * 0.2)?)? * std::f64::consts::SQRT_2)?)
+    Ok((Activation::LeakyRelu(0.2).forward(x)? * std::f64::consts::SQRT_2)?)
 }

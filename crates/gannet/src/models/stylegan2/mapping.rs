@@ -3,7 +3,7 @@
 //! the synthesis network can follow. It also tracks the running mean of w, the centre the
 //! truncation trick pulls samples towards.
 
-use crate::nn::{activation::leaky_relu_gain, EqLinear, EqOptions, Init, ParamPath};
+use crate::nn::{activation::leaky_relu_gain, pixel_norm, EqLinear, EqOptions, Init, ParamPath};
 use candle_core::{Tensor, Var};
 
 /// Decay of the running mean of w per training forward pass (the paper's 0.995).
@@ -27,7 +27,7 @@ impl Mapping {
     /// batch's mean (training passes only, so sampling never changes the model).
     pub fn forward(&self, z: &Tensor, track: bool) -> crate::Result<Tensor> {
         // Normalise z's second moment: only its direction matters, not how long it came out.
-        let mut x = z.broadcast_mul(&(z.sqr()?.mean_keepdim(1)? + 1e-8)?.sqrt()?.recip()?)?;
+        let mut x = pixel_norm(z)?;
         for l in &self.layers {
             x = leaky_relu_gain(&l.forward(&x)?)?;
         }

@@ -133,24 +133,15 @@ impl Stylegan2Generator {
         self.rng(k)
     }
 
-    /// w [N, w_dim] repeated for every synthesis layer: [N, num_ws, w_dim].
-    fn broadcast(&self, w: &Tensor) -> crate::Result<Tensor> {
-        let (n, d) = w.dims2()?;
-        Ok(w.unsqueeze(1)?.broadcast_as((n, self.synthesis.num_ws(), d))?.contiguous()?)
-    }
-
-    /// Style mixing regularisation: with probability `style_mixing`, layers from a random cutoff
-    /// on take the w of a second latent batch.
-    fn maybe_mix(&self, ws: Tensor, r: &mut rand::rngs::StdRng) -> crate::Result<Tensor> {
-        let l = self.synthesis.num_ws();
+    /// ws for a training pass. Style mixing regularisation: with probability `style_mixing`,
+    /// layers from a random cutoff on take the w of a second latent batch.
+    fn training_ws(&self, w: &Tensor, r: &mut rand::rngs::StdRng) -> crate::Result<Tensor> {
         if self.cfg.style_mixing == 0.0 || r.random::<f64>() >= self.cfg.style_mixing {
-            return Ok(ws);
+            return self.broadcast_w(w);
         }
-        let cutoff = r.random_range(1..l);
-        let n = ws.dim(0)?;
-        let z2 = rng::randn(r, &[n, self.cfg.latent_dim], ws.device())?;
-        let w2 = self.broadcast(&self.mapping.forward(&z2, false)?)?;
-        Ok(Tensor::cat(&[ws.narrow(1, 0, cutoff)?, w2.narrow(1, cutoff, l - cutoff)?], 1)?)
+        let cutoff = r.random_range(1..self.synthesis.num_ws());
+        let z2 = rng::randn(r, &[w.dim(0)?, self.cfg.latent_dim], w.device())?;
+        self.mix_ws(w, &self.mapping.forward(&z2, false)?, cutoff)
     }
 
     /// The path-length penalty (Karras et al. 2020, sec. 3.2): for random image-space directions
@@ -163,7 +154,7 @@ impl Stylegan2Generator {
         let n = (batch_size / 2).max(1);
         let device = self.pl_mean.device();
         let z = rng::randn(&mut r, &[n, self.cfg.latent_dim], device)?;
-        let ws = Var::from_tensor(&self.broadcast(&self.mapping.forward(&z, false)?)?.detach())?;
+        let ws = Var::from_tensor(&self.broadcast_w(&self.mapping.forward(&z, false)?)?.detach())?;
         let img = self.synthesis.forward(ws.as_tensor(), Noise::Random(&mut r))?;
         let (_, _, h, w) = img.dims4()?;
         let dirs = (rng::randn(&mut r, img.dims(), device)? / ((h * w) as f64).sqrt())?;
@@ -180,12 +171,12 @@ impl Stylegan2Generator {
 impl Generator for Stylegan2Generator {
     fn forward(&self, z: &Tensor, _labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
         let train = mode == Mode::Train;
-        let ws = self.broadcast(&self.mapping.forward(z, train)?)?;
+        let w = self.mapping.forward(z, train)?;
         if !train {
-            return self.synthesis.forward(&ws, Noise::Fixed);
+            return self.synthesis.forward(&self.broadcast_w(&w)?, Noise::Fixed);
         }
         let mut r = self.next_rng();
-        let ws = self.maybe_mix(ws, &mut r)?;
+        let ws = self.training_ws(&w, &mut r)?;
         self.synthesis.forward(&ws, Noise::Random(&mut r))
     }
 

@@ -1,7 +1,7 @@
 //! Scoring translations: L1 / PSNR / SSIM of outputs against known targets (paired tasks, with
 //! the identity and bicubic baselines) and FID against the target domain (unpaired tasks).
 
-use crate::metrics::{fid::fid_from_features, l1_per_image, psnr_per_image, ssim_per_image, FidInception};
+use crate::metrics::{fid::fid_from_features, l1_per_image, psnr_per_image, ssim_per_image, to_unit_range as to01, FidInception};
 use crate::models::Translator;
 use candle_core::Tensor;
 use serde::Serialize;
@@ -13,10 +13,6 @@ pub struct PairedScores {
     pub l1: f64,
     pub psnr: f64,
     pub ssim: f64,
-}
-
-fn to01(x: &Tensor) -> crate::Result<Tensor> {
-    Ok(((x.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
 }
 
 fn mean(v: &[f64]) -> f64 {
