@@ -11,7 +11,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 // train step's CPU time in `perf`. jemalloc keeps freed pages for reuse (see docs/speed.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: gannet::buffer_cache::BufferCache<tikv_jemallocator::Jemalloc> =
+    gannet::buffer_cache::BufferCache::new(tikv_jemallocator::Jemalloc);
 
 /// jemalloc's `malloc_conf` (measured in docs/speed.md, "Allocator"):
 /// - keep freed pages a minute before returning them, which covers the gap between two train

@@ -12,6 +12,7 @@
 
 pub mod autodiff;
 pub mod bench;
+pub mod buffer_cache;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

@@ -1,5 +1,6 @@
 //! The im2col convolutions against naive nested-loop references (forward, input and weight
-//! gradients), against candle's built-ins, and second-order gradients against finite differences.
+//! gradients), against candle's built-ins, and second-order gradients against finite differences;
+//! the per-channel ops against plain broadcasting.
 
 use candle_core::{DType, Device, Tensor, Var};
 use gannet::ops::{self, ConvSpec, Geom};
@@ -365,4 +366,65 @@ fn second_order_conv_transpose2d_matches_finite_differences() {
         [2, 3, 3, 3],
         spec(2, 1, 1, 1),
     );
+}
+
+/// `per_channel::affine` against the plain broadcast formulation: output and the gradients of
+/// x, scale and shift, for per-channel `[C]` and per-sample `[N, C]` parameters, on [N, C] and
+/// [N, C, H, W] inputs.
+#[test]
+fn per_channel_affine_matches_broadcasting() {
+    use gannet::ops::per_channel;
+    for (xd, per_sample) in [([3, 4, 5, 2], false), ([3, 4, 5, 2], true), ([5, 3, 1, 1], false), ([1, 2, 3, 3], true)] {
+        let x = Var::from_tensor(&tensor(xd, 21, DType::F64)).unwrap();
+        let pd = if per_sample { vec![xd[0], xd[1]] } else { vec![xd[1]] };
+        let param = |seed| Var::from_vec(vals(pd.iter().product(), seed), pd.as_slice(), &Device::Cpu).unwrap();
+        let (s, t) = (param(22), param(23));
+        let bshape = if per_sample { (xd[0], xd[1], 1, 1) } else { (1, xd[1], 1, 1) };
+        let want = x
+            .broadcast_mul(&s.reshape(bshape).unwrap())
+            .unwrap()
+            .broadcast_add(&t.reshape(bshape).unwrap())
+            .unwrap();
+        let got = per_channel::affine(&x, Some(&s), Some(&t)).unwrap();
+        let what = format!("{xd:?} per_sample {per_sample}");
+        assert_eq!(got.dims(), want.dims(), "{what}");
+        assert_close(&to_vec(&got), &to_vec(&want), 1e-12, &what);
+        let r = tensor(xd, 24, DType::F64);
+        let grads = |y: &Tensor| y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gg, gw) = (grads(&got), grads(&want));
+        for (v, name) in [(&x, "dx"), (&s, "dscale"), (&t, "dshift")] {
+            assert_close(&to_vec(gg.get(v).unwrap()), &to_vec(gw.get(v).unwrap()), 1e-12, &format!("{name} {what}"));
+        }
+    }
+    assert!(per_channel::add(&Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(), &Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).is_err());
+}
+
+/// A penalty on dL/dx through a per-channel affine needs its backward to be differentiable:
+/// P(s) = sum((dL/dx)^2), L = sum(affine(x, s, s^2)^2 * r), checked against finite differences.
+#[test]
+fn second_order_per_channel_affine_matches_finite_differences() {
+    use gannet::ops::per_channel;
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let xd = [2, 3, 4, 3];
+    let x = Var::from_tensor(&tensor(xd, 31, DType::F64)).unwrap();
+    let r = tensor(xd, 32, DType::F64);
+    let penalty = |s: &Tensor| {
+        let y = per_channel::affine(&x, Some(s), Some(&s.sqr().unwrap())).unwrap();
+        let l = y.sqr().unwrap().mul(&r).unwrap().sum_all().unwrap();
+        let dx = gannet::autodiff::grad_of(&l, &x).unwrap();
+        dx.sqr().unwrap().sum_all().unwrap()
+    };
+    let s0 = vals(3, 33);
+    let s = Var::from_vec(s0.clone(), 3, &Device::Cpu).unwrap();
+    let ds = to_vec(&gannet::autodiff::grad_of(&penalty(&s), &s).unwrap());
+    let eps = 1e-5;
+    let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 3, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
+    for i in 0..3 {
+        let (mut hi, mut lo) = (s0.clone(), s0.clone());
+        hi[i] += eps;
+        lo[i] -= eps;
+        let fd = (at(hi) - at(lo)) / (2.0 * eps);
+        assert!((fd - ds[i]).abs() <= 1e-6 * fd.abs().max(1.0), "dP/ds[{i}]: fd {fd}, autodiff {}", ds[i]);
+    }
 }

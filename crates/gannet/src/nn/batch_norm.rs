@@ -5,7 +5,8 @@
 //! statistics. Works on [N, C] and [N, C, H, W].
 
 use super::{Init, Mode, ParamPath};
-use candle_core::{Tensor, Var, D};
+use crate::ops::per_channel;
+use candle_core::{Tensor, Var};
 
 pub struct BatchNorm {
     weight: Var,
@@ -35,13 +36,6 @@ impl BatchNorm {
         self
     }
 
-    /// Shape that broadcasts a per-channel vector against `x`.
-    fn channel_shape(&self, x: &Tensor) -> Vec<usize> {
-        let mut s = vec![1; x.rank()];
-        s[1] = self.channels;
-        s
-    }
-
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         if x.rank() < 2 || x.dim(1)? != self.channels {
             return Err(crate::Error::Msg(format!(
@@ -50,34 +44,29 @@ impl BatchNorm {
                 x.dims()
             )));
         }
-        let cs = self.channel_shape(x);
-        let (mean, var) = match mode {
-            Mode::Train => self.batch_stats(x)?,
-            Mode::Eval => (
-                self.running_mean.as_tensor().reshape(cs.as_slice())?,
-                self.running_var.as_tensor().reshape(cs.as_slice())?,
-            ),
-        };
-        let xhat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        let w = self.weight.as_tensor().reshape(cs.as_slice())?;
-        let b = self.bias.as_tensor().reshape(cs.as_slice())?;
-        Ok(xhat.broadcast_mul(&w)?.broadcast_add(&b)?)
-    }
-
-    /// Batch mean and biased variance with shape [1, C, 1, ...]; updates running stats.
-    fn batch_stats(&self, x: &Tensor) -> crate::Result<(Tensor, Tensor)> {
-        // Move channels first and flatten the rest: [C, N*H*W].
-        let c = self.channels;
-        let flat = x.transpose(0, 1)?.contiguous()?.reshape((c, ()))?;
-        let n = flat.dim(1)?;
-        if n < 2 {
-            return Err(crate::Error::Msg("BatchNorm in train mode needs more than one value per channel".into()));
+        let inv_std = |var: &Tensor| (var + self.eps)?.sqrt()?.recip();
+        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        match mode {
+            Mode::Train => {
+                let per_channel = x.elem_count() / self.channels;
+                if per_channel < 2 {
+                    return Err(crate::Error::Msg(
+                        "BatchNorm in train mode needs more than one value per channel".into(),
+                    ));
+                }
+                let mean = per_channel::mean(x)?;
+                let centred = per_channel::add(x, &mean.neg()?)?;
+                let var = per_channel::mean(&centred.sqr()?)?;
+                self.update_running(&mean.detach(), &var.detach(), per_channel)?;
+                per_channel::affine(&centred, Some(&(inv_std(&var)? * w)?), Some(b))
+            }
+            // x * scale + (b - mean * scale): one pass over x, as PyTorch's CPU kernel does.
+            Mode::Eval => {
+                let scale = (inv_std(self.running_var.as_tensor())? * w)?;
+                let shift = (b - (self.running_mean.as_tensor() * &scale)?)?;
+                per_channel::affine(x, Some(&scale), Some(&shift))
+            }
         }
-        let mean = flat.mean_keepdim(D::Minus1)?;
-        let var = flat.broadcast_sub(&mean)?.sqr()?.mean_keepdim(D::Minus1)?;
-        self.update_running(&mean.flatten_all()?.detach(), &var.flatten_all()?.detach(), n)?;
-        let cs = self.channel_shape(x);
-        Ok((mean.reshape(cs.as_slice())?, var.reshape(cs.as_slice())?))
     }
 
     fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> crate::Result<()> {

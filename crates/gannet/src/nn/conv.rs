@@ -69,7 +69,7 @@ impl ConvTranspose2d {
 
 fn add_channel_bias(y: Tensor, bias: Option<&Var>) -> crate::Result<Tensor> {
     Ok(match bias {
-        Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
+        Some(b) => ops::per_channel::add(&y, b.as_tensor())?,
         None => y,
     })
 }

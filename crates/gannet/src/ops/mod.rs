@@ -16,6 +16,7 @@
 use candle_core::{DType, Tensor};
 
 pub mod im2col;
+pub mod per_channel;
 pub mod pixel_shuffle;
 pub mod resample;
 
