@@ -21,6 +21,17 @@ pub fn enable_second_order() {
     });
 }
 
+thread_local! {
+    static SECOND_ORDER: bool = std::env::var(VAR).is_ok_and(|s| !s.is_empty() && s != "0");
+}
+
+/// Whether candle keeps gradients in the graph on this thread, read as candle reads it: once per
+/// thread. Kernels whose backward pass is not itself differentiable step aside when it does. Read
+/// once, so a run never mixes the two forms (a resumed run must match an unbroken one bit for bit).
+pub fn second_order_enabled() -> bool {
+    SECOND_ORDER.with(|on| *on)
+}
+
 /// Checks on this thread that a gradient of a gradient is non-zero: with u = 2x,
 /// d/dx (d/dx u^3) = 48x. The inner op matters: candle detaches the gradient flowing *into* each
 /// node, so for plain x^3 the first derivative 3x^2 still tracks x even with detaching on; through

@@ -248,3 +248,37 @@ fn wrong_channel_count_is_an_error() {
         .to_string();
     assert!(err.contains("3 channels"), "{err}");
 }
+
+/// The fused CPU kernels against the composite (candle ops) form: output, batch statistics and
+/// the gradients of x, weight and bias, on 4-D and 2-D inputs, f32 and f64.
+#[test]
+fn fused_kernels_match_the_composite_form() {
+    use candle_core::DType;
+    use gannet::ops::batch_norm::{composite, fused};
+    for (shape, dt, tol) in [(vec![3, 4, 5, 2], DType::F64, 1e-10), (vec![6, 3], DType::F64, 1e-10), (vec![4, 8, 3, 3], DType::F32, 1e-4)] {
+        let c = shape[1];
+        let x = Var::from_tensor(&data(&shape).to_dtype(dt).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::arange(1.0, 1.0 + c as f64, &Device::Cpu).unwrap().to_dtype(dt).unwrap()).unwrap();
+        let b = Var::from_tensor(&(Tensor::arange(0.0, c as f64, &Device::Cpu).unwrap() * -0.5).unwrap().to_dtype(dt).unwrap()).unwrap();
+        let r = (data(&shape) * 0.1).unwrap().cos().unwrap().to_dtype(dt).unwrap();
+        let what = format!("{shape:?} {dt:?}");
+        let (f, k) = (fused(&x, &w, &b, 1e-5).unwrap(), composite(&x, &w, &b, 1e-5).unwrap());
+        let v = |t: &Tensor| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let close = |got: &Tensor, want: &Tensor, name: &str| {
+            let (got, want) = (v(got), v(want));
+            assert_eq!(got.len(), want.len(), "{name} {what}");
+            let scale = want.iter().fold(1.0f64, |m, w| m.max(w.abs()));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= tol * scale, "{name} {what}[{i}]: fused {g}, composite {w}");
+            }
+        };
+        close(&f.y, &k.y, "y");
+        close(&f.mean, &k.mean, "mean");
+        close(&f.var, &k.var, "var");
+        let grads = |y: &Tensor| y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gk) = (grads(&f.y), grads(&k.y));
+        for (var, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
+            close(gf.get(var).unwrap(), gk.get(var).unwrap(), name);
+        }
+    }
+}

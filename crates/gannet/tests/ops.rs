@@ -428,3 +428,36 @@ fn second_order_per_channel_affine_matches_finite_differences() {
         assert!((fd - ds[i]).abs() <= 1e-6 * fd.abs().max(1.0), "dP/ds[{i}]: fd {fd}, autodiff {}", ds[i]);
     }
 }
+
+/// The fused (leaky) ReLU: values and first-order gradients against candle's composite form, and
+/// a penalty on dL/dx through it (second order) against finite differences.
+#[test]
+fn leaky_relu_matches_composite_and_is_twice_differentiable() {
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let xd = [2, 3, 4, 5];
+    for slope in [0.0, 0.2] {
+        let x = Var::from_tensor(&tensor(xd, 41, DType::F64)).unwrap();
+        let got = ops::leaky_relu(&x, slope).unwrap();
+        let want = x.maximum(&(x.as_tensor() * slope).unwrap()).unwrap();
+        assert_close(&to_vec(&got), &to_vec(&want), 1e-15, "leaky relu forward");
+        let r = tensor(xd, 42, DType::F64);
+        let dx = |y: &Tensor| to_vec(&gannet::autodiff::grad_of(&y.mul(&r).unwrap().sum_all().unwrap(), &x).unwrap());
+        assert_close(&dx(&got), &dx(&want), 1e-15, "leaky relu dx");
+    }
+    // P(w) = sum((dL/dx)^2), L = sum(leaky_relu(x * w)^2 * r): dL/dx goes through the backward
+    // kernel, whose own backward carries dP/dw.
+    let x = Var::from_tensor(&tensor(xd, 43, DType::F64)).unwrap();
+    let r = tensor(xd, 44, DType::F64);
+    let penalty = |w: &Tensor| {
+        let y = ops::leaky_relu(&x.broadcast_mul(w).unwrap(), 0.2).unwrap();
+        let l = y.sqr().unwrap().mul(&r).unwrap().sum_all().unwrap();
+        gannet::autodiff::grad_of(&l, &x).unwrap().sqr().unwrap().sum_all().unwrap()
+    };
+    let w = Var::from_vec(vec![0.7f64], 1, &Device::Cpu).unwrap();
+    let dw = to_vec(&gannet::autodiff::grad_of(&penalty(&w), &w).unwrap())[0];
+    let eps = 1e-6;
+    let at = |v: f64| penalty(&Tensor::new(&[v], &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
+    let fd = (at(0.7 + eps) - at(0.7 - eps)) / (2.0 * eps);
+    assert!((fd - dw).abs() <= 1e-6 * fd.abs().max(1.0), "dP/dw: fd {fd}, autodiff {dw}");
+}

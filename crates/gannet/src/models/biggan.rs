@@ -214,10 +214,8 @@ impl CondBatchNorm {
     }
 
     fn forward(&self, x: &Tensor, cond: &Tensor, mode: Mode) -> crate::Result<Tensor> {
-        let (n, c) = (x.dim(0)?, x.dim(1)?);
-        let gain = (self.gain.forward(cond, mode)? + 1.0)?.reshape((n, c, 1, 1))?;
-        let bias = self.bias.forward(cond, mode)?.reshape((n, c, 1, 1))?;
-        Ok(self.bn.forward(x, mode)?.broadcast_mul(&gain)?.broadcast_add(&bias)?)
+        let gain = (self.gain.forward(cond, mode)? + 1.0)?;
+        ops::per_channel::affine(&self.bn.forward(x, mode)?, Some(&gain), Some(&self.bias.forward(cond, mode)?))
     }
 
     fn weights(&self) -> [&Tensor; 2] {
@@ -246,9 +244,9 @@ impl GBlock {
     }
 
     fn forward(&self, x: &Tensor, cond: &Tensor, mode: Mode) -> crate::Result<Tensor> {
-        let h = ops::upsample2x(&self.bn1.forward(x, cond, mode)?.relu()?)?;
+        let h = ops::upsample2x(&ops::relu(&self.bn1.forward(x, cond, mode)?)?)?;
         let h = self.conv1.forward(&h, mode)?;
-        let h = self.conv2.forward(&self.bn2.forward(&h, cond, mode)?.relu()?, mode)?;
+        let h = self.conv2.forward(&ops::relu(&self.bn2.forward(&h, cond, mode)?)?, mode)?;
         let sc = self.shortcut.forward(&ops::upsample2x(x)?, mode)?;
         Ok((h + sc)?)
     }
@@ -343,7 +341,7 @@ impl Generator for BigganGenerator {
                 h = attn.forward(&h, mode)?;
             }
         }
-        let h = self.out_bn.forward(&h, mode)?.relu()?;
+        let h = ops::relu(&self.out_bn.forward(&h, mode)?)?;
         Ok(self.to_image.forward(&h, mode)?.tanh()?)
     }
 
@@ -408,7 +406,7 @@ impl Discriminator for BigganDiscriminator {
             }
         }
         // Global sum pooling: [N, C, H, W] -> [N, C].
-        let pooled = h.relu()?.sum((2, 3))?;
+        let pooled = ops::relu(&h)?.sum((2, 3))?;
         let logits = self.head.forward(&pooled, mode)?.flatten_all()?;
         Ok((logits + projection(&self.class_embed, &pooled, labels)?)?)
     }

@@ -8,7 +8,7 @@
 use super::conditional::{self, Conditioning};
 use super::{Discriminator, Generator, ImageShape};
 use crate::nn::{Activation, BatchNorm, ClassBatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Mode, ParamPath, SpectralNorm};
-use crate::ops::ConvSpec;
+use crate::ops::{self, ConvSpec};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -106,9 +106,9 @@ impl Generator for DcganGenerator {
             None => z.clone(),
         };
         let x = z.reshape((z.dim(0)?, self.cfg.latent_dim + self.classes, 1, 1))?;
-        let mut h = self.stem_bn.forward(&self.stem.forward(&x)?, labels, mode)?.relu()?;
+        let mut h = ops::relu(&self.stem_bn.forward(&self.stem.forward(&x)?, labels, mode)?)?;
         for (conv, bn) in &self.blocks {
-            h = bn.forward(&conv.forward(&h)?, labels, mode)?.relu()?;
+            h = ops::relu(&bn.forward(&conv.forward(&h)?, labels, mode)?)?;
         }
         Ok(self.to_image.forward(&h)?.tanh()?)
     }

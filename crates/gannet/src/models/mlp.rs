@@ -4,6 +4,7 @@
 use super::conditional::{self, Conditioning};
 use super::{Discriminator, Generator, ImageShape};
 use crate::nn::{Activation, BatchNorm, Embedding, Init, Linear, Mode, ParamPath};
+use crate::ops;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +81,7 @@ impl Generator for MlpGenerator {
                 if let Some(bn) = self.norms.get(i) {
                     x = bn.forward(&x, mode)?;
                 }
-                x = x.relu()?;
+                x = ops::relu(&x)?;
             }
         }
         if self.cfg.tanh_output {

@@ -90,9 +90,9 @@ impl GBlock {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
-        let h = ops::upsample2x(&self.bn1.forward(x, mode)?.relu()?)?;
+        let h = ops::upsample2x(&ops::relu(&self.bn1.forward(x, mode)?)?)?;
         let h = self.conv1.forward(&h)?;
-        let h = self.conv2.forward(&self.bn2.forward(&h, mode)?.relu()?)?;
+        let h = self.conv2.forward(&ops::relu(&self.bn2.forward(&h, mode)?)?)?;
         let sc = self.shortcut.forward(&ops::upsample2x(x)?)?;
         Ok((h + sc)?)
     }
@@ -128,7 +128,7 @@ impl Generator for ResnetGenerator {
         for b in &self.blocks {
             h = b.forward(&h, mode)?;
         }
-        let h = self.out_bn.forward(&h, mode)?.relu()?;
+        let h = ops::relu(&self.out_bn.forward(&h, mode)?)?;
         Ok(self.to_image.forward(&h)?.tanh()?)
     }
 
@@ -169,8 +169,8 @@ impl DBlock {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
-        let first = if self.kind == DKind::Optimized { x.clone() } else { x.relu()? };
-        let h = self.conv2.forward(&self.conv1.forward(&first, mode)?.relu()?, mode)?;
+        let first = if self.kind == DKind::Optimized { x.clone() } else { ops::relu(x)? };
+        let h = self.conv2.forward(&ops::relu(&self.conv1.forward(&first, mode)?)?, mode)?;
         let (h, sc) = match (self.kind, &self.shortcut) {
             (DKind::Optimized, Some(s)) => (ops::avg_pool2x(&h)?, s.forward(&ops::avg_pool2x(x)?, mode)?),
             (DKind::Down, Some(s)) => (ops::avg_pool2x(&h)?, ops::avg_pool2x(&s.forward(x, mode)?)?),
@@ -217,7 +217,7 @@ impl Discriminator for ResnetDiscriminator {
             h = b.forward(&h, mode)?;
         }
         // Global sum pooling: [N, C, H, W] -> [N, C].
-        let pooled = h.relu()?.sum((2, 3))?;
+        let pooled = ops::relu(&h)?.sum((2, 3))?;
         Ok(self.head.forward(&pooled, mode)?.flatten_all()?)
     }
 }

@@ -9,7 +9,7 @@
 //! output padding.
 
 use crate::nn::{Conv2d, ConvTranspose2d, Init, InstanceNorm, ParamPath};
-use crate::ops::ConvSpec;
+use crate::ops::{self, ConvSpec};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -86,15 +86,15 @@ impl super::Translator for ResnetTranslator {
         if h % 4 != 0 || w % 4 != 0 {
             return Err(crate::Error::Msg(format!("the ResNet translator needs sizes that are multiples of 4, got {h}x{w}")));
         }
-        let mut h = self.stem.forward(x)?.relu()?;
+        let mut h = ops::relu(&self.stem.forward(x)?)?;
         for d in &self.down {
-            h = d.forward(&h)?.relu()?;
+            h = ops::relu(&d.forward(&h)?)?;
         }
         for (c0, c1) in &self.blocks {
-            h = (&h + c1.forward(&c0.forward(&h)?.relu()?)?)?;
+            h = (&h + c1.forward(&ops::relu(&c0.forward(&h)?)?)?)?;
         }
         for (conv, norm) in &self.up {
-            h = norm.forward(&conv.forward(&h)?)?.relu()?;
+            h = ops::relu(&norm.forward(&conv.forward(&h)?)?)?;
         }
         Ok(self.to_image.forward(&h)?.tanh()?)
     }

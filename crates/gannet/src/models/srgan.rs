@@ -9,7 +9,7 @@
 //! residual may overshoot a little); images are clamped to [-1, 1] when written or scored.
 
 use crate::nn::{Conv2d, Init, ParamPath};
-use crate::ops::{pixel_shuffle, upsample2x, ConvSpec};
+use crate::ops::{self, pixel_shuffle, upsample2x, ConvSpec};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -68,12 +68,12 @@ impl super::Translator for SrGenerator {
         let h0 = self.head.forward(x)?;
         let mut h = h0.clone();
         for (c0, c1) in &self.blocks {
-            h = (&h + c1.forward(&c0.forward(&h)?.relu()?)?)?;
+            h = (&h + c1.forward(&ops::relu(&c0.forward(&h)?)?)?)?;
         }
         let mut h = (self.body_out.forward(&h)? + h0)?;
         let mut base = x.detach();
         for up in &self.ups {
-            h = pixel_shuffle(&up.forward(&h)?, 2)?.relu()?;
+            h = ops::relu(&pixel_shuffle(&up.forward(&h)?, 2)?)?;
             base = upsample2x(&base)?;
         }
         Ok((self.tail.forward(&h)? + base)?)

@@ -12,7 +12,7 @@
 
 use super::ImageShape;
 use crate::nn::{Activation, Conv2d, ConvTranspose2d, Init, InstanceNorm, ParamPath};
-use crate::ops::ConvSpec;
+use crate::ops::{self, ConvSpec};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,7 @@ impl super::Translator for UnetGenerator {
         // `h` is the innermost encoder output; the decoder walks the skips back outwards.
         skips.pop();
         for (conv, norm) in &self.up {
-            h = norm_opt(norm, conv.forward(&h.relu()?)?)?;
+            h = norm_opt(norm, conv.forward(&ops::relu(&h)?)?)?;
             if let Some(skip) = skips.pop() {
                 h = Tensor::cat(&[&skip, &h], 1)?;
             }

@@ -13,9 +13,8 @@ pub enum Activation {
 impl Activation {
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         Ok(match *self {
-            Activation::Relu => x.relu()?,
-            // max(x, a x) for 0 < a < 1; differentiable everywhere but at 0.
-            Activation::LeakyRelu(a) => x.maximum(&(x * a)?)?,
+            Activation::Relu => crate::ops::relu(x)?,
+            Activation::LeakyRelu(a) => crate::ops::leaky_relu(x, a)?,
             Activation::Tanh => x.tanh()?,
             // 1/(1+e^-x) written with tanh, which is stable for large |x| and has a backward.
             Activation::Sigmoid => ((x * 0.5)?.tanh()? * 0.5)?.affine(1.0, 0.5)?,

@@ -5,7 +5,7 @@
 //! statistics. Works on [N, C] and [N, C, H, W].
 
 use super::{Init, Mode, ParamPath};
-use crate::ops::per_channel;
+use crate::ops::{self, per_channel};
 use candle_core::{Tensor, Var};
 
 pub struct BatchNorm {
@@ -54,11 +54,9 @@ impl BatchNorm {
                         "BatchNorm in train mode needs more than one value per channel".into(),
                     ));
                 }
-                let mean = per_channel::mean(x)?;
-                let centred = per_channel::add(x, &mean.neg()?)?;
-                let var = per_channel::mean(&centred.sqr()?)?;
-                self.update_running(&mean.detach(), &var.detach(), per_channel)?;
-                per_channel::affine(&centred, Some(&(inv_std(&var)? * w)?), Some(b))
+                let out = ops::batch_norm::train(x, w, b, self.eps)?;
+                self.update_running(&out.mean, &out.var, per_channel)?;
+                Ok(out.y)
             }
             // x * scale + (b - mean * scale): one pass over x, as PyTorch's CPU kernel does.
             Mode::Eval => {

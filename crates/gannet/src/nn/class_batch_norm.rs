@@ -7,6 +7,7 @@
 //! a [`BatchNorm`] (same parameter names), so unconditional checkpoints are unchanged.
 
 use super::{BatchNorm, Embedding, Init, Mode, ParamPath};
+use crate::ops;
 use candle_core::Tensor;
 
 pub struct ClassBatchNorm {
@@ -34,12 +35,7 @@ impl ClassBatchNorm {
         let y = self.bn.forward(x, mode)?;
         let Some((gain, bias)) = &self.class else { return Ok(y) };
         let labels = labels.ok_or_else(|| crate::Error::Msg("a class-conditional generator needs a label for every latent".into()))?;
-        // [N, C] -> [N, C, 1, ...] to broadcast over the spatial dimensions.
-        let mut shape = vec![1; x.rank()];
-        shape[0] = x.dim(0)?;
-        shape[1] = x.dim(1)?;
-        let g = (gain.forward(labels)? + 1.0)?.reshape(shape.as_slice())?;
-        let b = bias.forward(labels)?.reshape(shape.as_slice())?;
-        Ok(y.broadcast_mul(&g)?.broadcast_add(&b)?)
+        let g = (gain.forward(labels)? + 1.0)?;
+        ops::per_channel::affine(&y, Some(&g), Some(&bias.forward(labels)?))
     }
 }

@@ -143,7 +143,7 @@ impl EqConv2d {
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         let y = ops::conv2d(x, &self.effective_weight()?, self.spec)?;
         Ok(match runtime_bias(self.bias.as_ref(), self.lr_mul)? {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            Some(b) => ops::per_channel::add(&y, &b)?,
             None => y,
         })
     }

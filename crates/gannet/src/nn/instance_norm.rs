@@ -5,6 +5,7 @@
 //! (CycleGAN's default has none).
 
 use super::{Init, ParamPath};
+use crate::ops;
 use candle_core::{Tensor, Var};
 
 pub struct InstanceNorm {
@@ -40,7 +41,7 @@ impl InstanceNorm {
         let var = centred.sqr()?.mean_keepdim(2)?;
         let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?.reshape((n, c, h, w))?;
         Ok(match &self.affine {
-            Some((wt, b)) => y.broadcast_mul(&wt.as_tensor().reshape((1, c, 1, 1))?)?.broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?,
+            Some((wt, b)) => ops::per_channel::affine(&y, Some(wt.as_tensor()), Some(b.as_tensor()))?,
             None => y,
         })
     }

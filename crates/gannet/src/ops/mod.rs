@@ -15,12 +15,15 @@
 
 use candle_core::{DType, Tensor};
 
+pub mod batch_norm;
 pub mod im2col;
+pub mod leaky_relu;
 pub mod per_channel;
 pub mod pixel_shuffle;
 pub mod resample;
 
 pub use im2col::{fold, unfold, Geom};
+pub use leaky_relu::{leaky_relu, relu};
 pub use pixel_shuffle::{pixel_shuffle, pixel_unshuffle};
 pub use resample::{avg_pool2x, sum_pool2x, upsample2x};
 

@@ -36,10 +36,9 @@ impl ModConv {
 
     /// x [N, Cin, H, W], w [N, w_dim] -> [N, Cout, H, W].
     fn forward(&self, x: &Tensor, w: &Tensor) -> crate::Result<Tensor> {
-        let (n, cin, _, _) = x.dims4()?;
         let styles = self.affine.forward(w)?; // [N, Cin]
         let weight = (self.weight.as_tensor() * self.scale)?;
-        let y = ops::conv2d(&x.broadcast_mul(&styles.reshape((n, cin, 1, 1))?)?, &weight, self.spec)?;
+        let y = ops::conv2d(&ops::per_channel::mul(x, &styles)?, &weight, self.spec)?;
         if !self.demodulate {
             return Ok(y);
         }
@@ -47,8 +46,7 @@ impl ModConv {
         // sum_{cin,kh,kw} (W * s_cin)^2 = (s^2) @ (sum_{kh,kw} W^2)^T.
         let w_sq = weight.sqr()?.sum((2, 3))?; // [Cout, Cin]
         let demod = (styles.sqr()?.matmul(&w_sq.t()?)? + 1e-8)?.sqrt()?.recip()?; // [N, Cout]
-        let cout = demod.dim(1)?;
-        Ok(y.broadcast_mul(&demod.reshape((n, cout, 1, 1))?)?)
+        ops::per_channel::mul(&y, &demod)
     }
 }
 
@@ -91,7 +89,7 @@ impl StyleLayer {
             Noise::Fixed => self.noise_fixed.as_tensor().clone(),
         };
         let y = y.broadcast_add(&noise.broadcast_mul(self.noise_strength.as_tensor())?)?;
-        leaky_relu_gain(&y.broadcast_add(&self.bias.as_tensor().reshape((1, (), 1, 1))?)?)
+        leaky_relu_gain(&ops::per_channel::add(&y, self.bias.as_tensor())?)
     }
 }
 
@@ -108,7 +106,7 @@ impl ToRgb {
     }
 
     fn forward(&self, x: &Tensor, w: &Tensor) -> crate::Result<Tensor> {
-        Ok(self.conv.forward(x, w)?.broadcast_add(&self.bias.as_tensor().reshape((1, (), 1, 1))?)?)
+        ops::per_channel::add(&self.conv.forward(x, w)?, self.bias.as_tensor())
     }
 }
 
