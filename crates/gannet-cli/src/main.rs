@@ -75,8 +75,9 @@ enum Command {
 }
 
 fn main() {
-    // Must precede any tensor work: candle reads it once per thread (see gannet::autodiff).
-    gannet::autodiff::enable_second_order();
+    // Second-order gradients are switched on by the trainer, only for configs that need them
+    // (penalties, path length): keeping every gradient in the graph costs memory and time, and
+    // turns off the fused kernels whose backward is not differentiable (see gannet::autodiff).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GANNET_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

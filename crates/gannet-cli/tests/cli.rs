@@ -77,6 +77,24 @@ fn tiny_train(out: &Path, steps: &str) -> Output {
     ])
 }
 
+/// The binary switches second-order gradients on only for configs that need them; a penalised
+/// run must still get them (the trainer checks and fails loudly when it does not).
+#[test]
+fn penalised_training_gets_second_order_gradients() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["r1", "wgan-gp"] {
+        let o = gannet(&["train", "--print-config", "--steps", "2", "--batch-size", "8", "--channels", "4", "--latent-dim", "8"]);
+        let toml = String::from_utf8(o.stdout).unwrap().replace("kind = \"none\"", &format!("kind = \"{kind}\""));
+        assert!(toml.contains(&format!("kind = \"{kind}\"")), "{toml}");
+        let file = tmp.path().join(format!("{kind}.toml"));
+        std::fs::write(&file, &toml).unwrap();
+        let run = tmp.path().join(kind);
+        let o = gannet(&["train", "--config", file.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+        assert!(run.join("checkpoints/latest.safetensors").exists(), "{kind}");
+    }
+}
+
 #[test]
 fn train_resume_and_sample_round_trip() {
     let tmp = tempfile::tempdir().unwrap();

@@ -3,8 +3,9 @@
 //! candle detaches every intermediate gradient unless `CANDLE_GRAD_DO_NOT_DETACH` is set, and it
 //! reads that variable once per thread, at the thread's first `backward`. Without it a gradient
 //! penalty silently contributes nothing to the weights' gradients. So: call
-//! [`enable_second_order`] before any tensor work (the CLI does it at start-up), and call
-//! [`ensure_second_order`] where a penalty is built, so a wrong setup fails loudly.
+//! [`enable_second_order`] before any tensor work (`GanState` does it for configs with a penalty
+//! or a path-length term), and call [`ensure_second_order`] where a penalty is built, so a wrong
+//! setup fails loudly.
 
 use candle_core::{Device, Tensor, Var};
 use std::sync::Once;
