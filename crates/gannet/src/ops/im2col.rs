@@ -92,6 +92,57 @@ impl Geom {
     }
 }
 
+impl Geom {
+    /// The up/down-sampling layer of DCGAN-style networks: kernel 4, stride 2, padding 1, image
+    /// exactly twice the column side.
+    fn is_k4_s2_p1(&self) -> bool {
+        (self.k, self.stride, self.pad, self.dil) == (4, 2, 1, 1) && self.h == 2 * self.ho && self.w == 2 * self.wo
+    }
+}
+
+/// [`fold_kernel`] for [`Geom::is_k4_s2_p1`], gathering instead of scattering. Image row
+/// `2m + a` is read by taps `ki` in {1, 3} at column rows `m`, `m - 1` (a = 0) or {0, 2} at rows
+/// `m + 1`, `m` (a = 1), and columns likewise; so each output row is built from contiguous
+/// source rows as its even and odd pixels (vectorisable adds), then interleaved, and every image
+/// pixel is written once instead of accumulated over 16 strided passes. Fixed order: deterministic.
+fn fold_k4_s2_p1<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
+    let (l, plane, ncols, wo) = (g.ho * g.wo, g.h * g.w, g.cols(), g.wo);
+    let mut out = vec![T::default(); g.n * g.c * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(p, dst_plane)| {
+        let (n, c) = (p / g.c, p % g.c);
+        let (mut even, mut odd) = (vec![T::default(); wo], vec![T::default(); wo]);
+        let src = |ki: usize, kj: usize, oh: usize| &cols[((c * 4 + ki) * 4 + kj) * ncols + n * l + oh * wo..][..wo];
+        for (ih, dst) in dst_plane.chunks_mut(g.w).enumerate() {
+            let m = ih / 2;
+            // (tap row, column row) pairs reading image row ih.
+            let rows = if ih % 2 == 0 { [(1, Some(m)), (3, m.checked_sub(1))] } else { [(0, Some(m + 1).filter(|&r| r < g.ho)), (2, Some(m))] };
+            even.fill(T::default());
+            odd.fill(T::default());
+            for (ki, oh) in rows {
+                let Some(oh) = oh else { continue };
+                // Even pixel 2q: taps kj = 1 at q and kj = 3 at q - 1; odd 2q + 1: kj = 0 at q + 1, kj = 2 at q.
+                for (e, &v) in even.iter_mut().zip(src(ki, 1, oh)) {
+                    *e += v;
+                }
+                for (e, &v) in even[1..].iter_mut().zip(src(ki, 3, oh)) {
+                    *e += v;
+                }
+                for (o, &v) in odd.iter_mut().zip(&src(ki, 0, oh)[1..]) {
+                    *o += v;
+                }
+                for (o, &v) in odd.iter_mut().zip(src(ki, 2, oh)) {
+                    *o += v;
+                }
+            }
+            for ((pair, &e), &o) in dst.chunks_exact_mut(2).zip(&even).zip(&odd) {
+                pair[0] = e;
+                pair[1] = o;
+            }
+        }
+    });
+    out
+}
+
 /// Float element types the kernels run on.
 pub trait Elem: Copy + Send + Sync + Default + std::ops::AddAssign + 'static {}
 impl Elem for f32 {}
@@ -136,6 +187,9 @@ fn unfold_kernel<T: Elem>(g: &Geom, img: &[T]) -> Vec<T> {
 /// col2im: one rayon task per image plane `(n, c)`, summing taps in a fixed order, so the result
 /// does not depend on scheduling.
 fn fold_kernel<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
+    if g.is_k4_s2_p1() {
+        return fold_k4_s2_p1(g, cols);
+    }
     let (l, plane, ncols) = (g.ho * g.wo, g.h * g.w, g.cols());
     let mut out = vec![T::default(); g.n * g.c * plane];
     out.par_chunks_mut(plane)
