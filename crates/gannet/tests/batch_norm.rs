@@ -250,19 +250,21 @@ fn wrong_channel_count_is_an_error() {
 }
 
 /// The fused CPU kernels against the composite (candle ops) form: output, batch statistics and
-/// the gradients of x, weight and bias, on 4-D and 2-D inputs, f32 and f64.
+/// the gradients of x, weight and bias, on 4-D and 2-D inputs, f32 and f64, without and with a
+/// fused (leaky) ReLU.
 #[test]
 fn fused_kernels_match_the_composite_form() {
     use candle_core::DType;
     use gannet::ops::batch_norm::{composite, fused};
-    for (shape, dt, tol) in [(vec![3, 4, 5, 2], DType::F64, 1e-10), (vec![6, 3], DType::F64, 1e-10), (vec![4, 8, 3, 3], DType::F32, 1e-4)] {
+    let cases = [(vec![3, 4, 5, 2], DType::F64, 1e-10), (vec![6, 3], DType::F64, 1e-10), (vec![4, 8, 3, 3], DType::F32, 1e-4)];
+    for ((shape, dt, tol), act) in cases.into_iter().flat_map(|c| [None, Some(0.0), Some(0.2)].map(|a| (c.clone(), a))) {
         let c = shape[1];
         let x = Var::from_tensor(&data(&shape).to_dtype(dt).unwrap()).unwrap();
         let w = Var::from_tensor(&Tensor::arange(1.0, 1.0 + c as f64, &Device::Cpu).unwrap().to_dtype(dt).unwrap()).unwrap();
         let b = Var::from_tensor(&(Tensor::arange(0.0, c as f64, &Device::Cpu).unwrap() * -0.5).unwrap().to_dtype(dt).unwrap()).unwrap();
         let r = (data(&shape) * 0.1).unwrap().cos().unwrap().to_dtype(dt).unwrap();
-        let what = format!("{shape:?} {dt:?}");
-        let (f, k) = (fused(&x, &w, &b, 1e-5).unwrap(), composite(&x, &w, &b, 1e-5).unwrap());
+        let what = format!("{shape:?} {dt:?} relu slope {act:?}");
+        let (f, k) = (fused(&x, &w, &b, 1e-5, act).unwrap(), composite(&x, &w, &b, 1e-5, act).unwrap());
         let v = |t: &Tensor| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let close = |got: &Tensor, want: &Tensor, name: &str| {
             let (got, want) = (v(got), v(want));

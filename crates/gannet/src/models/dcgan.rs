@@ -8,7 +8,7 @@
 use super::conditional::{self, Conditioning};
 use super::{Discriminator, Generator, ImageShape};
 use crate::nn::{Activation, BatchNorm, ClassBatchNorm, Conv2d, ConvTranspose2d, Embedding, Init, Mode, ParamPath, SpectralNorm};
-use crate::ops::{self, ConvSpec};
+use crate::ops::ConvSpec;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -106,9 +106,9 @@ impl Generator for DcganGenerator {
             None => z.clone(),
         };
         let x = z.reshape((z.dim(0)?, self.cfg.latent_dim + self.classes, 1, 1))?;
-        let mut h = ops::relu(&self.stem_bn.forward(&self.stem.forward(&x)?, labels, mode)?)?;
+        let mut h = self.stem_bn.forward_act(&self.stem.forward(&x)?, labels, mode, Some(0.0))?;
         for (conv, bn) in &self.blocks {
-            h = ops::relu(&bn.forward(&conv.forward(&h)?, labels, mode)?)?;
+            h = bn.forward_act(&conv.forward(&h)?, labels, mode, Some(0.0))?;
         }
         Ok(self.to_image.forward(&h)?.tanh()?)
     }
@@ -164,7 +164,8 @@ impl SnConv {
 }
 
 const DOWN: ConvSpec = ConvSpec::new(2, 1);
-const LRELU: Activation = Activation::LeakyRelu(0.2);
+const LRELU_SLOPE: f64 = 0.2;
+const LRELU: Activation = Activation::LeakyRelu(LRELU_SLOPE);
 
 impl DcganDiscriminator {
     /// `classes` > 0 with `cfg.conditional` set adds the projection or auxiliary head.
@@ -200,11 +201,10 @@ impl Discriminator for DcganDiscriminator {
         let mut h = LRELU.forward(&self.from_image.forward(x, mode)?)?;
         for (conv, bn) in &self.blocks {
             let y = conv.forward(&h, mode)?;
-            let y = match bn {
-                Some(bn) => bn.forward(&y, mode)?,
-                None => y,
+            h = match bn {
+                Some(bn) => bn.forward_act(&y, mode, Some(LRELU_SLOPE))?,
+                None => LRELU.forward(&y)?,
             };
-            h = LRELU.forward(&y)?;
         }
         let logits = self.head.forward(&h, mode)?.flatten_all()?;
         match &self.class_head {

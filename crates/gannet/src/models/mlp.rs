@@ -78,10 +78,10 @@ impl Generator for MlpGenerator {
         for (i, l) in self.layers.iter().enumerate() {
             x = l.forward(&x)?;
             if i + 1 < self.layers.len() {
-                if let Some(bn) = self.norms.get(i) {
-                    x = bn.forward(&x, mode)?;
-                }
-                x = ops::relu(&x)?;
+                x = match self.norms.get(i) {
+                    Some(bn) => bn.forward_act(&x, mode, Some(0.0))?,
+                    None => ops::relu(&x)?,
+                };
             }
         }
         if self.cfg.tanh_output {

@@ -90,9 +90,9 @@ impl GBlock {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
-        let h = ops::upsample2x(&ops::relu(&self.bn1.forward(x, mode)?)?)?;
+        let h = ops::upsample2x(&self.bn1.forward_act(x, mode, Some(0.0))?)?;
         let h = self.conv1.forward(&h)?;
-        let h = self.conv2.forward(&ops::relu(&self.bn2.forward(&h, mode)?)?)?;
+        let h = self.conv2.forward(&self.bn2.forward_act(&h, mode, Some(0.0))?)?;
         let sc = self.shortcut.forward(&ops::upsample2x(x)?)?;
         Ok((h + sc)?)
     }
@@ -128,7 +128,7 @@ impl Generator for ResnetGenerator {
         for b in &self.blocks {
             h = b.forward(&h, mode)?;
         }
-        let h = ops::relu(&self.out_bn.forward(&h, mode)?)?;
+        let h = self.out_bn.forward_act(&h, mode, Some(0.0))?;
         Ok(self.to_image.forward(&h)?.tanh()?)
     }
 

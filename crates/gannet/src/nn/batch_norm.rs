@@ -37,6 +37,12 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
+        self.forward_act(x, mode, None)
+    }
+
+    /// [`BatchNorm::forward`] followed by a (leaky) ReLU of slope `relu_slope` (`Some(0.0)`: ReLU),
+    /// fused into the normalisation's kernels in training.
+    pub fn forward_act(&self, x: &Tensor, mode: Mode, relu_slope: Option<f64>) -> crate::Result<Tensor> {
         if x.rank() < 2 || x.dim(1)? != self.channels {
             return Err(crate::Error::Msg(format!(
                 "BatchNorm over {} channels got input of shape {:?}",
@@ -54,7 +60,7 @@ impl BatchNorm {
                         "BatchNorm in train mode needs more than one value per channel".into(),
                     ));
                 }
-                let out = ops::batch_norm::train(x, w, b, self.eps)?;
+                let out = ops::batch_norm::train(x, w, b, self.eps, relu_slope)?;
                 self.update_running(&out.mean, &out.var, per_channel)?;
                 Ok(out.y)
             }
@@ -62,7 +68,11 @@ impl BatchNorm {
             Mode::Eval => {
                 let scale = (inv_std(self.running_var.as_tensor())? * w)?;
                 let shift = (b - (self.running_mean.as_tensor() * &scale)?)?;
-                per_channel::affine(x, Some(&scale), Some(&shift))
+                let y = per_channel::affine(x, Some(&scale), Some(&shift))?;
+                match relu_slope {
+                    Some(slope) => ops::leaky_relu(&y, slope),
+                    None => Ok(y),
+                }
             }
         }
     }

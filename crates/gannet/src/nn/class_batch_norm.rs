@@ -32,10 +32,20 @@ impl ClassBatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
+        self.forward_act(x, labels, mode, None)
+    }
+
+    /// [`ClassBatchNorm::forward`] followed by a (leaky) ReLU of slope `relu_slope`; fused into
+    /// the normalisation when there are no classes (see [`BatchNorm::forward_act`]).
+    pub fn forward_act(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode, relu_slope: Option<f64>) -> crate::Result<Tensor> {
+        let Some((gain, bias)) = &self.class else { return self.bn.forward_act(x, mode, relu_slope) };
         let y = self.bn.forward(x, mode)?;
-        let Some((gain, bias)) = &self.class else { return Ok(y) };
         let labels = labels.ok_or_else(|| crate::Error::Msg("a class-conditional generator needs a label for every latent".into()))?;
         let g = (gain.forward(labels)? + 1.0)?;
-        ops::per_channel::affine(&y, Some(&g), Some(&bias.forward(labels)?))
+        let y = ops::per_channel::affine(&y, Some(&g), Some(&bias.forward(labels)?))?;
+        match relu_slope {
+            Some(slope) => ops::leaky_relu(&y, slope),
+            None => Ok(y),
+        }
     }
 }

@@ -23,33 +23,37 @@ pub struct Normalised {
 }
 
 /// The fused kernels when they apply (CPU, f32/f64, first-order gradients only), else
-/// [`composite`].
-pub fn train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> crate::Result<Normalised> {
+/// [`composite`]. `relu_slope`: a (leaky) ReLU applied to the result, `Some(0.0)` being ReLU.
+pub fn train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
     let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && weight.dtype() == x.dtype();
     if fast && !crate::autodiff::second_order_enabled() {
-        fused(x, weight, bias, eps)
+        fused(x, weight, bias, eps, relu_slope)
     } else {
-        composite(x, weight, bias, eps)
+        composite(x, weight, bias, eps, relu_slope)
     }
 }
 
 /// Built from candle ops: differentiable to any order, on any device.
-pub fn composite(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> crate::Result<Normalised> {
+pub fn composite(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
     let mean = per_channel::mean(x)?;
     let centred = per_channel::add(x, &mean.neg()?)?;
     let var = per_channel::mean(&centred.sqr()?)?;
     let scale = ((&var + eps)?.sqrt()?.recip()? * weight)?;
-    let y = per_channel::affine(&centred, Some(&scale), Some(bias))?;
+    let mut y = per_channel::affine(&centred, Some(&scale), Some(bias))?;
+    if let Some(slope) = relu_slope {
+        y = super::leaky_relu(&y, slope)?;
+    }
     Ok(Normalised { y, mean: mean.detach(), var: var.detach() })
 }
 
-/// The fused CPU kernels (first-order gradients only).
-pub fn fused(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> crate::Result<Normalised> {
+/// The fused CPU kernels (first-order gradients only); the activation is applied in the same
+/// pass, and its mask in the backward one.
+pub fn fused(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
     if x.rank() < 2 {
         return Err(crate::Error::Msg(format!("batch norm needs [N, C, ...], got {:?}", x.dims())));
     }
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let op = Fused { eps, stats: stats.clone() };
+    let op = Fused { eps, relu_slope, stats: stats.clone() };
     let y = x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
     let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
     let vec = |v: &[f64]| Tensor::from_vec(v.to_vec(), v.len(), x.device())?.to_dtype(x.dtype());
@@ -66,10 +70,11 @@ struct Stats {
 
 struct Fused {
     eps: f64,
+    relu_slope: Option<f64>,
     stats: Arc<Mutex<Stats>>,
 }
 
-trait Elem: Copy + Send + Sync + Add<Output = Self> + Mul<Output = Self> + candle_core::WithDType {}
+trait Elem: Copy + Send + Sync + PartialOrd + Add<Output = Self> + Mul<Output = Self> + candle_core::WithDType {}
 impl Elem for f32 {}
 impl Elem for f64 {}
 
@@ -116,7 +121,7 @@ impl Dims {
     }
 }
 
-fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64) -> (Vec<T>, Stats) {
+fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>) -> (Vec<T>, Stats) {
     let sum = |p: &[T]| p.iter().map(|v| v.to_f64()).sum::<f64>();
     let mean: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0 / d.count()).collect();
     // Squared deviations from the mean, a second pass, keep the variance exact for large means.
@@ -130,8 +135,19 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64) -> (Vec<T>, St
         let scale = inv_std[ch] * w[ch].to_f64();
         let shift = b[ch].to_f64() - mean[ch] * scale;
         let (scale, shift) = (T::from_f64(scale), T::from_f64(shift));
-        for (o, &v) in out.iter_mut().zip(xs) {
-            *o = v * scale + shift;
+        match relu_slope {
+            None => {
+                for (o, &v) in out.iter_mut().zip(xs) {
+                    *o = v * scale + shift;
+                }
+            }
+            Some(slope) => {
+                let (zero, one, slope) = (T::zero(), T::one(), T::from_f64(slope));
+                for (o, &v) in out.iter_mut().zip(xs) {
+                    let t = v * scale + shift;
+                    *o = t * if t > zero { one } else { slope };
+                }
+            }
         }
     });
     (y, Stats { mean, var, inv_std })
@@ -183,11 +199,11 @@ impl CustomOp3 for Fused {
         }
         let (y, stats) = match sx {
             CpuStorage::F32(_) => {
-                let (y, st) = forward::<f32>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps);
+                let (y, st) = forward::<f32>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps, self.relu_slope);
                 (CpuStorage::F32(y), st)
             }
             CpuStorage::F64(_) => {
-                let (y, st) = forward::<f64>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps);
+                let (y, st) = forward::<f64>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps, self.relu_slope);
                 (CpuStorage::F64(y), st)
             }
             _ => candle_core::bail!("gannet-batch-norm: only f32 and f64 are supported"),
@@ -196,8 +212,12 @@ impl CustomOp3 for Fused {
         Ok((y, lx.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Through the activation first: the output is positive exactly where its input is.
+        let grad = match self.relu_slope {
+            Some(slope) => super::leaky_relu::masked_grad(y, grad, slope)?,
+            None => grad.contiguous()?,
+        };
         let (d, dev) = (Dims::of(x.shape()), x.device());
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let (gs, gl) = grad.storage_and_layout();

@@ -132,6 +132,12 @@ impl CustomOp2 for Backward {
     }
 }
 
+/// `mask(x) * grad` without a backward of its own, for kernels that are first-order only. `x` may
+/// be the activation's output as well as its input: both are positive at the same places.
+pub(crate) fn masked_grad(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &Backward(slope))
+}
+
 /// The backward kernel as a tracked op: `mask(x) * grad`.
 fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
     x.apply_op2(&grad.contiguous()?, Backward(slope))
