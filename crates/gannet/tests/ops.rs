@@ -464,3 +464,48 @@ fn leaky_relu_matches_composite_and_is_twice_differentiable() {
     let fd = (at(0.7 + eps) - at(0.7 - eps)) / (2.0 * eps);
     assert!((fd - dw).abs() <= 1e-6 * fd.abs().max(1.0), "dP/dw: fd {fd}, autodiff {dw}");
 }
+
+/// The fused per-channel affine + (leaky) ReLU (batch norm in eval mode) against the composite
+/// form: output and the gradients of x, scale and shift; and a penalty on dL/dx through it (second
+/// order) against finite differences.
+#[test]
+fn per_channel_affine_relu_matches_composite_and_is_twice_differentiable() {
+    use gannet::ops::per_channel;
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let xd = [3, 4, 3, 2];
+    let param = |seed| Var::from_vec(vals(4, seed), 4, &Device::Cpu).unwrap();
+    for slope in [0.0, 0.2] {
+        let x = Var::from_tensor(&tensor(xd, 51, DType::F64)).unwrap();
+        let (s, t) = (param(52), param(53));
+        let got = per_channel::affine_relu(&x, &s, &t, slope).unwrap();
+        let want = ops::leaky_relu(&per_channel::affine(&x, Some(&s), Some(&t)).unwrap(), slope).unwrap();
+        assert_close(&to_vec(&got), &to_vec(&want), 1e-14, "affine relu forward");
+        let r = tensor(xd, 54, DType::F64);
+        let grads = |y: &Tensor| y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gg, gw) = (grads(&got), grads(&want));
+        for (v, name) in [(&x, "dx"), (&s, "dscale"), (&t, "dshift")] {
+            assert_close(&to_vec(gg.get(v).unwrap()), &to_vec(gw.get(v).unwrap()), 1e-12, &format!("{name} slope {slope}"));
+        }
+    }
+    // P(s) = sum((dL/dx)^2), L = sum(affine_relu(x, s, s^2)^2 * r).
+    let x = Var::from_tensor(&tensor(xd, 55, DType::F64)).unwrap();
+    let r = tensor(xd, 56, DType::F64);
+    let penalty = |s: &Tensor| {
+        let y = per_channel::affine_relu(&x, s, &s.sqr().unwrap(), 0.2).unwrap();
+        let l = y.sqr().unwrap().mul(&r).unwrap().sum_all().unwrap();
+        gannet::autodiff::grad_of(&l, &x).unwrap().sqr().unwrap().sum_all().unwrap()
+    };
+    let s0 = vals(4, 57);
+    let s = Var::from_vec(s0.clone(), 4, &Device::Cpu).unwrap();
+    let ds = to_vec(&gannet::autodiff::grad_of(&penalty(&s), &s).unwrap());
+    let eps = 1e-6;
+    let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 4, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
+    for i in 0..4 {
+        let (mut hi, mut lo) = (s0.clone(), s0.clone());
+        hi[i] += eps;
+        lo[i] -= eps;
+        let fd = (at(hi) - at(lo)) / (2.0 * eps);
+        assert!((fd - ds[i]).abs() <= 1e-6 * fd.abs().max(1.0), "dP/ds[{i}]: fd {fd}, autodiff {}", ds[i]);
+    }
+}

@@ -68,10 +68,9 @@ impl BatchNorm {
             Mode::Eval => {
                 let scale = (inv_std(self.running_var.as_tensor())? * w)?;
                 let shift = (b - (self.running_mean.as_tensor() * &scale)?)?;
-                let y = per_channel::affine(x, Some(&scale), Some(&shift))?;
                 match relu_slope {
-                    Some(slope) => ops::leaky_relu(&y, slope),
-                    None => Ok(y),
+                    Some(slope) => per_channel::affine_relu(x, &scale, &shift, slope),
+                    None => per_channel::affine(x, Some(&scale), Some(&shift)),
                 }
             }
         }

@@ -139,7 +139,7 @@ pub(crate) fn masked_grad(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core:
 }
 
 /// The backward kernel as a tracked op: `mask(x) * grad`.
-fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
+pub(crate) fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
     x.apply_op2(&grad.contiguous()?, Backward(slope))
 }
 

@@ -9,7 +9,8 @@
 //! reduction candle vectorises. Everything is built from candle ops, so second-order gradients
 //! still flow.
 
-use candle_core::{Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType, D};
+use rayon::prelude::*;
 
 /// `v` as one value per (sample, channel) row of `x`: `[N * C, 1]`. `v` is per channel (`[C]`)
 /// or per sample and channel (`[N, C]`).
@@ -62,4 +63,69 @@ pub fn plane_sums(x: &Tensor) -> crate::Result<Tensor> {
 pub fn mean(x: &Tensor) -> crate::Result<Tensor> {
     let count = (x.elem_count() / n_c(x)?.1) as f64;
     Ok((plane_sums(x)?.sum(0)? / count)?)
+}
+
+/// `leaky_relu(x * scale + shift, slope)` per channel (`scale`, `shift`: `[C]`): batch
+/// normalisation with fixed statistics and its activation, as one pass on the CPU. The backward
+/// pass is built from candle ops and the tracked mask kernel, so it is differentiable again.
+pub fn affine_relu(x: &Tensor, scale: &Tensor, shift: &Tensor, slope: f64) -> crate::Result<Tensor> {
+    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && scale.dtype() == x.dtype() && scale.rank() == 1;
+    if !fast {
+        return super::leaky_relu(&affine(x, Some(scale), Some(shift))?, slope);
+    }
+    n_c(x)?;
+    Ok(x.contiguous()?.apply_op3(&scale.contiguous()?, &shift.contiguous()?, AffineRelu(slope))?)
+}
+
+struct AffineRelu(f64);
+
+fn affine_relu_kernel<T: WithDType + PartialOrd>(x: &[T], scale: &[T], shift: &[T], hw: usize, slope: f64) -> Vec<T> {
+    let c = scale.len();
+    let (zero, one, slope) = (T::zero(), T::one(), T::from_f64(slope));
+    let mut out = vec![zero; x.len()];
+    out.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (o, x))| {
+        let (s, t) = (scale[p % c], shift[p % c]);
+        for (o, &v) in o.iter_mut().zip(x) {
+            let y = v * s + t;
+            *o = y * if y > zero { one } else { slope };
+        }
+    });
+    out
+}
+
+impl CustomOp3 for AffineRelu {
+    fn name(&self) -> &'static str {
+        "gannet-affine-relu"
+    }
+
+    fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, ss: &CpuStorage, ls: &Layout, st: &CpuStorage, lt: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = lx.shape().dims();
+        let (c, hw) = (dims[1], dims[2..].iter().product::<usize>());
+        if ls.shape().elem_count() != c || lt.shape().elem_count() != c {
+            candle_core::bail!("{}: {c} channels but scale {:?} and shift {:?}", self.name(), ls.shape(), lt.shape())
+        }
+        fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+            match l.contiguous_offsets() {
+                Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
+                None => candle_core::bail!("gannet-affine-relu: inputs must be contiguous"),
+            }
+        }
+        let out = match sx {
+            CpuStorage::F32(_) => CpuStorage::F32(affine_relu_kernel::<f32>(slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?, hw, self.0)),
+            CpuStorage::F64(_) => CpuStorage::F64(affine_relu_kernel::<f64>(slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?, hw, self.0)),
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
+        };
+        Ok((out, lx.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, scale: &Tensor, _shift: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let e = |e: crate::Error| candle_core::Error::Msg(e.to_string());
+        // Through the activation (its output is positive exactly where its input is), then the
+        // affine map, all tracked ops.
+        let g = super::leaky_relu::backward(y, grad, self.0)?;
+        let dx = mul(&g, scale).map_err(e)?;
+        let dscale = plane_sums(&(&g * x)?).map_err(e)?.sum(0)?;
+        let dshift = plane_sums(&g).map_err(e)?.sum(0)?;
+        Ok((Some(dx), Some(dscale), Some(dshift)))
+    }
 }
