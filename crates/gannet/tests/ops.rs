@@ -159,6 +159,17 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// Central finite differences of `f` at `x0` against the autodiff gradient `grad`, at `indices`.
+fn assert_matches_fd(f: impl Fn(Vec<f64>) -> f64, x0: &[f64], grad: &[f64], eps: f64, indices: impl Iterator<Item = usize>, what: &str) {
+    for i in indices {
+        let (mut hi, mut lo) = (x0.to_vec(), x0.to_vec());
+        hi[i] += eps;
+        lo[i] -= eps;
+        let fd = (f(hi) - f(lo)) / (2.0 * eps);
+        assert!((fd - grad[i]).abs() <= 1e-6 * fd.abs().max(1.0), "{what}[{i}]: fd {fd}, autodiff {}", grad[i]);
+    }
+}
+
 type OpFn = fn(&Tensor, &Tensor, ConvSpec) -> gannet::Result<Tensor>;
 type NaiveFn = fn(&[f64], [usize; 4], &[f64], [usize; 4], ConvSpec, u64) -> Naive;
 
@@ -336,17 +347,7 @@ fn check_second_order(op: OpFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) {
         let wt = Tensor::from_vec(wv, &wd, &Device::Cpu).unwrap();
         penalty(op, &x, &wt, &r, s).to_scalar::<f64>().unwrap()
     };
-    for i in (0..w0.len()).step_by(w0.len() / 7 + 1) {
-        let (mut hi, mut lo) = (w0.clone(), w0.clone());
-        hi[i] += eps;
-        lo[i] -= eps;
-        let fd = (at(hi) - at(lo)) / (2.0 * eps);
-        assert!(
-            (fd - dw[i]).abs() <= 1e-6 * fd.abs().max(1.0),
-            "dP/dw[{i}]: fd {fd}, autodiff {}",
-            dw[i]
-        );
-    }
+    assert_matches_fd(at, &w0, &dw, eps, (0..w0.len()).step_by(w0.len() / 7 + 1), "dP/dw");
 }
 
 #[test]
@@ -423,13 +424,7 @@ fn second_order_per_channel_affine_matches_finite_differences() {
     let ds = to_vec(&gannet::autodiff::grad_of(&penalty(&s), &s).unwrap());
     let eps = 1e-5;
     let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 3, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
-    for i in 0..3 {
-        let (mut hi, mut lo) = (s0.clone(), s0.clone());
-        hi[i] += eps;
-        lo[i] -= eps;
-        let fd = (at(hi) - at(lo)) / (2.0 * eps);
-        assert!((fd - ds[i]).abs() <= 1e-6 * fd.abs().max(1.0), "dP/ds[{i}]: fd {fd}, autodiff {}", ds[i]);
-    }
+    assert_matches_fd(at, &s0, &ds, eps, 0..3, "dP/ds");
 }
 
 /// The fused (leaky) ReLU: values and first-order gradients against candle's composite form, and
@@ -458,11 +453,9 @@ fn leaky_relu_matches_composite_and_is_twice_differentiable() {
         gannet::autodiff::grad_of(&l, &x).unwrap().sqr().unwrap().sum_all().unwrap()
     };
     let w = Var::from_vec(vec![0.7f64], 1, &Device::Cpu).unwrap();
-    let dw = to_vec(&gannet::autodiff::grad_of(&penalty(&w), &w).unwrap())[0];
-    let eps = 1e-6;
-    let at = |v: f64| penalty(&Tensor::new(&[v], &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
-    let fd = (at(0.7 + eps) - at(0.7 - eps)) / (2.0 * eps);
-    assert!((fd - dw).abs() <= 1e-6 * fd.abs().max(1.0), "dP/dw: fd {fd}, autodiff {dw}");
+    let dw = to_vec(&gannet::autodiff::grad_of(&penalty(&w), &w).unwrap());
+    let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 1, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
+    assert_matches_fd(at, &[0.7], &dw, 1e-6, 0..1, "dP/dw");
 }
 
 /// The fused per-channel affine + (leaky) ReLU (batch norm in eval mode) against the composite
@@ -501,11 +494,5 @@ fn per_channel_affine_relu_matches_composite_and_is_twice_differentiable() {
     let ds = to_vec(&gannet::autodiff::grad_of(&penalty(&s), &s).unwrap());
     let eps = 1e-6;
     let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 4, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
-    for i in 0..4 {
-        let (mut hi, mut lo) = (s0.clone(), s0.clone());
-        hi[i] += eps;
-        lo[i] -= eps;
-        let fd = (at(hi) - at(lo)) / (2.0 * eps);
-        assert!((fd - ds[i]).abs() <= 1e-6 * fd.abs().max(1.0), "dP/ds[{i}]: fd {fd}, autodiff {}", ds[i]);
-    }
+    assert_matches_fd(at, &s0, &ds, eps, 0..4, "dP/ds");
 }
