@@ -7,13 +7,13 @@
 //! backward is not itself differentiable, so [`train`] takes the composite form whenever second
 //! order gradients are enabled (R1, gradient penalty), and the fused one otherwise.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;
-use std::ops::{Add, Mul};
-
 use std::sync::{Arc, Mutex};
 
-use super::per_channel;
+use super::{cpu_slice, per_channel};
+
+const NAME: &str = "gannet-batch-norm";
 
 /// Batch-normalised `x`, and the batch's per-channel mean and biased variance (`[C]`, detached).
 pub struct Normalised {
@@ -74,9 +74,6 @@ struct Fused {
     stats: Arc<Mutex<Stats>>,
 }
 
-trait Elem: Copy + Send + Sync + PartialOrd + Add<Output = Self> + Mul<Output = Self> + candle_core::WithDType {}
-impl Elem for f32 {}
-impl Elem for f64 {}
 
 /// `[N, C, H * W ...]` sizes.
 #[derive(Clone, Copy)]
@@ -97,7 +94,7 @@ impl Dims {
     }
 
     /// Per channel, the sum over its planes of `f(channel, plane of a, plane of b)`, in f64.
-    fn channel_sums<T: Elem>(self, a: &[T], b: &[T], f: impl Fn(usize, &[T], &[T]) -> (f64, f64) + Sync) -> Vec<(f64, f64)> {
+    fn channel_sums<T: WithDType>(self, a: &[T], b: &[T], f: impl Fn(usize, &[T], &[T]) -> (f64, f64) + Sync) -> Vec<(f64, f64)> {
         (0..self.c)
             .into_par_iter()
             .map(|ch| {
@@ -111,7 +108,7 @@ impl Dims {
     }
 
     /// A new tensor whose every (sample, channel) plane is `g(channel, plane of a, plane of b)`.
-    fn map_planes<T: Elem>(self, a: &[T], b: &[T], g: impl Fn(usize, &[T], &[T], &mut [T]) + Sync) -> Vec<T> {
+    fn map_planes<T: WithDType>(self, a: &[T], b: &[T], g: impl Fn(usize, &[T], &[T], &mut [T]) + Sync) -> Vec<T> {
         let mut out = vec![T::zero(); a.len()];
         out.par_chunks_mut(self.hw)
             .zip(a.par_chunks(self.hw).zip(b.par_chunks(self.hw)))
@@ -121,7 +118,7 @@ impl Dims {
     }
 }
 
-fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>) -> (Vec<T>, Stats) {
+fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>) -> (Vec<T>, Stats) {
     let sum = |p: &[T]| p.iter().map(|v| v.to_f64()).sum::<f64>();
     let mean: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0 / d.count()).collect();
     // Squared deviations from the mean, a second pass, keep the variance exact for large means.
@@ -154,7 +151,7 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Op
 }
 
 /// Gradients of x, weight and bias from the output gradient `g`.
-fn backward<T: Elem>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Vec<T>, Vec<T>, Vec<T>) {
+fn backward<T: WithDType>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Vec<T>, Vec<T>, Vec<T>) {
     // Per channel: sum(g) (the bias gradient) and sum(g * (x - mean)).
     let sums = d.channel_sums(g, x, |ch, g, x| {
         let m = st.mean[ch];
@@ -180,16 +177,9 @@ fn backward<T: Elem>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Vec<T>,
     (dx, dw, db)
 }
 
-fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
-        None => candle_core::bail!("gannet-batch-norm: inputs must be contiguous"),
-    }
-}
-
 impl CustomOp3 for Fused {
     fn name(&self) -> &'static str {
-        "gannet-batch-norm"
+        NAME
     }
 
     fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout, sb: &CpuStorage, lb: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -199,11 +189,11 @@ impl CustomOp3 for Fused {
         }
         let (y, stats) = match sx {
             CpuStorage::F32(_) => {
-                let (y, st) = forward::<f32>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps, self.relu_slope);
+                let (y, st) = forward::<f32>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope);
                 (CpuStorage::F32(y), st)
             }
             CpuStorage::F64(_) => {
-                let (y, st) = forward::<f64>(slice(sx, lx)?, slice(sw, lw)?, slice(sb, lb)?, d, self.eps, self.relu_slope);
+                let (y, st) = forward::<f64>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope);
                 (CpuStorage::F64(y), st)
             }
             _ => candle_core::bail!("gannet-batch-norm: only f32 and f64 are supported"),
@@ -231,8 +221,8 @@ impl CustomOp3 for Fused {
             Ok((Some(Tensor::from_vec(v.0, shape, dev)?), Some(Tensor::from_vec(v.1, c, dev)?), Some(Tensor::from_vec(v.2, c, dev)?)))
         }
         match x.dtype() {
-            DType::F32 => wrap(backward::<f32>(slice(gs, gl)?, slice(xs, xl)?, slice(ws, wl)?, d, &st), x.shape(), dev),
-            DType::F64 => wrap(backward::<f64>(slice(gs, gl)?, slice(xs, xl)?, slice(ws, wl)?, d, &st), x.shape(), dev),
+            DType::F32 => wrap(backward::<f32>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st), x.shape(), dev),
+            DType::F64 => wrap(backward::<f64>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st), x.shape(), dev),
             dt => candle_core::bail!("gannet-batch-norm: {dt:?} is not supported"),
         }
     }

@@ -12,7 +12,7 @@
 //! Both kernels are deterministic: `unfold` only copies, and `fold` gives each `(n, c)` image plane
 //! to one rayon task, which sums its contributions in a fixed order.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 /// Geometry of one convolution, seen from the image side and the column side.
@@ -105,19 +105,19 @@ impl Geom {
 /// `m + 1`, `m` (a = 1), and columns likewise; so each output row is built from contiguous
 /// source rows as its even and odd pixels (vectorisable adds), then interleaved, and every image
 /// pixel is written once instead of accumulated over 16 strided passes. Fixed order: deterministic.
-fn fold_k4_s2_p1<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
+fn fold_k4_s2_p1<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     let (l, plane, ncols, wo) = (g.ho * g.wo, g.h * g.w, g.cols(), g.wo);
-    let mut out = vec![T::default(); g.n * g.c * plane];
+    let mut out = vec![T::zero(); g.n * g.c * plane];
     out.par_chunks_mut(plane).enumerate().for_each(|(p, dst_plane)| {
         let (n, c) = (p / g.c, p % g.c);
-        let (mut even, mut odd) = (vec![T::default(); wo], vec![T::default(); wo]);
+        let (mut even, mut odd) = (vec![T::zero(); wo], vec![T::zero(); wo]);
         let src = |ki: usize, kj: usize, oh: usize| &cols[((c * 4 + ki) * 4 + kj) * ncols + n * l + oh * wo..][..wo];
         for (ih, dst) in dst_plane.chunks_mut(g.w).enumerate() {
             let m = ih / 2;
             // (tap row, column row) pairs reading image row ih.
             let rows = if ih % 2 == 0 { [(1, Some(m)), (3, m.checked_sub(1))] } else { [(0, Some(m + 1).filter(|&r| r < g.ho)), (2, Some(m))] };
-            even.fill(T::default());
-            odd.fill(T::default());
+            even.fill(T::zero());
+            odd.fill(T::zero());
             for (ki, oh) in rows {
                 let Some(oh) = oh else { continue };
                 // Even pixel 2q: taps kj = 1 at q and kj = 3 at q - 1; odd 2q + 1: kj = 0 at q + 1, kj = 2 at q.
@@ -143,15 +143,11 @@ fn fold_k4_s2_p1<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
     out
 }
 
-/// Float element types the kernels run on.
-pub trait Elem: Copy + Send + Sync + Default + std::ops::AddAssign + 'static {}
-impl Elem for f32 {}
-impl Elem for f64 {}
 
 /// im2col: one rayon task per column-matrix row `(c, ki, kj)`; only copies, so exact.
-fn unfold_kernel<T: Elem>(g: &Geom, img: &[T]) -> Vec<T> {
+fn unfold_kernel<T: WithDType>(g: &Geom, img: &[T]) -> Vec<T> {
     let (l, plane) = (g.ho * g.wo, g.h * g.w);
-    let mut out = vec![T::default(); g.rows() * g.cols()];
+    let mut out = vec![T::zero(); g.rows() * g.cols()];
     out.par_chunks_mut(g.cols())
         .enumerate()
         .for_each(|(r, row)| {
@@ -186,12 +182,12 @@ fn unfold_kernel<T: Elem>(g: &Geom, img: &[T]) -> Vec<T> {
 
 /// col2im: one rayon task per image plane `(n, c)`, summing taps in a fixed order, so the result
 /// does not depend on scheduling.
-fn fold_kernel<T: Elem>(g: &Geom, cols: &[T]) -> Vec<T> {
+fn fold_kernel<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     if g.is_k4_s2_p1() {
         return fold_k4_s2_p1(g, cols);
     }
     let (l, plane, ncols) = (g.ho * g.wo, g.h * g.w, g.cols());
-    let mut out = vec![T::default(); g.n * g.c * plane];
+    let mut out = vec![T::zero(); g.n * g.c * plane];
     out.par_chunks_mut(plane)
         .enumerate()
         .for_each(|(p, dst_plane)| {

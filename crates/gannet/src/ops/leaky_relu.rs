@@ -7,35 +7,17 @@
 //! order gradients (R1, gradient penalty) flow through it exactly. The slope's kink at 0 gets the
 //! negative-side slope, as PyTorch's does.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
+
+use super::cpu_slice;
 
 /// Elements per rayon task: large enough that scheduling is noise.
 const CHUNK: usize = 1 << 15;
 
-trait Float: Copy + Send + Sync + PartialOrd + std::ops::Mul<Output = Self> {
-    const ZERO: Self;
-    const ONE: Self;
-    fn of(v: f64) -> Self;
-}
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-}
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    fn of(v: f64) -> Self {
-        v
-    }
-}
-
 /// out[i] = x[i] if x[i] > 0 else slope * v[i], with v = x (forward) or v = grad (backward).
-fn masked<T: Float>(x: &[T], v: &[T], slope: f64) -> Vec<T> {
-    let slope = T::of(slope);
+fn masked<T: WithDType>(x: &[T], v: &[T], slope: f64) -> Vec<T> {
+    let (zero, one, slope) = (T::zero(), T::one(), T::from_f64(slope));
     let mut out = Vec::with_capacity(x.len());
     // SAFETY: every element is written below before the vector is read.
     #[allow(clippy::uninit_vec)]
@@ -47,17 +29,10 @@ fn masked<T: Float>(x: &[T], v: &[T], slope: f64) -> Vec<T> {
         .for_each(|(o, (x, v))| {
             for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
                 // A select of the factor, then one multiply: vectorises, unlike a branch.
-                *o = v * if x > T::ZERO { T::ONE } else { slope };
+                *o = v * if x > zero { one } else { slope };
             }
         });
     out
-}
-
-fn contiguous<'a, T>(v: &'a [T], l: &Layout, name: &str) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{name}: input must be contiguous"),
-    }
 }
 
 struct Forward(f64);
@@ -70,12 +45,12 @@ impl CustomOp1 for Forward {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let st = match s {
-            CpuStorage::F32(v) => {
-                let x = contiguous(v, l, self.name())?;
+            CpuStorage::F32(_) => {
+                let x = cpu_slice::<f32>(s, l, self.name())?;
                 CpuStorage::F32(masked(x, x, self.0))
             }
-            CpuStorage::F64(v) => {
-                let x = contiguous(v, l, self.name())?;
+            CpuStorage::F64(_) => {
+                let x = cpu_slice::<f64>(s, l, self.name())?;
                 CpuStorage::F64(masked(x, x, self.0))
             }
             _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
@@ -104,14 +79,14 @@ impl CustomOp2 for Backward {
             candle_core::bail!("{}: shapes {:?} and {:?} differ", self.name(), l1.shape(), l2.shape())
         }
         let st = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(masked(
-                contiguous(x, l1, self.name())?,
-                contiguous(g, l2, self.name())?,
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(masked(
+                cpu_slice(s1, l1, self.name())?,
+                cpu_slice(s2, l2, self.name())?,
                 self.0,
             )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(masked(
-                contiguous(x, l1, self.name())?,
-                contiguous(g, l2, self.name())?,
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(masked(
+                cpu_slice(s1, l1, self.name())?,
+                cpu_slice(s2, l2, self.name())?,
                 self.0,
             )),
             _ => candle_core::bail!("{}: only f32 and f64 of one dtype are supported", self.name()),
@@ -140,7 +115,7 @@ pub(crate) fn masked_grad(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core:
 
 /// The backward kernel as a tracked op: `mask(x) * grad`.
 pub(crate) fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
-    x.apply_op2(&grad.contiguous()?, Backward(slope))
+    x.contiguous()?.apply_op2(&grad.contiguous()?, Backward(slope))
 }
 
 /// `x` where positive, `slope * x` elsewhere; `slope = 0` is ReLU. CPU tensors of f32/f64 take

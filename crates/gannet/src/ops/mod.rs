@@ -61,6 +61,15 @@ fn fast_path(x: &Tensor, w: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && kh == kw && kh > 0
 }
 
+/// The elements of a CPU storage under a contiguous layout, as `T`. The custom ops make their
+/// inputs contiguous before applying themselves, so anything else is a bug worth naming.
+pub(crate) fn cpu_slice<'a, T: candle_core::WithDType>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout, op: &str) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
+        None => candle_core::bail!("{op}: inputs must be contiguous"),
+    }
+}
+
 fn bad(msg: String) -> crate::Error {
     crate::Error::Msg(msg)
 }

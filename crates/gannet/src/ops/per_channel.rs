@@ -79,7 +79,7 @@ pub fn affine_relu(x: &Tensor, scale: &Tensor, shift: &Tensor, slope: f64) -> cr
 
 struct AffineRelu(f64);
 
-fn affine_relu_kernel<T: WithDType + PartialOrd>(x: &[T], scale: &[T], shift: &[T], hw: usize, slope: f64) -> Vec<T> {
+fn affine_relu_kernel<T: WithDType>(x: &[T], scale: &[T], shift: &[T], hw: usize, slope: f64) -> Vec<T> {
     let c = scale.len();
     let (zero, one, slope) = (T::zero(), T::one(), T::from_f64(slope));
     let mut out = vec![zero; x.len()];
@@ -104,15 +104,9 @@ impl CustomOp3 for AffineRelu {
         if ls.shape().elem_count() != c || lt.shape().elem_count() != c {
             candle_core::bail!("{}: {c} channels but scale {:?} and shift {:?}", self.name(), ls.shape(), lt.shape())
         }
-        fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
-            match l.contiguous_offsets() {
-                Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
-                None => candle_core::bail!("gannet-affine-relu: inputs must be contiguous"),
-            }
-        }
         let out = match sx {
-            CpuStorage::F32(_) => CpuStorage::F32(affine_relu_kernel::<f32>(slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?, hw, self.0)),
-            CpuStorage::F64(_) => CpuStorage::F64(affine_relu_kernel::<f64>(slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?, hw, self.0)),
+            CpuStorage::F32(_) => CpuStorage::F32(affine_relu_kernel::<f32>(super::cpu_slice(sx, lx, self.name())?, super::cpu_slice(ss, ls, self.name())?, super::cpu_slice(st, lt, self.name())?, hw, self.0)),
+            CpuStorage::F64(_) => CpuStorage::F64(affine_relu_kernel::<f64>(super::cpu_slice(sx, lx, self.name())?, super::cpu_slice(ss, ls, self.name())?, super::cpu_slice(st, lt, self.name())?, hw, self.0)),
             _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
         Ok((out, lx.shape().clone()))
