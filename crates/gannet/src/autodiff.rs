@@ -49,9 +49,10 @@ pub fn second_order_works() -> crate::Result<bool> {
     })
 }
 
-/// Fails with an explanation when second-order gradients would be silently wrong on this thread.
+/// Fails with an explanation when second-order gradients would be silently wrong on this thread:
+/// candle detaches, or gannet's first-order-only kernels were chosen here before the switch.
 pub fn ensure_second_order() -> crate::Result<()> {
-    if second_order_works()? {
+    if second_order_works()? && second_order_enabled() {
         Ok(())
     } else {
         Err(crate::Error::Msg(format!(

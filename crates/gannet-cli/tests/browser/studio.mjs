@@ -47,14 +47,15 @@ function testPng(w = 24, h = 24) {
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
 }
 
-// Pixels of an <img> as an array (through a canvas), to compare images by content.
-const pixels = (page, selector) => page.$eval(selector, (img) => {
+// Pixels of an <img> as an array (through a canvas), to compare images by content. Waits for the
+// image first: an <img> still decoding has no size, and reading it then fails at random.
+const pixels = async (page, selector) => (await waitLoaded(page, selector), page.$eval(selector, (img) => {
   const c = document.createElement("canvas");
   c.width = img.naturalWidth; c.height = img.naturalHeight;
   const g = c.getContext("2d");
   g.drawImage(img, 0, 0);
   return Array.from(g.getImageData(0, 0, c.width, c.height).data);
-});
+}));
 const maxDiff = (a, b) => a.length !== b.length ? Infinity : a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 async function waitLoaded(page, selector) {
