@@ -10,6 +10,11 @@ use candle_core::{Device, Tensor, Var};
 use gannet::ops::{self, ConvSpec};
 use std::time::Instant;
 
+// As in the `gannet` binary: freed buffers go back to the next step's requests instead of to the
+// kernel, otherwise page faults on fresh buffers dominate the backward timings.
+#[global_allocator]
+static ALLOC: gannet::buffer_cache::BufferCache<std::alloc::System> = gannet::buffer_cache::BufferCache::new(std::alloc::System);
+
 #[derive(Clone, Copy)]
 struct Layer {
     name: &'static str,
