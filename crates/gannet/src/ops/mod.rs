@@ -3,13 +3,13 @@
 //! `conv2d` and `conv_transpose2d` take NCHW tensors and PyTorch weight layouts. Their backward
 //! passes are built from ops that themselves have backward passes, so second-order gradients
 //! (R1, gradient penalty) flow through them.
-
 //!
 //! On the CPU both convolutions are im2col/col2im ([`unfold`]/[`fold`]) plus one candle `matmul`
 //! (the gemm crate) over the whole batch. Measured with `examples/conv_bench.rs` (DCGAN-64,
 //! batch 64, 2 idle cores, freed buffers reused as in the binary): 132 GFLOP/s forward and 106
-//! backward over all layers; a whole G and D pass is 0.70 s, which is nearly all of a train step
-//! (the normalisation and activation kernels are fused and cheap). The 3-channel layers (G5, D1)
+//! backward over all layers. One forward and backward of G (0.37 s) and three of D (0.33 s each:
+//! real, fake, and the G update) make 1.37 s, nearly all of the 1.4 s train step; the fused
+//! normalisation and activation kernels are cheap next to them. The 3-channel layers (G5, D1)
 //! are the slowest per FLOP (27 and 24 GFLOP/s backward): tiny GEMM dimensions next to a huge one.
 
 use candle_core::{DType, Tensor};
