@@ -240,7 +240,7 @@ fn orthogonal_regularisation_is_weighted_and_its_gradient_moves_g() {
     // the output conv.
     assert_eq!(weights.len(), 1 + 2 * 7 + 4 + 1);
     let reg = gen.regularisation(0, 8).unwrap().expect("orthogonal_weight > 0");
-    let want = 0.5 * hand_penalty(&weights);
+    let want = 0.5 * hand_penalty(&weights.iter().collect::<Vec<_>>());
     let got = reg.to_scalar::<f32>().unwrap() as f64;
     assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
 

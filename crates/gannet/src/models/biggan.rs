@@ -158,7 +158,7 @@ impl SelfAttention {
         self.gamma.as_tensor()
     }
 
-    fn weights(&self) -> [&Tensor; 4] {
+    fn weights(&self) -> [Tensor; 4] {
         [self.theta.weight(), self.phi.weight(), self.g.weight(), self.o.weight()]
     }
 
@@ -218,7 +218,7 @@ impl CondBatchNorm {
         ops::per_channel::affine(&self.bn.forward(x, mode)?, Some(&gain), Some(&self.bias.forward(cond, mode)?))
     }
 
-    fn weights(&self) -> [&Tensor; 2] {
+    fn weights(&self) -> [Tensor; 2] {
         [self.gain.weight(), self.bias.weight()]
     }
 }
@@ -251,7 +251,7 @@ impl GBlock {
         Ok((h + sc)?)
     }
 
-    fn weights(&self) -> Vec<&Tensor> {
+    fn weights(&self) -> Vec<Tensor> {
         let mut w = vec![self.conv1.weight(), self.conv2.weight(), self.shortcut.weight()];
         w.extend(self.bn1.weights());
         w.extend(self.bn2.weights());
@@ -301,7 +301,7 @@ impl BigganGenerator {
 
     /// The weights the orthogonal regularisation covers (stored, before spectral normalisation);
     /// see the module docs for what is left out and why.
-    pub fn orthogonal_weights(&self) -> Vec<&Tensor> {
+    pub fn orthogonal_weights(&self) -> Vec<Tensor> {
         let mut w = vec![self.fc.weight()];
         for b in &self.blocks {
             w.extend(b.weights());
@@ -361,7 +361,8 @@ impl Generator for BigganGenerator {
         if self.cfg.orthogonal_weight <= 0.0 {
             return Ok(None);
         }
-        Ok(Some((orthogonal_penalty(&self.orthogonal_weights())? * self.cfg.orthogonal_weight)?))
+        let weights = self.orthogonal_weights();
+        Ok(Some((orthogonal_penalty(&weights.iter().collect::<Vec<_>>())? * self.cfg.orthogonal_weight)?))
     }
 }
 

@@ -158,7 +158,7 @@ impl SnConv {
     fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         match &self.sn {
             None => self.conv.forward(x),
-            Some(sn) => self.conv.forward_with(x, &sn.normalise(self.conv.weight(), mode)?.0),
+            Some(sn) => self.conv.forward_with(x, &sn.normalise(&self.conv.weight(), mode)?.0),
         }
     }
 }

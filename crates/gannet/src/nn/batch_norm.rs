@@ -4,7 +4,7 @@
 //! towards the batch's (momentum, unbiased variance, as PyTorch). Eval: normalise with the running
 //! statistics. Works on [N, C] and [N, C, H, W].
 
-use super::{Init, Mode, ParamPath};
+use super::{live, Init, Mode, ParamPath};
 use crate::ops::{self, per_channel};
 use candle_core::{Tensor, Var};
 
@@ -51,7 +51,7 @@ impl BatchNorm {
             )));
         }
         let inv_std = |var: &Tensor| (var + self.eps)?.sqrt()?.recip();
-        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        let (w, b) = (&live(&self.weight), &live(&self.bias));
         match mode {
             Mode::Train => {
                 let per_channel = x.elem_count() / self.channels;

@@ -1,4 +1,4 @@
-use super::{Init, ParamPath};
+use super::{live, Init, ParamPath};
 use crate::ops::{self, ConvSpec};
 use candle_core::{Tensor, Var};
 
@@ -24,13 +24,13 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = ops::conv2d(x, self.weight.as_tensor(), self.spec)?;
+        let y = ops::conv2d(x, &live(&self.weight), self.spec)?;
         add_channel_bias(y, self.bias.as_ref())
     }
 
-    /// The weight variable, [out, in, k, k].
-    pub fn weight(&self) -> &Tensor {
-        self.weight.as_tensor()
+    /// The weight, [out, in, k, k] (see [`live`]).
+    pub fn weight(&self) -> Tensor {
+        live(&self.weight)
     }
 
     /// The convolution with `weight` in place of the stored one (e.g. spectrally normalised).
@@ -62,14 +62,14 @@ impl ConvTranspose2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = ops::conv_transpose2d(x, self.weight.as_tensor(), self.spec)?;
+        let y = ops::conv_transpose2d(x, &live(&self.weight), self.spec)?;
         add_channel_bias(y, self.bias.as_ref())
     }
 }
 
 fn add_channel_bias(y: Tensor, bias: Option<&Var>) -> crate::Result<Tensor> {
     Ok(match bias {
-        Some(b) => ops::per_channel::add(&y, b.as_tensor())?,
+        Some(b) => ops::per_channel::add(&y, &live(b))?,
         None => y,
     })
 }

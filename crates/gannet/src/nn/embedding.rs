@@ -4,7 +4,7 @@
 //! one-hot matrix product rather than an index lookup: the classes are few (tens), and the
 //! product is differentiable on every backend, including second-order gradients for penalties.
 
-use super::{Init, ParamPath};
+use super::{live, Init, ParamPath};
 use candle_core::{DType, Tensor, Var};
 
 /// `[N]` class indices to an `[N, classes]` matrix of 0/1 in `dtype`. An index `>= classes`
@@ -33,12 +33,13 @@ impl Embedding {
         self.classes
     }
 
-    pub fn weight(&self) -> &Tensor {
-        self.weight.as_tensor()
+    /// The table, [classes, dim] (see [`live`]).
+    pub fn weight(&self) -> Tensor {
+        live(&self.weight)
     }
 
     pub fn forward(&self, labels: &Tensor) -> crate::Result<Tensor> {
-        let w = self.weight.as_tensor();
-        Ok(one_hot(labels, self.classes, w.dtype())?.matmul(w)?)
+        let w = self.weight();
+        Ok(one_hot(labels, self.classes, w.dtype())?.matmul(&w)?)
     }
 }

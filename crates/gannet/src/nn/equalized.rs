@@ -13,7 +13,7 @@
 //! Biases start at `bias_init` (0 by default). The layers are generic: ProGAN's networks and
 //! StyleGAN2's mapping network build on them.
 
-use super::{Init, ParamPath};
+use super::{live, Init, ParamPath};
 use crate::ops::{self, ConvSpec};
 use candle_core::{Tensor, Var};
 
@@ -60,8 +60,8 @@ fn eq_weight_and_bias(p: &ParamPath, shape: &[usize], out: usize, o: EqOptions) 
 /// The bias as used at run time (`stored * lr_mul`).
 fn runtime_bias(bias: Option<&Var>, lr_mul: f64) -> crate::Result<Option<Tensor>> {
     Ok(match bias {
-        Some(b) if lr_mul == 1.0 => Some(b.as_tensor().clone()),
-        Some(b) => Some((b.as_tensor() * lr_mul)?),
+        Some(b) if lr_mul == 1.0 => Some(live(b)),
+        Some(b) => Some((live(b) * lr_mul)?),
         None => None,
     })
 }
@@ -87,13 +87,13 @@ impl EqLinear {
     }
 
     /// The stored weight, [out, in].
-    pub fn weight(&self) -> &Tensor {
-        self.weight.as_tensor()
+    pub fn weight(&self) -> Tensor {
+        live(&self.weight)
     }
 
     /// The weight the forward pass uses, `scale * weight`.
     pub fn effective_weight(&self) -> crate::Result<Tensor> {
-        Ok((self.weight.as_tensor() * self.scale)?)
+        Ok((live(&self.weight) * self.scale)?)
     }
 
     /// x [N, in] -> [N, out].
@@ -131,12 +131,12 @@ impl EqConv2d {
     }
 
     /// The stored weight, [out, in, k, k].
-    pub fn weight(&self) -> &Tensor {
-        self.weight.as_tensor()
+    pub fn weight(&self) -> Tensor {
+        live(&self.weight)
     }
 
     pub fn effective_weight(&self) -> crate::Result<Tensor> {
-        Ok((self.weight.as_tensor() * self.scale)?)
+        Ok((live(&self.weight) * self.scale)?)
     }
 
     /// x [N, in, H, W] -> [N, out, H, W].

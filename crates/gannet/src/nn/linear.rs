@@ -1,4 +1,4 @@
-use super::{Init, ParamPath};
+use super::{live, Init, ParamPath};
 use candle_core::{Tensor, Var};
 
 /// y = x W^T + b, with W of shape [out, in].
@@ -14,19 +14,20 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
-    pub fn weight(&self) -> &Tensor {
-        self.weight.as_tensor()
+    /// The weight, [out, in] (see [`live`]).
+    pub fn weight(&self) -> Tensor {
+        live(&self.weight)
     }
 
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        self.forward_with(x, self.weight.as_tensor())
+        self.forward_with(x, &self.weight())
     }
 
     /// The layer with `weight` [out, in] in place of the stored one (e.g. spectrally normalised).
     pub fn forward_with(&self, x: &Tensor, weight: &Tensor) -> crate::Result<Tensor> {
         let y = x.matmul(&weight.t()?)?;
         Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b.as_tensor())?,
+            Some(b) => y.broadcast_add(&live(b))?,
             None => y,
         })
     }

@@ -66,14 +66,14 @@ impl SnConv2d {
     }
 
     /// The stored (not normalised) weight, [out, in, k, k].
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> Tensor {
         self.conv.weight()
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         match &self.sn {
             None => self.conv.forward(x),
-            Some(sn) => self.conv.forward_with(x, &sn.normalise(self.conv.weight(), mode)?.0),
+            Some(sn) => self.conv.forward_with(x, &sn.normalise(&self.conv.weight(), mode)?.0),
         }
     }
 }
@@ -92,14 +92,14 @@ impl SnLinear {
     }
 
     /// The stored (not normalised) weight, [out, in].
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> Tensor {
         self.linear.weight()
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> crate::Result<Tensor> {
         match &self.sn {
             None => self.linear.forward(x),
-            Some(sn) => self.linear.forward_with(x, &sn.normalise(self.linear.weight(), mode)?.0),
+            Some(sn) => self.linear.forward_with(x, &sn.normalise(&self.linear.weight(), mode)?.0),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::config::TrainConfig;
 use super::ema::Ema;
 use super::penalty::{self, PenaltyKind};
 use crate::models::{self, Gan, Generator, ImageShape};
-use crate::nn::Mode;
+use crate::nn::{self, Mode};
 use crate::optim::Adam;
 use crate::rng::{self, Stream};
 use candle_core::{Device, Tensor, Var};
@@ -140,7 +140,8 @@ impl GanState {
         }
         let (fake, labels) = last_fake.expect("validated: d_steps_per_g >= 1");
         let fake_seen = self.augment(&fake, (step + 1) * d_steps as u64 - 1, Role::GenFake)?;
-        let (g_logits, g_classes) = self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train)?;
+        // D's weights as constants: their gradients here would be discarded.
+        let (g_logits, g_classes) = nn::frozen(|| self.gan.disc.forward_with_classes(&fake_seen, labels.as_ref(), Mode::Train))?;
         let g_loss = with_class_loss(loss.g_loss(&g_logits)?, &[g_classes], labels.as_ref())?;
         if self.cfg.model.needs_second_order() {
             self.check_second_order()?;
