@@ -39,7 +39,7 @@
 use super::conditional::{projection, require_labels};
 use super::resnet::{conv_init, d_blocks, xavier, DBlock, GAIN, ONE, SAME3};
 use super::{Discriminator, Generator, ImageShape};
-use crate::nn::{BatchNorm, Embedding, Init, Mode, ParamPath, SnConv2d, SnLinear};
+use crate::nn::{self, BatchNorm, Embedding, Init, Mode, ParamPath, SnConv2d, SnLinear};
 use crate::ops;
 use candle_core::{Tensor, Var, D};
 use serde::{Deserialize, Serialize};
@@ -177,7 +177,7 @@ impl SelfAttention {
         let beta = softmax_last(&theta.transpose(1, 2)?.contiguous()?.matmul(&phi)?)?;
         let attended = g.matmul(&beta.transpose(1, 2)?.contiguous()?)?.reshape((n, g.dim(1)?, h, w))?;
         let o = self.o.forward(&attended, mode)?;
-        Ok((x + o.broadcast_mul(self.gamma.as_tensor())?)?)
+        Ok((x + o.broadcast_mul(&nn::live(&self.gamma))?)?)
     }
 }
 

@@ -4,7 +4,7 @@
 //! into another's through batch statistics. An optional per-channel scale and shift follows
 //! (CycleGAN's default has none).
 
-use super::{Init, ParamPath};
+use super::{live, Init, ParamPath};
 use crate::ops;
 use candle_core::{Tensor, Var};
 
@@ -41,7 +41,7 @@ impl InstanceNorm {
         let var = centred.sqr()?.mean_keepdim(2)?;
         let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?.reshape((n, c, h, w))?;
         Ok(match &self.affine {
-            Some((wt, b)) => ops::per_channel::affine(&y, Some(wt.as_tensor()), Some(b.as_tensor()))?,
+            Some((wt, b)) => ops::per_channel::affine(&y, Some(&live(wt)), Some(&live(b)))?,
             None => y,
         })
     }

@@ -12,6 +12,7 @@ use super::config::{I2iConfig, PixelLoss, Task};
 use super::nets::{I2iNets, Nets};
 use super::pool::ImagePool;
 use crate::models::Translator;
+use crate::nn;
 use crate::ops::avg_pool2x;
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
@@ -89,7 +90,8 @@ impl I2iState {
         let fake_logits = d.forward_pair(a, &fake.detach())?;
         let d_loss = (loss.d_loss(&real_logits, &fake_logits)? * 0.5)?;
         self.opt_disc.step(&d_loss.backward()?)?;
-        let g_adv = loss.g_loss(&d.forward_pair(a, &fake)?)?;
+        // D's weights as constants in G's update, as in the GAN step (nn::frozen).
+        let g_adv = loss.g_loss(&nn::frozen(|| d.forward_pair(a, &fake))?)?;
         let g_l1 = l1(&fake, b)?;
         let w = &self.cfg.weights;
         let g_total = ((&g_adv * w.adversarial)? + (&g_l1 * w.l1)?)?;
@@ -109,7 +111,7 @@ impl I2iState {
         let fake_b = g_ab.forward(a)?;
         let fake_a = g_ba.forward(b)?;
         let cycle = (l1(&g_ba.forward(&fake_b)?, a)? + l1(&g_ab.forward(&fake_a)?, b)?)?;
-        let g_adv = (loss.g_loss(&d_b.forward(&fake_b)?)? + loss.g_loss(&d_a.forward(&fake_a)?)?)?;
+        let g_adv = (loss.g_loss(&nn::frozen(|| d_b.forward(&fake_b))?)? + loss.g_loss(&nn::frozen(|| d_a.forward(&fake_a))?)?)?;
         let mut g_total = ((&g_adv * w.adversarial)? + (&cycle * w.cycle)?)?;
         let mut pixel = cycle;
         if w.identity > 0.0 {
@@ -148,7 +150,7 @@ impl I2iState {
             PixelLoss::L1 => l1(&sr, hr)?,
             PixelLoss::Mse => (&sr - hr)?.sqr()?.mean_all()?,
         };
-        let g_adv = loss.g_loss(&d.forward(&sr)?)?;
+        let g_adv = loss.g_loss(&nn::frozen(|| d.forward(&sr))?)?;
         let g_total = (&pixel + (&g_adv * w.adversarial)?)?;
         self.opt_gen.step(&g_total.backward()?)?;
         Ok(I2iLosses {
