@@ -44,41 +44,42 @@ impl Default for EqOptions {
     }
 }
 
-/// Weight of `shape` drawn from N(0, 1/lr_mul) and the optional bias, under `p`.
-fn eq_weight_and_bias(p: &ParamPath, shape: &[usize], out: usize, o: EqOptions) -> crate::Result<(Var, Option<Var>)> {
-    if !(o.lr_mul > 0.0 && o.lr_mul.is_finite() && o.gain.is_finite()) {
-        return Err(crate::Error::Config(format!("an equalised layer needs a positive lr_mul and a finite gain, got {o:?}")));
-    }
-    let weight = p.param("weight", shape, Init::Normal { mean: 0.0, std: (1.0 / o.lr_mul) as f32 })?;
-    let bias = match o.bias {
-        Some(b) => Some(p.param("bias", &[out], Init::Const((b as f64 / o.lr_mul) as f32))?),
-        None => None,
-    };
-    Ok((weight, bias))
-}
-
-/// The bias as used at run time (`stored * lr_mul`).
-fn runtime_bias(bias: Option<&Var>, lr_mul: f64) -> crate::Result<Option<Tensor>> {
-    Ok(match bias {
-        Some(b) if lr_mul == 1.0 => Some(live(b)),
-        Some(b) => Some((live(b) * lr_mul)?),
-        None => None,
-    })
-}
-
-/// Equalised dense layer: `y = x (c W)^T + lr_mul * b`, W [out, in], `c = gain*lr_mul/sqrt(in)`.
-pub struct EqLinear {
+/// An equalised layer: the stored weight and optional bias, their run-time factors, and `K`, what
+/// the layer does with them ([`Dense`] or [`Conv`]).
+pub struct Equalized<K> {
     weight: Var,
     bias: Option<Var>,
     scale: f64,
     lr_mul: f64,
+    kind: K,
 }
 
-impl EqLinear {
-    pub fn new(p: &ParamPath, in_dim: usize, out_dim: usize, opts: EqOptions) -> crate::Result<Self> {
-        let (weight, bias) = eq_weight_and_bias(p, &[out_dim, in_dim], out_dim, opts)?;
-        let scale = opts.gain * opts.lr_mul / (in_dim.max(1) as f64).sqrt();
-        Ok(Self { weight, bias, scale, lr_mul: opts.lr_mul })
+/// Equalised dense layer: `y = x (c W)^T + lr_mul * b`, W [out, in], `c = gain*lr_mul/sqrt(in)`.
+pub type EqLinear = Equalized<Dense>;
+/// Equalised 2-D convolution with a square kernel, stride 1 and "same" padding (`k/2`, k odd):
+/// weight [out, in, k, k], `c = gain*lr_mul/sqrt(in*k*k)`.
+pub type EqConv2d = Equalized<Conv>;
+
+/// [`EqLinear`]'s operation.
+pub struct Dense;
+/// [`EqConv2d`]'s operation: its padding.
+pub struct Conv(ConvSpec);
+
+impl<K> Equalized<K> {
+    /// Weight of `shape` drawn from N(0, 1/lr_mul), scaled at run time by `gain*lr_mul/sqrt(fan_in)`
+    /// with `fan_in` the product of all but the first dimension, and the optional bias, under `p`.
+    fn build(p: &ParamPath, shape: &[usize], o: EqOptions, kind: K) -> crate::Result<Self> {
+        if !(o.lr_mul > 0.0 && o.lr_mul.is_finite() && o.gain.is_finite()) {
+            return Err(crate::Error::Config(format!("an equalised layer needs a positive lr_mul and a finite gain, got {o:?}")));
+        }
+        let weight = p.param("weight", shape, Init::Normal { mean: 0.0, std: (1.0 / o.lr_mul) as f32 })?;
+        let bias = match o.bias {
+            Some(b) => Some(p.param("bias", &shape[..1], Init::Const((b as f64 / o.lr_mul) as f32))?),
+            None => None,
+        };
+        let fan_in: usize = shape[1..].iter().product();
+        let scale = o.gain * o.lr_mul / (fan_in.max(1) as f64).sqrt();
+        Ok(Self { weight, bias, scale, lr_mul: o.lr_mul, kind })
     }
 
     /// The run-time factor applied to the stored weight.
@@ -86,7 +87,7 @@ impl EqLinear {
         self.scale
     }
 
-    /// The stored weight, [out, in].
+    /// The stored weight (see [`live`]).
     pub fn weight(&self) -> Tensor {
         live(&self.weight)
     }
@@ -96,24 +97,29 @@ impl EqLinear {
         Ok((live(&self.weight) * self.scale)?)
     }
 
-    /// x [N, in] -> [N, out].
-    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = x.matmul(&self.effective_weight()?.t()?)?;
-        Ok(match runtime_bias(self.bias.as_ref(), self.lr_mul)? {
-            Some(b) => y.broadcast_add(&b)?,
-            None => y,
+    /// The bias as used at run time (`stored * lr_mul`).
+    fn runtime_bias(&self) -> crate::Result<Option<Tensor>> {
+        Ok(match &self.bias {
+            Some(b) if self.lr_mul == 1.0 => Some(live(b)),
+            Some(b) => Some((live(b) * self.lr_mul)?),
+            None => None,
         })
     }
 }
 
-/// Equalised 2-D convolution with a square kernel, stride 1 and "same" padding (`k/2`, k odd):
-/// weight [out, in, k, k], `c = gain*lr_mul/sqrt(in*k*k)`.
-pub struct EqConv2d {
-    weight: Var,
-    bias: Option<Var>,
-    scale: f64,
-    lr_mul: f64,
-    spec: ConvSpec,
+impl EqLinear {
+    pub fn new(p: &ParamPath, in_dim: usize, out_dim: usize, opts: EqOptions) -> crate::Result<Self> {
+        Self::build(p, &[out_dim, in_dim], opts, Dense)
+    }
+
+    /// x [N, in] -> [N, out].
+    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        let y = x.matmul(&self.effective_weight()?.t()?)?;
+        Ok(match self.runtime_bias()? {
+            Some(b) => y.broadcast_add(&b)?,
+            None => y,
+        })
+    }
 }
 
 impl EqConv2d {
@@ -121,28 +127,13 @@ impl EqConv2d {
         if kernel.is_multiple_of(2) {
             return Err(crate::Error::Config(format!("EqConv2d keeps the image size and needs an odd kernel, got {kernel}")));
         }
-        let (weight, bias) = eq_weight_and_bias(p, &[out_ch, in_ch, kernel, kernel], out_ch, opts)?;
-        let scale = opts.gain * opts.lr_mul / ((in_ch * kernel * kernel).max(1) as f64).sqrt();
-        Ok(Self { weight, bias, scale, lr_mul: opts.lr_mul, spec: ConvSpec::new(1, kernel / 2) })
-    }
-
-    pub fn scale(&self) -> f64 {
-        self.scale
-    }
-
-    /// The stored weight, [out, in, k, k].
-    pub fn weight(&self) -> Tensor {
-        live(&self.weight)
-    }
-
-    pub fn effective_weight(&self) -> crate::Result<Tensor> {
-        Ok((live(&self.weight) * self.scale)?)
+        Self::build(p, &[out_ch, in_ch, kernel, kernel], opts, Conv(ConvSpec::new(1, kernel / 2)))
     }
 
     /// x [N, in, H, W] -> [N, out, H, W].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = ops::conv2d(x, &self.effective_weight()?, self.spec)?;
-        Ok(match runtime_bias(self.bias.as_ref(), self.lr_mul)? {
+        let y = ops::conv2d(x, &self.effective_weight()?, self.kind.0)?;
+        Ok(match self.runtime_bias()? {
             Some(b) => ops::per_channel::add(&y, &b)?,
             None => y,
         })
