@@ -41,10 +41,9 @@ pub struct BufferCache<A> {
 
 impl<A> BufferCache<A> {
     pub const fn new(inner: A) -> Self {
-        const EMPTY: Mutex<Slots> = Mutex::new(Slots { len: 0, ptrs: [0; SLOTS] });
         Self {
             inner,
-            classes: [EMPTY; CLASSES],
+            classes: [const { Mutex::new(Slots { len: 0, ptrs: [0; SLOTS] }) }; CLASSES],
             cached_bytes: AtomicUsize::new(0),
             limit: AtomicUsize::new(DEFAULT_LIMIT),
         }

@@ -25,7 +25,7 @@ pub struct Normalised {
 /// The fused kernels when they apply (CPU, f32/f64, first-order gradients only), else
 /// [`composite`]. `relu_slope`: a (leaky) ReLU applied to the result, `Some(0.0)` being ReLU.
 pub fn train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
-    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && weight.dtype() == x.dtype();
+    let fast = super::cpu_float(x) && weight.dtype() == x.dtype();
     if fast && !crate::autodiff::second_order_enabled() {
         fused(x, weight, bias, eps, relu_slope)
     } else {
@@ -205,7 +205,7 @@ impl CustomOp3 for Fused {
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // Through the activation first: the output is positive exactly where its input is.
         let grad = match self.relu_slope {
-            Some(slope) => super::leaky_relu::masked_grad(y, grad, slope)?,
+            Some(slope) => super::leaky_relu::backward(y, grad, slope)?,
             None => grad.contiguous()?,
         };
         let (d, dev) = (Dims::of(x.shape()), x.device());

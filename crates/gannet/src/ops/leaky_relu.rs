@@ -107,13 +107,8 @@ impl CustomOp2 for Backward {
     }
 }
 
-/// `mask(x) * grad` without a backward of its own, for kernels that are first-order only. `x` may
-/// be the activation's output as well as its input: both are positive at the same places.
-pub(crate) fn masked_grad(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &Backward(slope))
-}
-
-/// The backward kernel as a tracked op: `mask(x) * grad`.
+/// The backward kernel as a tracked op: `mask(x) * grad`. `x` may be the activation's output as
+/// well as its input: both are positive at the same places.
 pub(crate) fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op2(&grad.contiguous()?, Backward(slope))
 }
@@ -121,7 +116,7 @@ pub(crate) fn backward(x: &Tensor, grad: &Tensor, slope: f64) -> candle_core::Re
 /// `x` where positive, `slope * x` elsewhere; `slope = 0` is ReLU. CPU tensors of f32/f64 take
 /// the fused kernels, anything else candle's ops.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> crate::Result<Tensor> {
-    if !(x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)) {
+    if !super::cpu_float(x) {
         return Ok(if slope == 0.0 { x.relu()? } else { x.maximum(&(x * slope)?)? });
     }
     Ok(x.contiguous()?.apply_op1(Forward(slope))?)

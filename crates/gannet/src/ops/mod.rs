@@ -57,7 +57,13 @@ impl Default for ConvSpec {
 /// built-in convolutions (so the `cuda`/`metal` features keep working).
 fn fast_path(x: &Tensor, w: &Tensor) -> bool {
     let (_, _, kh, kw) = w.dims4().unwrap_or((0, 0, 0, 1));
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && kh == kw && kh > 0
+    cpu_float(x) && kh == kw && kh > 0
+}
+
+/// Whether gannet's CPU kernels take `x`: an f32 or f64 tensor on the CPU. Anything else goes
+/// through candle's own ops, so the `cuda` and `metal` features keep working.
+pub(crate) fn cpu_float(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// The elements of a CPU storage under a contiguous layout, as `T`. The custom ops make their

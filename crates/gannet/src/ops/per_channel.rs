@@ -9,7 +9,7 @@
 //! reduction candle vectorises. Everything is built from candle ops, so second-order gradients
 //! still flow.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType, D};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType, D};
 use rayon::prelude::*;
 
 /// `v` as one value per (sample, channel) row of `x`: `[N * C, 1]`. `v` is per channel (`[C]`)
@@ -69,7 +69,7 @@ pub fn mean(x: &Tensor) -> crate::Result<Tensor> {
 /// normalisation with fixed statistics and its activation, as one pass on the CPU. The backward
 /// pass is built from candle ops and the tracked mask kernel, so it is differentiable again.
 pub fn affine_relu(x: &Tensor, scale: &Tensor, shift: &Tensor, slope: f64) -> crate::Result<Tensor> {
-    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && scale.dtype() == x.dtype() && scale.rank() == 1;
+    let fast = super::cpu_float(x) && scale.dtype() == x.dtype() && scale.rank() == 1;
     if !fast {
         return super::leaky_relu(&affine(x, Some(scale), Some(shift))?, slope);
     }

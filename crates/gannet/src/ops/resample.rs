@@ -92,14 +92,10 @@ impl CustomOp1 for Resample {
     }
 }
 
-fn fast(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-}
-
 /// [N, C, H, W] -> [N, C, 2H, 2W], every pixel repeated in a 2x2 square.
 pub fn upsample2x(x: &Tensor) -> crate::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    if fast(x) {
+    if super::cpu_float(x) {
         return Ok(x.contiguous()?.apply_op1(Resample::Up)?);
     }
     Ok(x.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, 2, w, 2))?.contiguous()?.reshape((n, c, 2 * h, 2 * w))?)
@@ -112,7 +108,7 @@ pub fn sum_pool2x(x: &Tensor) -> crate::Result<Tensor> {
     if h % 2 != 0 || w % 2 != 0 {
         return Err(crate::Error::Msg(format!("2x2 pooling needs even sizes, got {h}x{w}")));
     }
-    if fast(x) {
+    if super::cpu_float(x) {
         return Ok(x.contiguous()?.apply_op1(Resample::Pool)?);
     }
     Ok(x.contiguous()?.reshape((n, c, h / 2, 2, w / 2, 2))?.sum(D::Minus1)?.sum(3)?)
