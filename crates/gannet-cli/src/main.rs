@@ -43,8 +43,17 @@ static JEMALLOC_CONF: &u8 = &b"dirty_decay_ms:60000,muzzy_decay_ms:60000,oversiz
         A run writes config.toml, metrics.csv, losses.svg, samples/*.png and checkpoints/ to its --out folder."
 )]
 struct Cli {
+    /// Memory gannet may plan for, e.g. 4G or 512M [default: $GANNET_MAX_MEMORY, else what the
+    /// machine has free]. Requests beyond it (a model, batch, grid or data set too large) are
+    /// refused with the setting to change, before anything is allocated.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_memory)]
+    max_memory: Option<u64>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    gannet::limits::parse_size(text)
 }
 
 #[derive(Subcommand)]
@@ -94,6 +103,9 @@ fn main() {
         c.after_help(format!("{examples}\n\n{}", commands::train_i2i::presets_help()))
     });
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    if let Some(bytes) = cli.max_memory {
+        gannet::limits::set_max_memory(bytes);
+    }
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),

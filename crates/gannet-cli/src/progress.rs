@@ -1,12 +1,56 @@
-//! The training progress bar: step, losses and images/s.
+//! The training progress bar: step, losses and images/s. When stderr is not a terminal (a CI
+//! log, nohup, a pipe) the bar cannot redraw, so a plain line is printed every few percent
+//! instead.
 
 use gannet::train::{Observer, StepStats};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Instant;
 
 pub struct TrainProgress {
     bar: ProgressBar,
     /// What the G loss and the mean D logits on real and generated images are called.
     labels: (&'static str, &'static str, &'static str),
+    /// Plain lines instead of the bar (stderr is not a terminal).
+    plain: Option<PlainLines>,
+}
+
+/// A progress line every [`PlainLines::PERCENT`] of the run.
+struct PlainLines {
+    start: u64,
+    total: u64,
+    next: u64,
+    since: Instant,
+}
+
+impl PlainLines {
+    const PERCENT: u64 = 5;
+
+    fn new(start: u64, total: u64) -> Self {
+        let mut p = Self { start, total, next: start, since: Instant::now() };
+        p.advance_mark(start);
+        p
+    }
+
+    /// The next step to report: the next multiple of 5% of the run after `step`.
+    fn advance_mark(&mut self, step: u64) {
+        let every = (self.total * Self::PERCENT / 100).max(1);
+        self.next = (step / every + 1) * every;
+    }
+
+    /// The line for `step` when it is due.
+    fn line(&mut self, step: u64, msg: &str) -> Option<String> {
+        if step < self.next && step != self.total {
+            return None;
+        }
+        self.advance_mark(step);
+        let done = step.saturating_sub(self.start);
+        let left = self.total.saturating_sub(step);
+        let secs = self.since.elapsed().as_secs_f64();
+        let eta = if done > 0 { secs / done as f64 * left as f64 } else { 0.0 };
+        let pct = step * 100 / self.total.max(1);
+        Some(format!("step {step}/{} ({pct}%), {:.0} s elapsed, about {:.0} s left | {msg}", self.total, secs, eta))
+    }
 }
 
 impl TrainProgress {
@@ -17,7 +61,11 @@ impl TrainProgress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        Self { bar, labels: ("D(x)", "D(G(z))", "G") }
+        let plain = (!std::io::stderr().is_terminal()).then(|| PlainLines::new(0, 0));
+        if plain.is_some() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        Self { bar, labels: ("D(x)", "D(G(z))", "G"), plain }
     }
 
     /// A bar that names the D outputs and the generator loss it shows (image-to-image training
@@ -38,19 +86,27 @@ impl Observer for TrainProgress {
         self.bar.set_length(total);
         self.bar.set_position(start);
         self.bar.reset_eta();
+        if let Some(p) = &mut self.plain {
+            *p = PlainLines::new(start, total);
+        }
     }
 
     fn on_step(&mut self, s: &StepStats) {
         self.bar.set_position(s.step);
         let (real, fake, g) = self.labels;
-        self.bar.set_message(format!(
-            "D {:.3} {g} {:.3} | {real} {:+.2} {fake} {:+.2} | {:.0} img/s",
-            s.d_loss, s.g_loss, s.d_real, s.d_fake, s.images_per_s
-        ));
+        let msg = format!("D {:.3} {g} {:.3} | {real} {:+.2} {fake} {:+.2} | {:.0} img/s", s.d_loss, s.g_loss, s.d_real, s.d_fake, s.images_per_s);
+        if let Some(line) = self.plain.as_mut().and_then(|p| p.line(s.step, &msg)) {
+            eprintln!("{line}");
+        }
+        self.bar.set_message(msg);
     }
 
     fn on_event(&mut self, message: &str) {
-        self.bar.println(message);
+        if self.plain.is_some() {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
     }
 }
 

@@ -197,13 +197,37 @@ fn sync_dir(dir: &Path) {
 /// The metadata key naming what wrote a checkpoint (`train`, `i2i`, ...).
 pub const META_KIND: &str = "gannet_kind";
 
-/// The kind a checkpoint's metadata names, without loading its tensors; `None` when the file
-/// cannot be read or is not a gannet checkpoint.
+/// The kind a checkpoint's metadata names, without loading its tensors (only the header is
+/// read); `None` when the file cannot be read or is not a gannet checkpoint.
 pub fn kind(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    let (_, parsed) = SafeTensors::read_metadata(&bytes).ok()?;
-    parsed.metadata().as_ref()?.get(META_KIND).cloned()
+    let header = read_header(path).ok()?;
+    let meta: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).ok()?;
+    meta.get("__metadata__")?.get(META_KIND)?.as_str().map(str::to_string)
 }
+
+/// The JSON header of a safetensors file, read without its data region.
+fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(bad("not a regular file"));
+    }
+    let mut f = std::fs::File::open(path)?;
+    let mut len = [0u8; LEN_BYTES];
+    f.read_exact(&mut len)?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER_BYTES {
+        return Err(bad("header too large"));
+    }
+    let mut header = Vec::with_capacity(n as usize);
+    f.take(n).read_to_end(&mut header)?;
+    Ok(header)
+}
+
+/// Largest safetensors header accepted (gannet's are a few hundred kilobytes at most).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+/// Largest checkpoint file read (the memory budget applies as well).
+pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 30;
 
 /// Reads and verifies a checkpoint; every failure is a checkpoint error naming `path`.
 pub fn load(
@@ -211,10 +235,12 @@ pub fn load(
     device: &Device,
 ) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let err = |m: String| crate::Error::checkpoint(path, m);
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => err("file not found".into()),
-        _ => err(format!("cannot read: {e}")),
-    })?;
+    // The bytes and the tensors made from them are in memory together.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let what = format!("loading the checkpoint {} ({})", path.display(), crate::limits::human(meta.len()));
+        crate::limits::check_memory(meta.len().checked_mul(2), &what, "load it on a machine with more memory")?;
+    }
+    let bytes = crate::limits::read_file(path, MAX_CHECKPOINT_BYTES).map_err(err)?;
     load_bytes(&bytes, path, device)
 }
 
@@ -238,9 +264,30 @@ pub fn load_bytes(
     for (name, view) in st.tensors() {
         let t = candle_core::safetensors::Load::load(&view, device)
             .map_err(|e| err(format!("cannot load tensor '{name}': {e}")))?;
+        check_finite(&name, &t).map_err(err)?;
         tensors.insert(name, t);
     }
     Ok((tensors, meta.into_iter().collect()))
+}
+
+/// Refuses a tensor holding NaN or infinity: weights like that draw blank images and score
+/// finite-looking metrics, so loading them would be silently wrong. The checksums cannot catch
+/// them (a diverged run writes them faithfully).
+fn check_finite(name: &str, t: &Tensor) -> Result<(), String> {
+    let bad = match t.dtype() {
+        DType::F32 => t.flatten_all().and_then(|f| f.to_vec1::<f32>()).map(|v| v.iter().filter(|x| !x.is_finite()).count()),
+        DType::F64 => t.flatten_all().and_then(|f| f.to_vec1::<f64>()).map(|v| v.iter().filter(|x| !x.is_finite()).count()),
+        _ => Ok(0),
+    }
+    .map_err(|e| format!("cannot read tensor '{name}': {e}"))?;
+    if bad > 0 {
+        return Err(format!(
+            "tensor '{name}' holds {bad} NaN or infinite values of {}: the run had diverged when this checkpoint was \
+             written; use an earlier checkpoint, or retrain with the divergence guard ([guard]) on",
+            t.elem_count()
+        ));
+    }
+    Ok(())
 }
 
 /// Length checks that give a clearer message than the parser for short or foreign files.

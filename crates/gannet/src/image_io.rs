@@ -35,9 +35,13 @@ fn chw_to_image(chw: &[u8], c: usize, h: usize, w: usize) -> DynamicImage {
 
 /// Tiles a batch into one image, `nrow` images per row, with a `pad`-pixel white border.
 pub fn grid(batch: &Tensor, nrow: usize, pad: u32) -> crate::Result<DynamicImage> {
-    let images = to_images(batch)?;
-    let n = images.len().max(1);
+    let (n, _, h, w) = batch.dims4()?;
+    if n == 0 {
+        return Err(Error::Msg("cannot draw a grid of 0 images".into()));
+    }
     let nrow = nrow.clamp(1, n);
+    check_grid_size(n, nrow, w, h, pad)?;
+    let images = to_images(batch)?;
     let rows = n.div_ceil(nrow);
     let (w, h) = (images[0].width(), images[0].height());
     let mut canvas = image::RgbImage::from_pixel(
@@ -52,8 +56,36 @@ pub fn grid(batch: &Tensor, nrow: usize, pad: u32) -> crate::Result<DynamicImage
     Ok(DynamicImage::ImageRgb8(canvas))
 }
 
+/// Refuses a grid of `n` images of `w` x `h`, `nrow` a row, that would exceed
+/// [`MAX_GRID_SIDE`], before anything is generated for it.
+pub fn check_grid_size(n: usize, nrow: usize, w: usize, h: usize, pad: u32) -> crate::Result<()> {
+    let nrow = nrow.clamp(1, n.max(1));
+    let side = |count: usize, len: usize| (count as u64).saturating_mul(len as u64 + pad as u64).saturating_add(pad as u64);
+    let (gw, gh) = (side(nrow, w), side(n.div_ceil(nrow), h));
+    if gw > MAX_GRID_SIDE || gh > MAX_GRID_SIDE {
+        return Err(Error::Msg(format!(
+            "a grid of {n} images of {w}x{h} would be {gw}x{gh} pixels, more than {MAX_GRID_SIDE} a side: draw fewer images, or write single images"
+        )));
+    }
+    Ok(())
+}
+
+/// Largest width or height of a sample grid (PNG viewers and memory both give up beyond).
+pub const MAX_GRID_SIDE: u64 = 32_768;
+
+/// Refuses an output path whose extension says another format than the PNG gannet writes (a
+/// `.jpg` holding PNG bytes would mislead every program that trusts the name).
+pub fn ensure_png_path(path: &Path) -> crate::Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("png") => Ok(()),
+        Some(e) => Err(Error::Msg(format!("{}: gannet writes PNG images, not .{e}: name the file .png", path.display()))),
+        None => Err(Error::Msg(format!("{}: name the output file .png (gannet writes PNG images)", path.display()))),
+    }
+}
+
 /// Encodes a PNG in memory and writes it atomically, so a viewer never sees half a file.
 pub fn save_png(img: &DynamicImage, path: &Path) -> crate::Result<()> {
+    ensure_png_path(path)?;
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| Error::Msg(format!("{}: encoding PNG: {e}", path.display())))?;
@@ -86,6 +118,7 @@ pub mod text_keys {
 /// Values that Latin-1 cannot hold go into iTXt (UTF-8) chunks, the rest into tEXt. Keywords must
 /// be 1-79 Latin-1 characters.
 pub fn save_png_with_text(img: &DynamicImage, path: &Path, text: &[(&str, String)]) -> crate::Result<()> {
+    ensure_png_path(path)?;
     let bytes = encode_png_with_text(img, text).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
     crate::checkpoint::write_atomic(path, &bytes)
 }

@@ -9,6 +9,7 @@
 //! - [`optim`]: Adam with saveable state.
 //! - [`train`]: configuration, the training loop, logging, sample grids.
 //! - [`checkpoint`]: atomic, verified safetensors checkpoints.
+//! - [`limits`]: the memory budget and the bounds on sizes read from configs and files.
 
 pub mod autodiff;
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod device;
 pub mod edit;
 pub mod error;
 pub mod image_io;
+pub mod limits;
 pub mod loss;
 pub mod metrics;
 pub mod models;

@@ -2,6 +2,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use gannet::image_io;
 use gannet::metrics::evaluate;
+use crate::progress;
+use gannet::rng::{self, Stream};
 use gannet::train::SavedRun;
 use std::path::PathBuf;
 
@@ -68,10 +70,18 @@ enum Plan {
     PerClass(usize),
 }
 
+/// Images generated (and, with --out-dir, written) at a time: memory stays bounded however
+/// many images are asked for.
+const CHUNK: usize = 256;
+
 pub fn run(args: SampleArgs) -> Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     anyhow::ensure!(args.per_class != Some(0), "--per-class must be at least 1");
     anyhow::ensure!(args.out.is_some() || args.out_dir.is_some(), "say where to write: --out grid.png or --out-dir DIR");
+    anyhow::ensure!(args.truncation > 0.0 && args.truncation <= 1.0, "--truncation must be in (0, 1], got {}", args.truncation);
+    if let Some(out) = &args.out {
+        image_io::ensure_png_path(out)?;
+    }
     let device = gannet::device::parse_device(&args.device)?;
     let saved = SavedRun::load(&args.checkpoint, &device)?;
     let plan = plan(&args, &saved)?;
@@ -79,28 +89,42 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let gen = saved.generator(&device, saved.has_ema() && !args.no_ema).with_context(|| format!("loading {}", args.checkpoint.display()))?;
     let names = &saved.class_names;
     let k = saved.num_classes();
-    // Labels per image, and images per grid row.
-    let (labels, nrow): (Option<Vec<u32>>, Option<usize>) = match plan {
-        Plan::Unconditional => (None, None),
-        Plan::OneClass(c) => (Some(vec![c as u32; args.count]), None),
+    // Images in all, images per grid row, and the class of image i.
+    let (total, nrow, label_of): (usize, Option<usize>, Box<dyn Fn(usize) -> Option<u32>>) = match plan {
+        Plan::Unconditional => (args.count, None, Box::new(|_| None)),
+        Plan::OneClass(c) => (args.count, None, Box::new(move |_| Some(c as u32))),
         Plan::AllClasses if args.out.is_some() => {
             let cols = args.count.div_ceil(k);
-            (Some((0..k as u32).flat_map(|c| std::iter::repeat_n(c, cols)).collect()), Some(cols))
+            (cols.checked_mul(k).context("--count is too large")?, Some(cols), Box::new(move |i| Some((i / cols) as u32)))
         }
-        Plan::AllClasses => (Some((0..args.count).map(|i| (i % k) as u32).collect()), None),
-        Plan::PerClass(n) => (Some((0..k as u32).flat_map(|c| std::iter::repeat_n(c, n)).collect()), None),
+        Plan::AllClasses => (args.count, None, Box::new(move |i| Some((i % k) as u32))),
+        Plan::PerClass(n) => (n.checked_mul(k).context("--per-class is too large")?, None, Box::new(move |i| Some((i / n) as u32))),
     };
-    let total = labels.as_ref().map_or(args.count, |l| l.len());
-    anyhow::ensure!(args.truncation > 0.0 && args.truncation <= 1.0, "--truncation must be in (0, 1], got {}", args.truncation);
+    let shape = gen.image_shape();
+    let nrow = nrow.unwrap_or_else(|| (total as f64).sqrt().ceil() as usize);
+    // A grid needs every image at once; a folder only one chunk.
+    let held = if args.out.is_some() { total } else { total.min(CHUNK) };
+    if args.out.is_some() {
+        image_io::check_grid_size(total, nrow, shape.resolution, shape.resolution, 2)?;
+    }
+    let per_image = saved.config.model.step_bytes_per_image(shape).map(|b| b / 8);
+    let fix = if args.out.is_some() { "draw fewer images (-n), or write single images with --out-dir" } else { "use a smaller model" };
+    gannet::limits::check_memory(per_image.and_then(|b| b.checked_mul(held as u64)), &format!("generating {held} images at once"), fix)?;
     let truncated = gannet::edit::Truncated { gen: gen.as_ref(), psi: args.truncation };
-    let z = match args.truncate_z {
-        Some(t) => evaluate::sample_latents_truncated(args.seed, total, gen.latent_dim(), t, &device)?,
-        None => evaluate::sample_latents(args.seed, total, gen.latent_dim(), &device)?,
-    };
-    let all = evaluate::generate_from(&truncated, &z, labels.as_deref(), &mut evaluate::Silent)?;
     let text_for = |label: Option<u32>| image_io::provenance_text(&args.checkpoint, saved.step, label.map(|c| (c as usize, names[c as usize].as_str())));
+    // One latent stream drawn chunk by chunk gives the same latents as drawing them at once.
+    let mut stream = rng::rng(args.seed, Stream::Sample, 0);
+    let dim = gen.latent_dim();
+    let mut generate = |from: usize, n: usize| -> Result<gannet::candle_core::Tensor> {
+        let z = match args.truncate_z {
+            Some(t) => rng::randn_truncated(&mut stream, &[n, dim], t, &device)?,
+            None => rng::randn(&mut stream, &[n, dim], &device)?,
+        };
+        let labels: Option<Vec<u32>> = (from..from + n).map(&label_of).collect();
+        Ok(evaluate::generate_from(&truncated, &z, labels.as_deref(), &mut evaluate::Silent)?)
+    };
     if let Some(out) = &args.out {
-        let nrow = nrow.unwrap_or_else(|| (total as f64).sqrt().ceil() as usize);
+        let all = generate(0, total)?;
         let one_class = match plan {
             Plan::OneClass(c) => Some(c as u32),
             _ => None,
@@ -114,25 +138,36 @@ pub fn run(args: SampleArgs) -> Result<()> {
         eprintln!("wrote {total} images{what} as a grid to {}", out.display());
     }
     if let Some(dir) = &args.out_dir {
-        let images = image_io::to_images(&all)?;
-        if let Plan::PerClass(n) = plan {
-            for (c, name) in names.iter().enumerate() {
-                let sub = dir.join(name);
-                std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
-                for i in 0..n {
-                    image_io::save_png_with_text(&images[c * n + i], &sub.join(format!("{i:05}.png")), &text_for(Some(c as u32)))?;
-                }
+        let path_of = |i: usize| -> PathBuf {
+            match plan {
+                Plan::PerClass(n) => dir.join(&names[i / n]).join(format!("{:05}.png", i % n)),
+                _ => dir.join(format!("{i:05}.png")),
             }
+        };
+        let subdirs: Vec<PathBuf> = match plan {
+            Plan::PerClass(_) => names.iter().map(|n| dir.join(n)).collect(),
+            _ => vec![dir.clone()],
+        };
+        for d in &subdirs {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let bar = progress::bar(total as u64, "writing");
+        let mut done = 0;
+        while done < total {
+            let n = CHUNK.min(total - done);
+            for (j, img) in image_io::to_images(&generate(done, n)?)?.iter().enumerate() {
+                image_io::save_png_with_text(img, &path_of(done + j), &text_for(label_of(done + j)))?;
+            }
+            done += n;
+            bar.set_position(done as u64);
+        }
+        bar.finish_and_clear();
+        if let Plan::PerClass(n) = plan {
             // The class order, so the folder loader gives every image the label the model used.
             let order = dir.join(gannet::data::folder::CLASS_ORDER_FILE);
             std::fs::write(&order, names.join("\n") + "\n").with_context(|| format!("writing {}", order.display()))?;
             eprintln!("wrote {n} PNGs for each of {k} classes to {} (one subfolder per class, order in classes.txt)", dir.display());
         } else {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for (i, img) in images.iter().enumerate() {
-                let label = labels.as_ref().map(|l| l[i]);
-                image_io::save_png_with_text(img, &dir.join(format!("{i:05}.png")), &text_for(label))?;
-            }
             eprintln!("wrote {total} PNGs to {}", dir.display());
         }
     }

@@ -206,7 +206,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let mut cfg = match (&args.preset, &args.config) {
                 (Some(name), file) => {
                     let text = match file {
-                        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?),
+                        Some(p) => Some(gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES).map_err(anyhow::Error::msg).with_context(|| format!("reading config {}", p.display()))?),
                         None => None,
                     };
                     gannet::train::presets::find(name)?

@@ -121,7 +121,7 @@ impl TrainI2iArgs {
     /// The config of a fresh run: preset or task defaults, then --config, then flags.
     fn config(&self) -> Result<I2iConfig> {
         let file = match &self.config {
-            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?),
+            Some(p) => Some(gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES).map_err(anyhow::Error::msg).with_context(|| format!("reading config {}", p.display()))?),
             None => None,
         };
         let mut cfg = match (&self.preset, &file) {

@@ -42,6 +42,12 @@ pub fn load_files(
     channels: Channels,
     source: String,
 ) -> Result<Dataset> {
+    crate::limits::check_resolution(resolution, "data.resolution")?;
+    crate::limits::check_memory(
+        crate::limits::product(&[files.len(), 3, resolution, resolution]),
+        &format!("{} images at {resolution}x{resolution}", files.len()),
+        "lower data.resolution (--resolution) or use fewer images",
+    )?;
     let decoded: Vec<Decoded> = files
         .par_iter()
         .map(|f| decode(f, resolution))
@@ -79,7 +85,7 @@ fn scan(root: &Path) -> Result<Scan> {
         }
     }
     match (root_files.is_empty(), classes.is_empty()) {
-        (true, true) => Err(Error::data(root, "no PNG or JPEG images found in this folder or its subfolders")),
+        (true, true) => Err(Error::data(root, no_images_message(root))),
         (false, false) => Err(Error::data(
             root,
             format!(
@@ -105,6 +111,40 @@ fn scan(root: &Path) -> Result<Scan> {
     }
 }
 
+/// Why a folder gave no images, and where the images are if they sit deeper than gannet reads
+/// (the folder itself, or one subfolder level for classes).
+fn no_images_message(root: &Path) -> String {
+    let base = "no PNG or JPEG images in this folder or its subfolders (gannet reads DIR/*.png, or DIR/CLASS/*.png for labelled data)";
+    match find_deeper_image(root, 4) {
+        Some(found) => {
+            let parent = found.parent().and_then(|p| p.parent()).unwrap_or(root);
+            format!(
+                "{base}; images sit deeper, e.g. {}: point --data (data.source) at {} instead",
+                found.display(),
+                parent.display()
+            )
+        }
+        None => base.to_string(),
+    }
+}
+
+/// The first image file (in sorted order) 2 to `depth` folder levels below `root`.
+fn find_deeper_image(root: &Path, depth: usize) -> Option<PathBuf> {
+    fn walk(dir: &Path, level: usize, depth: usize) -> Option<PathBuf> {
+        let (files, dirs) = list(dir).ok()?;
+        if level >= 2 {
+            if let Some(f) = files.into_iter().next() {
+                return Some(f);
+            }
+        }
+        if level >= depth {
+            return None;
+        }
+        dirs.iter().find_map(|d| walk(d, level + 1, depth))
+    }
+    walk(root, 0, depth)
+}
+
 /// The file that fixes the order (and so the labels) of class subfolders.
 pub const CLASS_ORDER_FILE: &str = "classes.txt";
 
@@ -115,7 +155,7 @@ fn order_classes(root: &Path, classes: Vec<(PathBuf, Vec<PathBuf>)>) -> Result<V
     if !file.is_file() {
         return Ok(classes);
     }
-    let text = std::fs::read_to_string(&file).map_err(|e| Error::data(&file, format!("cannot read: {e}")))?;
+    let text = crate::limits::read_text(&file, crate::limits::MAX_CONFIG_BYTES).map_err(|e| Error::data(&file, e))?;
     let names: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let mut by_name: std::collections::BTreeMap<String, (PathBuf, Vec<PathBuf>)> = classes
         .into_iter()
@@ -167,19 +207,60 @@ pub fn is_image_name(path: &Path) -> bool {
 }
 
 fn decode(path: &Path, resolution: usize) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
-    // Format from the content, not the extension: a mislabelled JPEG still loads.
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::data(path, format!("cannot read image: {e}")))?
-        .decode()
-        .map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(Error::data(path, "image has zero width or height"));
-    }
+    let bytes = crate::limits::read_file(path, crate::limits::MAX_IMAGE_FILE_BYTES).map_err(|e| Error::data(path, format!("image: {e}")))?;
+    let img = decode_image_bytes(&bytes, path)?;
     let stored_grey = !img.color().has_color();
     let rgb = centre_square(&on_white(&img), resolution);
     Ok(Decoded { rgb: to_u8(rgb.as_raw()), stored_grey })
+}
+
+/// Decodes one image file's bytes (PNG, JPEG or GIF, told by the content, not the name, so a
+/// mislabelled JPEG still loads). Refused: files cut short (decoders would fill the missing part
+/// with grey and train on it), images over [`crate::limits::MAX_IMAGE_PIXELS`] pixels, and empty
+/// images. `path` names the file in errors.
+pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
+    let format = reader.format();
+    if let Some(why) = format.and_then(|f| truncated(bytes, f)) {
+        return Err(Error::data(path, format!("the image file is cut short ({why}): re-copy or re-export it")));
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    if w == 0 || h == 0 {
+        return Err(Error::data(path, "image has zero width or height"));
+    }
+    if (w as u64) * (h as u64) > crate::limits::MAX_IMAGE_PIXELS {
+        return Err(Error::data(
+            path,
+            format!("the image is {w}x{h}, more than the {} pixels gannet decodes: shrink it first", crate::limits::MAX_IMAGE_PIXELS),
+        ));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(crate::limits::MAX_IMAGE_PIXELS * 16);
+    reader.limits(limits);
+    reader.decode().map_err(|e| Error::data(path, format!("cannot decode image: {e}")))
+}
+
+/// Why a file of `format` is incomplete, when its end marker is missing. The PNG decoder finds
+/// a cut-short file itself; JPEG and GIF decoders do not.
+fn truncated(bytes: &[u8], format: image::ImageFormat) -> Option<&'static str> {
+    match format {
+        image::ImageFormat::Jpeg => {
+            // The end-of-image marker must follow the last start-of-scan: inside entropy-coded
+            // data 0xFF is always escaped, so neither marker can appear there by accident, and
+            // an EOI earlier in the file (an EXIF thumbnail's) comes before the image's scans.
+            let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+            let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+            match (last_sos, last_eoi) {
+                (Some(s), Some(e)) if e > s => None,
+                _ => Some("no JPEG end-of-image marker after the image data"),
+            }
+        }
+        image::ImageFormat::Gif if !bytes.ends_with(&[0x3B]) => Some("no GIF trailer byte"),
+        _ => None,
+    }
 }
 
 /// One already decoded image as the loaders would prepare it (composited on white, centre-cropped

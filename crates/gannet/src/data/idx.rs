@@ -24,19 +24,33 @@ pub struct IdxImages {
 
 /// Reads a file and gunzips it if it starts with the gzip header.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot read file: {e}")))?;
+    let raw = crate::limits::read_file(path, MAX_BYTES).map_err(|e| Error::data(path, e))?;
     maybe_gunzip(raw, path)
 }
+
+/// Largest IDX file, before or after gunzipping.
+const MAX_BYTES: u64 = crate::limits::MAX_IDX_BYTES;
 
 /// Gunzips `raw` when it has the gzip header; `path` only names the source in errors.
 pub fn maybe_gunzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    // A small gzip file can expand a thousandfold: stop at the size cap and the memory budget
+    // instead of filling memory.
+    let cap = MAX_BYTES.min(crate::limits::budget().bytes / 2);
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap as usize));
     flate2::read::MultiGzDecoder::new(raw.as_slice())
+        .take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
+    if out.len() as u64 > cap {
+        if cap < MAX_BYTES {
+            let what = format!("gunzipping {} (more than {})", path.display(), crate::limits::human(cap));
+            crate::limits::check_memory(Some((out.len() as u64).saturating_mul(2)), &what, "use a smaller file")?;
+        }
+        return Err(Error::data(path, format!("gunzips to more than {}, more than gannet reads for an IDX file", crate::limits::human(cap))));
+    }
     Ok(out)
 }
 

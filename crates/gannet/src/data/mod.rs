@@ -214,9 +214,7 @@ impl Default for LoadOptions {
 
 /// Loads a dataset: built-in digits, an IDX folder (train split) or file, or an image folder.
 pub fn load(source: &DataSource, opts: &LoadOptions) -> Result<Dataset> {
-    if opts.resolution == 0 {
-        return Err(Error::Config("data resolution must be at least 1".into()));
-    }
+    crate::limits::check_resolution(opts.resolution, "data.resolution")?;
     match source {
         DataSource::BuiltinDigits => builtin::load_digits(opts.resolution, opts.channels),
         DataSource::Path(path) => load_path(path, opts),
@@ -228,6 +226,9 @@ fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     if meta.is_file() {
         let labels = sibling_labels(path);
         return load_idx(path, labels.as_deref(), opts);
+    }
+    if !meta.is_dir() {
+        return Err(Error::data(path, "cannot read data: not a regular file (a pipe, socket or device) nor a folder"));
     }
     match find_first(path, &IDX_TRAIN_IMAGES) {
         Some(images) => {
@@ -284,18 +285,48 @@ pub(crate) fn from_idx(
             ));
         }
     }
+    let planes = if channels == Channels::Rgb { 3 } else { 1 };
+    crate::limits::check_memory(
+        crate::limits::product(&[imgs.count, planes, resolution, resolution]),
+        &format!("{} images at {resolution}x{resolution}", imgs.count),
+        "lower data.resolution (--resolution)",
+    )?;
     let grey = resize_grey_all(&imgs, resolution);
     let channels = if channels == Channels::Rgb { 3 } else { 1 };
     let images = if channels == 3 { grey_to_rgb_planes(&grey, resolution * resolution) } else { grey };
     let (labels, class_names) = match labels {
         Some(l) => {
             let classes = l.iter().copied().max().map_or(0, |m| m as usize + 1);
+            check_every_class_present(&l, classes, path)?;
             let names = (0..classes).map(|c| c.to_string()).collect();
             (Some(l.into_iter().map(u32::from).collect()), names)
         }
         None => (None, Vec::new()),
     };
     Dataset::from_parts(images, labels, class_names, channels, resolution, resolution, source)
+}
+
+/// IDX labels are class numbers 0..K-1: a number with no images below it (one stray 200 among
+/// digits) would silently make a model with 190 empty classes.
+fn check_every_class_present(labels: &[u8], classes: usize, path: &Path) -> Result<()> {
+    let mut counts = vec![0usize; classes];
+    for &l in labels {
+        counts[l as usize] += 1;
+    }
+    let empty: Vec<usize> = (0..classes).filter(|&c| counts[c] == 0).collect();
+    if let Some(&first) = empty.first() {
+        let max = classes - 1;
+        let at = labels.iter().position(|&l| l as usize == max).unwrap_or(0);
+        return Err(Error::data(
+            path,
+            format!(
+                "the labels run up to {max} (first at image {at}), but {} of the classes 0..{max} have no images (first: {first}); \
+                 IDX labels must number the classes 0..K-1 with every class present: fix the labels file",
+                empty.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Resizes every IDX image (in parallel); a no-op copy at the native square size.

@@ -248,6 +248,72 @@ impl ModelConfig {
         matches!(self, ModelConfig::Stylegan2(c) if c.pl_weight > 0.0)
     }
 
+    /// Every width and depth of the config with its setting name, for [`Self::validate_sizes`].
+    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
+        use crate::limits::MAX_WIDTH as W;
+        match self {
+            ModelConfig::Mlp(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.hidden", c.hidden, W), ("model.layers", c.layers, 64)],
+            ModelConfig::Dcgan(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)],
+            ModelConfig::Resnet(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)],
+            ModelConfig::Stylegan2(c) => vec![
+                ("model.latent_dim", c.latent_dim, W),
+                ("model.w_dim", c.w_dim, W),
+                ("model.mapping_layers", c.mapping_layers, 64),
+                ("model.channel_base", c.channel_base, W * crate::limits::MAX_RESOLUTION),
+                ("model.max_channels", c.max_channels, W),
+            ],
+            ModelConfig::Progan(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.max_channels", c.max_channels, W), ("model.min_channels", c.min_channels, W)],
+            ModelConfig::Biggan(c) => vec![
+                ("model.latent_dim", c.latent_dim, W),
+                ("model.shared_dim", c.shared_dim, W),
+                ("model.g_channels", c.g_channels, W / 16),
+                ("model.d_channels", c.d_channels, W / 16),
+            ],
+        }
+    }
+
+    /// Rejects widths and depths of 0 or beyond what any machine could hold, naming the setting
+    /// (whether a size within these bounds fits this machine is [`Self::step_bytes_per_image`]'s
+    /// and the parameter store's business).
+    pub fn validate_sizes(&self) -> crate::Result<()> {
+        for (name, value, max) in self.sizes() {
+            if value == 0 || value > max {
+                return Err(crate::Error::Config(format!("{name} must be between 1 and {max}, got {value}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Roughly the bytes one image costs in a training step (activations of G and D, their
+    /// gradients and the convolutions' unfolded inputs), from the feature-map sizes of the
+    /// architecture: sum over resolutions of channels x pixels. An estimate for refusing
+    /// impossible requests before allocating, not a measurement; None on overflow.
+    pub fn step_bytes_per_image(&self, shape: ImageShape) -> Option<u64> {
+        let r_max = shape.resolution as u64;
+        let channels_at = |r: u64| -> u64 {
+            match self {
+                ModelConfig::Mlp(c) => c.hidden as u64,
+                ModelConfig::Dcgan(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
+                ModelConfig::Resnet(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
+                ModelConfig::Biggan(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
+                ModelConfig::Stylegan2(c) => c.channels(r as usize) as u64,
+                ModelConfig::Progan(c) => c.max_channels as u64,
+            }
+        };
+        let mut elems = shape.numel() as u64;
+        if let ModelConfig::Mlp(c) = self {
+            elems = elems.checked_add((c.hidden as u64).checked_mul(c.layers as u64 + 1)?)?;
+        } else {
+            let mut r = 4u64;
+            while r <= r_max.max(4) {
+                elems = elems.checked_add(channels_at(r).checked_mul(r * r)?)?;
+                r *= 2;
+            }
+        }
+        // G and D; forward values, gradients and unfolded inputs: ~8 floats of 4 bytes each.
+        elems.checked_mul(2 * 8 * 4)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",

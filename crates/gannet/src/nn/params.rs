@@ -57,6 +57,10 @@ struct Entry {
 struct Inner {
     entries: BTreeMap<String, Entry>,
     rng: StdRng,
+    /// Bytes of every tensor created so far, checked against the memory budget before each new
+    /// one is allocated (a config or checkpoint asking for a terabyte model is an error, not an
+    /// abort).
+    bytes: u64,
 }
 
 /// Shared handle to a model's tensors. Cloning shares the same store.
@@ -69,7 +73,7 @@ pub struct ParamStore {
 impl ParamStore {
     /// A new store whose initial values are drawn from `seed`.
     pub fn new(seed: u64, device: &Device) -> Self {
-        let inner = Inner { entries: BTreeMap::new(), rng: rng::rng(seed, Stream::Init, 0) };
+        let inner = Inner { entries: BTreeMap::new(), rng: rng::rng(seed, Stream::Init, 0), bytes: 0 };
         Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
     }
 
@@ -98,6 +102,13 @@ impl ParamStore {
             }
             return Ok(e.var.clone());
         }
+        let need = crate::limits::product(shape).and_then(|n| n.checked_mul(4)).and_then(|b| b.checked_add(inner.bytes));
+        crate::limits::check_memory(
+            need,
+            &format!("the model's parameters (up to {name} {shape:?})"),
+            "use a smaller model: lower the widths (--channels), model.latent_dim or the resolution",
+        )?;
+        inner.bytes = need.unwrap_or(u64::MAX);
         let t = init.sample(&mut inner.rng, shape, &self.device)?;
         let var = Var::from_tensor(&t)?;
         inner.entries.insert(name.to_string(), Entry { var: var.clone(), role });

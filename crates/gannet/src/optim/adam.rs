@@ -36,6 +36,30 @@ impl Default for AdamConfig {
     }
 }
 
+impl AdamConfig {
+    /// Rejects settings Adam cannot run with, naming `optim.{name}.*`: the betas are decay
+    /// rates in [0, 1) (1 or more never forgets, and the bias correction divides by zero),
+    /// eps is a small positive guard against dividing by zero.
+    pub fn validate(&self, name: &str) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::Config(m));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("optim.{name}.lr must be a positive number, got {}", self.lr));
+        }
+        for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(format!("optim.{name}.{key} must be in [0, 1), got {v} (usual: beta1 0.5 or 0, beta2 0.999 or 0.99)"));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return bad(format!("optim.{name}.eps must be a small positive number (e.g. 1e-8), got {}", self.eps));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(format!("optim.{name}.weight_decay must be 0 or positive, got {}", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
 struct Slot {
     name: String,
     var: Var,

@@ -94,6 +94,11 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] =
 
 pub const BUILTIN_DIGITS: &str = "builtin:digits";
 
+/// Largest batch a config may ask for.
+pub const MAX_BATCH: usize = 65_536;
+/// Most images in one sample grid.
+pub const MAX_GRID: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
@@ -143,8 +148,8 @@ impl TrainConfig {
     }
 
     pub fn from_file(path: &Path) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::Error::io(format!("reading config {}", path.display()), e))?;
+        let text = crate::limits::read_text(path, crate::limits::MAX_CONFIG_BYTES)
+            .map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))
     }
 
@@ -164,11 +169,24 @@ impl TrainConfig {
         if self.output.sample_every == 0 || self.output.checkpoint_every == 0 || self.output.log_every == 0 {
             return bad("output.sample_every, checkpoint_every and log_every must be at least 1");
         }
-        for (name, o) in [("gen", &self.optim.gen), ("disc", &self.optim.disc)] {
-            if !(o.lr > 0.0 && o.lr.is_finite()) {
-                return Err(crate::Error::Config(format!("optim.{name}.lr must be a positive number, got {}", o.lr)));
-            }
+        self.optim.gen.validate("gen")?;
+        self.optim.disc.validate("disc")?;
+        if self.schedule.batch_size > MAX_BATCH {
+            return Err(crate::Error::Config(format!("schedule.batch_size must be at most {MAX_BATCH}, got {}", self.schedule.batch_size)));
         }
+        if self.output.sample_count == 0 || self.output.sample_count > MAX_GRID {
+            return Err(crate::Error::Config(format!(
+                "output.sample_count (images in each sample grid) must be between 1 and {MAX_GRID}, got {}",
+                self.output.sample_count
+            )));
+        }
+        if let Some(r) = self.data.resolution {
+            crate::limits::check_resolution(r, "data.resolution (--resolution)")?;
+        }
+        if self.data.class_names.as_ref().is_some_and(|n| n.len() > crate::limits::MAX_CLASSES) {
+            return bad("data.class_names lists more classes than gannet supports (100000)");
+        }
+        self.model.validate_sizes()?;
         if self.penalty.every == 0 {
             return bad("penalty.every must be at least 1");
         }

@@ -117,6 +117,7 @@ impl Trainer {
             crate::Error::Config(m) => crate::Error::data(dataset.source(), m),
             other => other,
         })?;
+        check_step_memory(&cfg, shape)?;
         let mut state = GanState::with_classes(&cfg, shape, classes, &device)?;
         let mut guard = Guard::new(cfg.guard, cfg.loss);
         let rollbacks = saved.as_ref().map_or(0, |s| s.rollbacks);
@@ -500,6 +501,18 @@ fn default_resolution(source: &DataSource) -> usize {
 }
 
 /// A training checkpoint read back: config, step and tensors.
+/// Refuses a batch (or sample grid) whose training step could not fit in memory, before any of
+/// it is allocated.
+fn check_step_memory(cfg: &TrainConfig, shape: ImageShape) -> crate::Result<()> {
+    let images = cfg.schedule.batch_size.max(cfg.output.sample_count) as u64;
+    let need = cfg.model.step_bytes_per_image(shape).and_then(|b| b.checked_mul(images));
+    crate::limits::check_memory(
+        need,
+        &format!("a training step of {images} images at {}x{} ({})", shape.resolution, shape.resolution, cfg.model.name()),
+        "lower schedule.batch_size (--batch-size), output.sample_count, the widths (--channels) or data.resolution",
+    )
+}
+
 pub struct SavedRun {
     pub config: TrainConfig,
     pub step: u64,
@@ -524,10 +537,20 @@ impl SavedRun {
             return Err(err(format!("is a '{}' checkpoint, not a training checkpoint", get(META_KIND)?)));
         }
         let config = TrainConfig::from_toml_str(get(META_CONFIG)?).map_err(|e| err(e.to_string()))?;
+        // The metadata is checksummed but not trusted: a crafted file must not make gannet
+        // allocate terabytes or build a model it cannot run.
+        config.validate().map_err(|e| err(format!("its saved config is not valid: {e}")))?;
         let step = get(META_STEP)?.parse().map_err(|_| err("bad step in metadata".into()))?;
         let elapsed_s = meta.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
-        let image_shape = serde_json::from_str(get(META_SHAPE)?).map_err(|e| err(format!("bad image_shape: {e}")))?;
-        let class_names = serde_json::from_str(get(META_CLASSES)?).map_err(|e| err(format!("bad class_names: {e}")))?;
+        let image_shape: ImageShape = serde_json::from_str(get(META_SHAPE)?).map_err(|e| err(format!("bad image_shape: {e}")))?;
+        if !matches!(image_shape.channels, 1 | 3) {
+            return Err(err(format!("bad image_shape: {} channels (gannet makes 1 or 3)", image_shape.channels)));
+        }
+        crate::limits::check_resolution(image_shape.resolution, "the image_shape resolution").map_err(|e| err(e.to_string()))?;
+        let class_names: Vec<String> = serde_json::from_str(get(META_CLASSES)?).map_err(|e| err(format!("bad class_names: {e}")))?;
+        if class_names.len() > crate::limits::MAX_CLASSES {
+            return Err(err(format!("bad class_names: {} classes", class_names.len())));
+        }
         let rollbacks = meta.get(META_ROLLBACKS).map_or(Ok(0), |s| s.parse()).map_err(|_| err("bad guard_rollbacks in metadata".into()))?;
         let guard_streaks = match meta.get(META_STREAKS) {
             None => (0, 0),

@@ -253,12 +253,25 @@ impl I2iConfig {
         if self.output.sample_every == 0 || self.output.checkpoint_every == 0 || self.output.log_every == 0 {
             return bad("output.sample_every, checkpoint_every and log_every must be at least 1".into());
         }
-        for (name, o) in [("gen", &self.optim.gen), ("disc", &self.optim.disc)] {
-            if !(o.lr > 0.0 && o.lr.is_finite()) {
-                return bad(format!("optim.{name}.lr must be a positive number, got {}", o.lr));
-            }
+        self.optim.gen.validate("gen")?;
+        self.optim.disc.validate("disc")?;
+        if self.schedule.batch_size > crate::train::config::MAX_BATCH {
+            return bad(format!("schedule.batch_size must be at most {}, got {}", crate::train::config::MAX_BATCH, self.schedule.batch_size));
         }
         let r = self.data.resolution;
+        crate::limits::check_resolution(r, "data.resolution (--resolution)")?;
+        let m = &self.model;
+        for (name, v, max) in [("model.g_channels", m.g_channels, 1024), ("model.d_channels", m.d_channels, 1024), ("model.scale", m.scale, 16), ("model.d_layers", m.d_layers, 8)] {
+            if v == 0 || v > max {
+                return bad(format!("{name} must be between 1 and {max}, got {v}"));
+            }
+        }
+        if m.g_blocks > 64 {
+            return bad(format!("model.g_blocks must be at most 64, got {}", m.g_blocks));
+        }
+        if self.output.sample_count == 0 || self.output.sample_count > crate::train::config::MAX_GRID {
+            return bad(format!("output.sample_count must be between 1 and {}, got {}", crate::train::config::MAX_GRID, self.output.sample_count));
+        }
         // Each stride-2 layer halves the size; the stride-1 conv and the head take 1 pixel each
         // off, and instance norm needs at least 2x2.
         let layers = self.model.d_layers.min(16) as u32;

@@ -337,8 +337,13 @@ impl SavedI2i {
             )));
         }
         let config = I2iConfig::from_toml_str(get(META_CONFIG)?).map_err(|e| err(e.to_string()))?;
+        // Checksummed but not trusted: a crafted config must not size the networks.
+        config.validate().map_err(|e| err(format!("its saved config is not valid: {e}")))?;
         let step = get(META_STEP)?.parse().map_err(|_| err("bad step in metadata".into()))?;
-        let channels = get(META_CHANNELS)?.parse().map_err(|_| err("bad channels in metadata".into()))?;
+        let channels: usize = get(META_CHANNELS)?.parse().map_err(|_| err("bad channels in metadata".into()))?;
+        if !matches!(channels, 1 | 3) {
+            return Err(err(format!("bad channels in metadata: {channels} (gannet makes 1 or 3)")));
+        }
         let elapsed_s = meta.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         Ok(Self { config, step, elapsed_s, channels, tensors })
     }
