@@ -48,10 +48,26 @@ pub struct InterpolateArgs {
     source: GeneratorSource,
 }
 
+/// Frames per leg, latents on a path and GIF magnification at most: beyond them the output is
+/// no longer something to look at, and the memory grows with each.
+const MAX_FRAMES: usize = 1000;
+const MAX_SEEDS: usize = 256;
+const MAX_GIF_SCALE: usize = 32;
+
 pub fn run(args: InterpolateArgs) -> Result<()> {
     anyhow::ensure!(args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(), "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR");
     anyhow::ensure!(args.seeds.len() >= 2, "--seeds needs at least 2 seeds, e.g. --seeds 1,2");
+    anyhow::ensure!((2..=MAX_FRAMES).contains(&args.frames), "--frames must be between 2 and {MAX_FRAMES} (frames per leg, both ends included), got {}", args.frames);
+    anyhow::ensure!(args.seeds.len() <= MAX_SEEDS, "--seeds lists {} latents; at most {MAX_SEEDS}", args.seeds.len());
+    anyhow::ensure!((1..=MAX_GIF_SCALE).contains(&args.gif_scale), "--gif-scale must be between 1 and {MAX_GIF_SCALE}, got {}", args.gif_scale);
+    if let Some(out) = &args.out {
+        image_io::ensure_png_path(out)?;
+    }
     let (saved, gen, device) = args.source.load()?;
+    let frames = (args.seeds.len() - 1) * (args.frames - 1) + 1;
+    let shape = gen.image_shape();
+    let per_image = saved.config.model.step_bytes_per_image(shape).map(|b| b / 8 + (shape.numel() * args.gif_scale * args.gif_scale) as u64);
+    gannet::limits::check_memory(per_image.and_then(|b| b.checked_mul(frames as u64)), &format!("{frames} frames"), "use fewer --frames or --seeds")?;
     let k = saved.num_classes();
     match args.class {
         None if k > 0 => anyhow::bail!("{} is class-conditional: say which class every frame shows with --class (0 to {})", args.source.checkpoint.display(), k - 1),

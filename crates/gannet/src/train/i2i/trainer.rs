@@ -157,6 +157,7 @@ impl I2iTrainer {
         let device = crate::device::parse_device(&cfg.device)?;
         let step = saved.as_ref().map_or(0, |s| s.step);
         let loaders = Loaders::new(&cfg, step)?;
+        check_step_memory(&cfg)?;
         let mut state = I2iState::new(&cfg, loaders.channels, &device)?;
         if let Some(s) = &saved {
             s.restore(&mut state)?;
@@ -323,6 +324,21 @@ pub struct SavedI2i {
     /// Channels of one image.
     pub channels: usize,
     pub tensors: BTreeMap<String, Tensor>,
+}
+
+/// Refuses a batch whose training step could not fit in memory, before any of it is allocated.
+/// An estimate from the widest feature maps: every generator and discriminator layer keeps about
+/// `g_channels` maps at the full resolution, forward values and gradients, for two domains.
+fn check_step_memory(cfg: &I2iConfig) -> crate::Result<()> {
+    let m = &cfg.model;
+    let r = cfg.data.resolution;
+    let layers = m.g_blocks * 2 + m.d_layers + 8;
+    let need = crate::limits::product(&[cfg.schedule.batch_size, r, r, m.g_channels.max(m.d_channels), layers, 2 * 2 * 4]);
+    crate::limits::check_memory(
+        need,
+        &format!("a training step of {} images at {r}x{r}", cfg.schedule.batch_size),
+        "lower schedule.batch_size, model.g_channels or data.resolution",
+    )
 }
 
 impl SavedI2i {
