@@ -97,7 +97,11 @@ probe "classifier --steps 0"          "$BIN" classifier --data builtin:digits --
 probe "classifier --batch-size 0"     "$BIN" classifier --data builtin:digits --batch-size 0 --out "$T/cl.safetensors"
 probe "classifier --resolution 3"     "$BIN" classifier --data builtin:digits --resolution 3 --out "$T/cl.safetensors"
 probe "classifier --resolution 1e6"   "$BIN" classifier --data builtin:digits --resolution 1000000 --out "$T/cl.safetensors"
-probe "translate a GAN checkpoint"    "$BIN" translate --checkpoint "$C" --input "$T/deep" --out "$T/t.png"
+probe "translate a GAN checkpoint"    "$BIN" translate --checkpoint "$C" --in "$T/deep" --out "$T/t.png"
+probe "upscale a GAN checkpoint"      "$BIN" upscale --checkpoint "$C" --in "$T/deep" --out "$T/u.png"
+probe "train --lr-g=-1"               "$BIN" train --lr-g=-1 --out "$T/o12" --steps 1
+probe "train --steps 0"               "$BIN" train --out "$T/o13" --steps 0
+probe "sample --truncate-z=-1"        "$BIN" sample --checkpoint "$C" --truncate-z=-1 --out "$T/s.png"
 probe "bench --reps 0"                "$BIN" bench --reps 0
 
 echo "---"

@@ -72,6 +72,7 @@ fn every_numeric_setting_is_checked() {
         (Box::new(|c| c.optim.disc.eps = f64::NAN), "optim.disc.eps"),
         (Box::new(|c| c.optim.gen.weight_decay = -1.0), "optim.gen.weight_decay"),
         (Box::new(|c| c.output.sample_count = 0), "output.sample_count"),
+        (Box::new(|c| c.schedule.steps = 0), "schedule.steps"),
         (Box::new(|c| c.output.sample_count = 100_000), "output.sample_count"),
         (Box::new(|c| c.schedule.batch_size = 10_000_000), "schedule.batch_size"),
         (Box::new(|c| c.data.resolution = Some(8192)), "data.resolution"),

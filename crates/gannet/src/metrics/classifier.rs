@@ -257,9 +257,13 @@ impl Classifier {
                 dataset.width()
             )));
         }
+        if opts.steps == 0 {
+            return Err(Error::Config("the classifier needs at least 1 training step (--steps)".into()));
+        }
+        let adam = AdamConfig { lr: opts.lr, beta1: 0.9, beta2: 0.999, ..AdamConfig::default() };
+        adam.validate("classifier").map_err(|_| Error::Config(format!("--lr must be a positive number, got {}", opts.lr)))?;
         let mut net = Self::new(cfg, dataset.class_names().to_vec(), opts.seed, device)?;
         net.trained_on = dataset.source().to_string();
-        let adam = AdamConfig { lr: opts.lr, beta1: 0.9, beta2: 0.999, ..AdamConfig::default() };
         let mut opt = Adam::new(net.params.trainable(), adam)?;
         let mut loader = BatchLoader::new(Arc::new(dataset.clone()), opts.batch_size, opts.seed, 0)?;
         for step in 0..opts.steps {

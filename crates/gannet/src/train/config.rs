@@ -163,6 +163,9 @@ impl TrainConfig {
         if self.schedule.batch_size == 0 {
             return bad("schedule.batch_size must be at least 1");
         }
+        if self.schedule.steps == 0 {
+            return bad("schedule.steps must be at least 1 (generator updates in the whole run)");
+        }
         if self.schedule.d_steps_per_g == 0 {
             return bad("schedule.d_steps_per_g must be at least 1");
         }
