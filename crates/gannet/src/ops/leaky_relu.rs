@@ -18,20 +18,22 @@ const CHUNK: usize = 1 << 15;
 /// out[i] = x[i] if x[i] > 0 else slope * v[i], with v = x (forward) or v = grad (backward).
 fn masked<T: WithDType>(x: &[T], v: &[T], slope: f64) -> Vec<T> {
     let (zero, one, slope) = (T::zero(), T::one(), T::from_f64(slope));
-    let mut out = Vec::with_capacity(x.len());
-    // SAFETY: every element is written below before the vector is read.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        out.set_len(x.len())
-    };
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+    let n = x.len().min(v.len());
+    // Written through `MaybeUninit` (no zero-fill pass over an activation-sized buffer, and no
+    // reference to uninitialised `T`s), then marked initialised once every element is.
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(x[..n].par_chunks(CHUNK).zip(v[..n].par_chunks(CHUNK)))
         .for_each(|(o, (x, v))| {
             for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
                 // A select of the factor, then one multiply: vectorises, unlike a branch.
-                *o = v * if x > zero { one } else { slope };
+                o.write(v * if x > zero { one } else { slope });
             }
         });
+    // SAFETY: the loop above wrote all of the first `n` slots (the chunks of `x` and `v` cover
+    // `0..n` exactly, as do those of the spare capacity), and `n <= capacity`.
+    unsafe { out.set_len(n) };
     out
 }
 
