@@ -73,9 +73,11 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Image files in load order, their labels (class layout only) and the class names.
-type Scan = (Vec<PathBuf>, Option<Vec<u32>>, Vec<String>);
+pub type Scan = (Vec<PathBuf>, Option<Vec<u32>>, Vec<String>);
 
-fn scan(root: &Path) -> Result<Scan> {
+/// The image files under `root` in load order, with labels and class names for the class
+/// layout (see the module documentation).
+pub fn scan(root: &Path) -> Result<Scan> {
     let (root_files, subdirs) = list(root)?;
     let mut classes = Vec::new();
     for dir in subdirs {

@@ -15,6 +15,7 @@ use super::class_histogram::ClassHistogram;
 use super::classifier::Classifier;
 use super::fid::{cache_file, frechet_distance, FeatureStats};
 use super::inception::FidInception;
+use super::inception_weights::WeightsLookup;
 use super::kid::{kid, KidOptions, KidResult};
 use super::precision_recall::{precision_recall, PrecisionRecall};
 use crate::data::{self, Dataset};
@@ -142,7 +143,8 @@ pub struct EvalOptions {
     pub classifier: String,
     /// Folder of cached reference features; None disables the cache.
     pub cache_dir: Option<PathBuf>,
-    /// Where the FID Inception weights are; None: [`super::models_dir`].
+    /// The FID Inception weights file; None: the lookup of [`WeightsLookup::from_env`] (the shared
+    /// file in [`super::models_dir`], else pytorch-fid's release file, downloaded once).
     pub inception_weights: Option<PathBuf>,
 }
 
@@ -418,10 +420,11 @@ impl Evaluator {
             opts,
         };
         if me.opts.metrics.iter().any(Metric::needs_inception) {
-            let inc = match &me.opts.inception_weights {
-                Some(p) => FidInception::load(p, device)?,
-                None => FidInception::load_default(device)?,
-            };
+            // The release file, when it must be downloaded, goes to the features' cache folder
+            // (the default one when that cache is off: a download is not worth repeating).
+            let weights_cache = me.opts.cache_dir.clone().unwrap_or_else(self::cache_dir);
+            let weights = WeightsLookup::from_env(me.opts.inception_weights.clone(), weights_cache).resolve(obs)?;
+            let inc = FidInception::load(&weights, device)?;
             let path = cache("inception", inc.weights_hash());
             let feats = cached_features(path.as_deref(), obs, |obs| embed_inception(&inc, &real, "reference", obs))?;
             me.real_inception_stats = Some(FeatureStats::from_features(&feats)?);

@@ -6,14 +6,17 @@
 //! Mixed_7c's pool branch uses a 3x3 max pool. BatchNorm (eps 0.001, eval mode) is folded into
 //! each convolution at load time: y = conv(x, w*s) + (beta - mean*s), s = gamma/sqrt(var+eps).
 
+use super::inception_weights::WeightsLookup;
 use super::pool::{avg_pool2d_exclude_pad, is_float, max_pool2d, resize_bilinear};
+use super::torch_legacy;
 use crate::ops::{conv2d, ConvSpec};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// File name of the shared weights (see `shared/models/README.md`).
+/// File name of the shared weights (see `shared/models/README.md`); pytorch-fid's release file
+/// is [`super::inception_weights::RELEASE_FILE`].
 pub const WEIGHTS_FILE: &str = "pt_inception-2015-12-05-nofc.pth";
 /// Side of the network's input images.
 pub const INPUT_SIZE: usize = 299;
@@ -218,19 +221,23 @@ pub struct FidInception {
 }
 
 impl FidInception {
-    /// The shared weights, from [`super::models_dir`].
+    /// The weights [`WeightsLookup`] finds: the shared file in [`super::models_dir`], else
+    /// pytorch-fid's release file in the cache ([`super::evaluate::cache_dir`]), downloaded
+    /// there on first use.
     pub fn load_default(device: &Device) -> Result<Self> {
-        Self::load(super::models_dir().join(WEIGHTS_FILE), device)
+        let path = WeightsLookup::from_env(None, super::evaluate::cache_dir()).resolve(&mut super::evaluate::Silent)?;
+        Self::load(path, device)
     }
 
-    /// Loads a `.pth` (PyTorch zip state dict) or `.safetensors` file with torchvision names
-    /// (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.running_var`, ...).
+    /// Loads a `.pth` (PyTorch state dict, zip or legacy format) or `.safetensors` file with
+    /// torchvision names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.running_var`,
+    /// ...); other entries (pytorch-fid's `fc.*`, `num_batches_tracked`) are ignored.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading FID Inception weights {}", path.display()), e))?;
         let hash = crc32fast::hash(&bytes);
+        let tensors = read_tensors(path, &bytes)?;
         drop(bytes);
-        let tensors = read_tensors(path)?;
         let w = Weights { path: path.to_path_buf(), tensors, device: device.clone() };
         Self::from_weights(&w, hash)
     }
@@ -308,12 +315,24 @@ impl FidInception {
     }
 }
 
-fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+/// The tensors of a weights file: safetensors by its extension, `.pth` files by their first
+/// bytes (a zip archive, or torch's legacy format as in pytorch-fid's release file).
+fn read_tensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let ctx = |e: candle_core::Error| Error::checkpoint(path, format!("reading FID Inception weights: {e}"));
-    match ext {
-        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu).map_err(ctx),
-        "pth" | "pt" | "bin" => Ok(candle_core::pickle::read_all(path).map_err(ctx)?.into_iter().collect()),
-        _ => Err(Error::checkpoint(path, "FID Inception weights must be .pth or .safetensors")),
+    if ext == "safetensors" {
+        return candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(ctx);
     }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Ok(candle_core::pickle::read_all(path).map_err(ctx)?.into_iter().collect());
+    }
+    if torch_legacy::is_legacy(bytes) {
+        let tensors = torch_legacy::read_bytes(bytes)
+            .map_err(|m| Error::checkpoint(path, format!("reading FID Inception weights (legacy PyTorch format): {m}")))?;
+        return Ok(tensors.into_iter().collect());
+    }
+    Err(Error::checkpoint(
+        path,
+        "FID Inception weights must be a PyTorch .pth (zip or legacy torch.save format) or a .safetensors file",
+    ))
 }

@@ -1,5 +1,7 @@
 //! Sample-quality metrics, one per file (as stylegan2-ada-pytorch's `metrics/`):
-//! - [`inception`]: the FID Inception-v3 feature network (pytorch-fid's variant), pool3 features.
+//! - [`inception`]: the FID Inception-v3 feature network (pytorch-fid's variant), pool3 features;
+//!   [`inception_weights`] finds (or downloads) its weights, [`torch_legacy`] reads pytorch-fid's
+//!   release file.
 //! - [`fid`]: feature statistics (cacheable) and the Frechet distance.
 //! - [`kid`]: kernel inception distance (unbiased MMD^2, cubic polynomial kernel, subsets).
 //! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019).
@@ -12,7 +14,8 @@
 //!   translation and super-resolution).
 //!
 //! [`evaluate`] runs several of them on generated vs reference images (`gannet eval`, periodic
-//! evaluation during training), caching the reference features.
+//! evaluation during training), caching the reference features; [`eval_folder`] reads image
+//! folders for it as pytorch-fid does.
 //!
 //! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
 //! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
@@ -21,9 +24,11 @@ pub mod class_accuracy;
 pub mod class_histogram;
 pub mod classifier;
 pub mod classifier_fid;
+pub mod eval_folder;
 pub mod evaluate;
 pub mod fid;
 pub mod inception;
+pub mod inception_weights;
 pub mod kid;
 pub mod l1;
 pub mod linalg;
@@ -32,6 +37,7 @@ pub mod pool;
 pub mod precision_recall;
 pub mod psnr;
 pub mod ssim;
+pub mod torch_legacy;
 
 pub use class_accuracy::ClassAccuracy;
 pub use class_histogram::ClassHistogram;
@@ -55,11 +61,19 @@ pub fn to_unit_range(x: &Tensor) -> crate::Result<Tensor> {
     Ok(((x.clamp(-1f32, 1f32)? + 1.0)? * 0.5)?)
 }
 
-/// Directory of the feature-network weights: `$GANNET_MODELS`, else `../shared/models` relative
-/// to the repository root (where the shared developer/CI copy lives).
+/// Directory of the shared feature-network weights: `$GANNET_MODELS`, else a `shared/models`
+/// folder beside the current folder or one of its parents (where the developer/CI copy lives;
+/// found at run time, as [`crate::data::data_root`] finds `shared/data`), else
+/// `../shared/models`. Users without it get pytorch-fid's release file instead (see
+/// [`inception_weights`]).
 pub fn models_dir() -> PathBuf {
-    match std::env::var_os("GANNET_MODELS") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models"),
+    if let Some(dir) = std::env::var_os("GANNET_MODELS").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
     }
+    let fallback = PathBuf::from("../shared/models");
+    let Ok(cwd) = std::env::current_dir() else { return fallback };
+    cwd.ancestors()
+        .filter_map(|a| a.parent().map(|p| p.join("shared/models")))
+        .find(|p| p.is_dir())
+        .unwrap_or(fallback)
 }
