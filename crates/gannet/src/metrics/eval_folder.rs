@@ -33,6 +33,13 @@ struct Decoded {
 /// documentation). Errors when the images differ in size.
 pub fn load_as_pytorch_fid(root: &Path) -> Result<Dataset> {
     let (files, labels, class_names) = folder::scan(root)?;
+    if let Some((w, h)) = folder_image_size(root)? {
+        crate::limits::check_memory(
+            crate::limits::product(&[files.len(), 3 * 2, w, h]),
+            &format!("{} images of {w}x{h}", files.len()),
+            "score fewer or smaller images, or pass --resolution N to resize them",
+        )?;
+    }
     let decoded: Vec<Decoded> = files.par_iter().map(|f| decode(f)).collect::<Result<_>>()?;
     let (width, height) = one_size(root, files.iter().zip(decoded.iter().map(|d| (d.width, d.height))))?
         .ok_or_else(|| Error::data(root, "no PNG or JPEG images found"))?;
@@ -51,6 +58,8 @@ pub fn folder_image_size(root: &Path) -> Result<Option<(usize, usize)>> {
     let Ok((files, _, _)) = folder::scan(root) else { return Ok(None) };
     let sizes: Vec<(&PathBuf, (usize, usize))> = files
         .par_iter()
+        // Regular files only: opening a FIFO would block until something writes to it.
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()))
         .filter_map(|f| {
             let (w, h) = image::ImageReader::open(f).ok()?.with_guessed_format().ok()?.into_dimensions().ok()?;
             Some((f, (w as usize, h as usize)))
@@ -84,16 +93,10 @@ fn one_size<'a>(root: &Path, sizes: impl Iterator<Item = (&'a PathBuf, (usize, u
 }
 
 fn decode(path: &Path) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
-    // Format from the content, not the extension, as PIL does.
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::data(path, format!("cannot read image: {e}")))?
-        .decode()
-        .map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(Error::data(path, "image has zero width or height"));
-    }
+    let bytes = crate::limits::read_file(path, crate::limits::MAX_IMAGE_FILE_BYTES).map_err(|e| Error::data(path, format!("image: {e}")))?;
+    // The training loader's decoder: format from the content (as PIL), files cut short and
+    // oversized images refused.
+    let img = folder::decode_image_bytes(&bytes, path)?;
     // to_rgb8 keeps the colour channels as stored and drops alpha: PIL's convert('RGB').
     Ok(Decoded { width: img.width() as usize, height: img.height() as usize, colour: img.color().has_color(), rgb: img.to_rgb8().into_raw() })
 }

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 /// File name of the shared weights (see `shared/models/README.md`); pytorch-fid's release file
 /// is [`super::inception_weights::RELEASE_FILE`].
 pub const WEIGHTS_FILE: &str = "pt_inception-2015-12-05-nofc.pth";
+/// Largest weights file read (the real ones are 87-96 MB).
+const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 /// Side of the network's input images.
 pub const INPUT_SIZE: usize = 299;
 /// Dimension of the pool3 features.
@@ -234,7 +236,7 @@ impl FidInception {
     /// ...); other entries (pytorch-fid's `fc.*`, `num_batches_tracked`) are ignored.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading FID Inception weights {}", path.display()), e))?;
+        let bytes = crate::limits::read_file(path, MAX_WEIGHTS_BYTES).map_err(|e| Error::checkpoint(path, format!("FID Inception weights: {e}")))?;
         let hash = crc32fast::hash(&bytes);
         let tensors = read_tensors(path, &bytes)?;
         drop(bytes);

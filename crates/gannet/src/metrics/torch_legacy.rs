@@ -38,7 +38,7 @@ pub fn is_legacy(head: &[u8]) -> bool {
 /// tensors (e.g. `_metadata`) and tensors of types candle lacks (complex, int8, int16) are
 /// skipped.
 pub fn read_all(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes = crate::limits::read_file(path, 4 << 30).map_err(|e| Error::checkpoint(path, e))?;
     read_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("legacy PyTorch file: {m}")))
 }
 
