@@ -1,7 +1,8 @@
 //! The studio's HTTP API, through a real `gannet serve` on a loopback port: listing and switching
 //! checkpoints, generate (by seed, matching `gannet sample`), interpolation, translate, the
 //! training view, validation (JSON 4xx), path safety, disconnecting clients and 100 concurrent
-//! requests.
+//! requests; and the hardening: Host names, cross-origin POSTs, content types, timeouts for
+//! stalled connections, the connection cap, malformed requests and unloadable checkpoints.
 
 mod studio_common;
 
@@ -9,7 +10,7 @@ use gannet::image_io;
 use gannet_studio::client::{self, data_url_bytes, Response};
 use gannet_studio::loadtest::{self, LoadOptions};
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -273,7 +274,7 @@ fn survives_clients_that_disconnect_mid_request() {
     let body = json!({"checkpoint": "c0", "seed": 1, "count": 64}).to_string();
     for i in 0..30 {
         let mut c = TcpStream::connect(s.addr).unwrap();
-        let head = format!("POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head = format!("POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         c.write_all(head.as_bytes()).unwrap();
         match i % 3 {
             0 => c.write_all(body.as_bytes()).unwrap(),         // whole request, gone before the answer
@@ -319,4 +320,222 @@ fn a_stylegan2_checkpoint_mixes_styles_in_the_studio() {
     assert_ne!(a.body, b.body, "another fine-style sample changes the mix");
     assert_error(&mix(5, 2), 400, "crossover must be 1 to 4");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    client::request_with(addr, method, path, headers, body, Duration::from_secs(60)).expect("answers")
+}
+
+#[test]
+fn only_requests_addressed_to_this_machine_by_a_loopback_name_are_answered() {
+    let s = studio();
+    let port = s.addr.port();
+    let get_as = |host: &str, path: &str| request_with(s.addr, "GET", path, &[("Host", host)], b"");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("LocalHost:{port}"), "localhost".into(), format!("[::1]:{port}"), format!("studio.localhost:{port}")] {
+        let r = get_as(&host, "/api/checkpoints");
+        assert_eq!(r.status, 200, "Host: {host}: {}", r.text());
+    }
+    // DNS rebinding: a page on another name that now resolves to 127.0.0.1 sends its own name.
+    let body = json!({"checkpoint": "c0", "count": 1}).to_string();
+    for host in ["evil.example".to_string(), format!("evil.example:{port}"), format!("127.0.0.1.nip.io:{port}"), format!("0.0.0.0:{port}"), format!("user@localhost:{port}")] {
+        assert_error(&get_as(&host, "/api/checkpoints"), 421, "DNS rebinding");
+        assert_error(&get_as(&host, "/"), 421, &format!("open http://{}/", s.addr));
+        let r = request_with(s.addr, "POST", "/api/generate", &[("Host", &host), ("Content-Type", "application/json")], body.as_bytes());
+        assert_error(&r, 421, "localhost");
+    }
+    assert_error(&get_as("", "/api/checkpoints"), 400, "no Host header");
+    // An absolute request target names the server too, and wins over Host.
+    assert_error(&request_with(s.addr, "GET", "http://evil.example/api/checkpoints", &[], b""), 421, "evil.example");
+}
+
+#[test]
+fn posts_from_other_web_pages_are_refused() {
+    let s = studio();
+    let port = s.addr.port();
+    let body = json!({"checkpoint": "c0", "count": 1}).to_string();
+    let generate_from = |origin: &str, ct: &str| request_with(s.addr, "POST", "/api/generate", &[("Origin", origin), ("Content-Type", ct)], body.as_bytes());
+    let png = small_png(8, 8);
+    let upload_from = |origin: &str, ct: &str| request_with(s.addr, "POST", "/api/translate?checkpoint=test:invert", &[("Origin", origin), ("Content-Type", ct)], &png);
+    let foreign = ["http://evil.example".to_string(), format!("http://evil.example:{port}"), format!("http://127.0.0.1:{}", port.wrapping_add(1)), format!("http://localhost:{port}"), "null".into(), format!("file://{}", s.addr)];
+    for origin in &foreign {
+        assert_error(&generate_from(origin, "application/json"), 403, "cross-origin request refused");
+        assert_error(&generate_from(origin, "text/plain"), 403, "cross-origin request refused");
+        assert_error(&upload_from(origin, "image/png"), 403, "cross-origin request refused");
+        assert_error(&upload_from(origin, "text/plain"), 403, "cross-origin request refused");
+        // No CORS preflight is granted either.
+        let pre = request_with(s.addr, "OPTIONS", "/api/generate", &[("Origin", origin), ("Access-Control-Request-Method", "POST")], b"");
+        assert!(pre.status >= 400 && pre.header("access-control-allow-origin").is_none(), "{} {:?}", pre.status, pre.headers);
+    }
+    // The studio's own page (same scheme, host and port), and clients that send no Origin.
+    let own = format!("http://{}", s.addr);
+    assert_eq!(generate_from(&own, "application/json").status, 200);
+    assert_eq!(upload_from(&own, "image/png").status, 200);
+    let r = request_with(s.addr, "POST", "/api/generate", &[("Host", &format!("localhost:{port}")), ("Origin", &format!("http://localhost:{port}")), ("Content-Type", "application/json")], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(post(s.addr, "/api/generate", json!({"checkpoint": "c0", "count": 1})).status, 200);
+    // A cross-origin GET is answered, but without CORS headers the other page cannot read it.
+    let r = request_with(s.addr, "GET", "/api/checkpoints", &[("Origin", "http://evil.example")], b"");
+    assert!(r.status == 200 && r.header("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn uploads_must_be_images_and_json_routes_take_only_json() {
+    let s = studio();
+    let png = small_png(8, 8);
+    let upload = |ct: Option<&str>| client::request(s.addr, "POST", "/api/translate?checkpoint=test:invert", ct, &png, Duration::from_secs(30)).unwrap();
+    // The content types a page may send cross-origin without a preflight, and no type at all.
+    for ct in [Some("text/plain"), Some("text/plain; charset=utf-8"), Some("multipart/form-data; boundary=x"), Some("application/x-www-form-urlencoded"), Some("application/json"), None] {
+        assert_error(&upload(ct), 415, "Content-Type image/png, image/jpeg or application/octet-stream");
+    }
+    for ct in ["image/png", "IMAGE/PNG", "image/jpeg", "application/octet-stream"] {
+        let r = upload(Some(ct));
+        assert_eq!(r.status, 200, "{ct}: {}", r.text());
+    }
+    let body = json!({"checkpoint": "c0", "count": 1}).to_string();
+    for route in ["/api/generate", "/api/interpolate", "/api/style-mix"] {
+        for ct in [Some("text/plain"), Some("multipart/form-data; boundary=x"), Some("application/x-www-form-urlencoded"), None] {
+            let r = client::request(s.addr, "POST", route, ct, body.as_bytes(), Duration::from_secs(30)).unwrap();
+            assert_error(&r, 415, "application/json");
+        }
+    }
+}
+
+/// Reads until the server closes `c`; panics if it has not within `limit`. Returns what came.
+fn read_until_closed(c: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server did not close the connection within {limit:?} ({e}); it sent {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(bytes).unwrap();
+    c
+}
+
+#[test]
+fn stalled_connections_are_closed_after_the_timeouts() {
+    let mut s = Studio::start(&["--test-models", "--header-timeout", "1", "--idle-timeout", "1"]);
+    let limit = Duration::from_secs(20);
+    let opened = Instant::now();
+    let mut silent = connect_and_send(s.addr, b"");
+    let mut half_head = connect_and_send(s.addr, b"GET /api/checkpoints HTTP/1.1\r\nHost: 127");
+    let mut no_body = connect_and_send(s.addr, b"POST /api/translate?checkpoint=test:invert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n0123");
+    // One answered request, then an idle keep-alive connection.
+    let mut kept = connect_and_send(s.addr, b"GET /api/checkpoints HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    // Slowloris: a head trickled a byte at a time never completes, however steady.
+    let mut trickle = connect_and_send(s.addr, b"GET /api/checkpoints HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+    let mut writer = trickle.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(100));
+            if writer.write_all(b"a").is_err() {
+                return true; // closed by the server
+            }
+        }
+        false
+    });
+    assert!(read_until_closed(&mut silent, limit).is_empty());
+    assert!(opened.elapsed() >= Duration::from_millis(900), "closed before the 1 s header timeout: {:?}", opened.elapsed());
+    assert!(read_until_closed(&mut half_head, limit).is_empty());
+    let answer = String::from_utf8_lossy(&read_until_closed(&mut no_body, limit)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("the request body stopped arriving"), "{answer}");
+    let answer = String::from_utf8_lossy(&read_until_closed(&mut kept, limit)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(read_until_closed(&mut trickle, limit).is_empty());
+    assert!(trickler.join().unwrap(), "the trickled head was never cut off");
+    assert_eq!(get(s.addr, "/api/checkpoints").status, 200);
+    assert!(s.alive());
+}
+
+#[test]
+fn connections_past_the_cap_wait_for_a_free_slot() {
+    // With 4 slots held by idle connections, a 5th is accepted only once one of them closes.
+    let s = Studio::start(&["--test-models", "--max-connections", "4", "--header-timeout", "120"]);
+    let idle: Vec<TcpStream> = (0..4).map(|_| connect_and_send(s.addr, b"")).collect();
+    let r = client::request(s.addr, "GET", "/api/checkpoints", None, b"", Duration::from_secs(2));
+    assert!(r.is_err(), "a 5th connection was served past the cap of 4: {r:?}");
+    drop(idle);
+    assert_eq!(get(s.addr, "/api/checkpoints").status, 200);
+    // The probe: 210 idle sockets against the default cap of 128. Each is closed at its
+    // header timeout, and a real request waits its turn instead of failing.
+    let mut s = Studio::start(&["--test-models", "--header-timeout", "1"]);
+    let mut idle: Vec<TcpStream> = (0..210).map(|_| connect_and_send(s.addr, b"")).collect();
+    let r = client::request(s.addr, "GET", "/api/checkpoints", None, b"", Duration::from_secs(60)).expect("answered after the idle connections");
+    assert_eq!(r.status, 200);
+    for c in &mut idle {
+        assert!(read_until_closed(c, Duration::from_secs(30)).is_empty());
+    }
+    assert!(s.alive());
+}
+
+#[test]
+fn malformed_requests_are_answered_or_closed_and_the_server_keeps_serving() {
+    let mut s = Studio::start(&["--test-models", "--header-timeout", "2", "--idle-timeout", "2"]);
+    let big_header = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20));
+    let many_headers = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n", (0..500).map(|i| format!("X-{i}: 1\r\n")).collect::<String>());
+    let long_path = format!("GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "a".repeat(200_000));
+    let huge_chunked = format!(
+        "POST /api/translate?checkpoint=test:invert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+        format!("100000\r\n{}\r\n", "a".repeat(0x100000)).repeat(5)
+    );
+    let probes: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\xff garbage\r\n\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: -1\r\n\r\n{}".to_vec(),
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 99999999999999999999999\r\n\r\n{}".to_vec(),
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}".to_vec(),
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".to_vec(),
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n{}".to_vec(),
+        b"GET /api/checkpoints HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n".to_vec(),
+        b"GET /api/checkpoints/%ff%00%2e%2e HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        big_header.into_bytes(),
+        many_headers.into_bytes(),
+        long_path.into_bytes(),
+        huge_chunked.into_bytes(),
+    ];
+    for (i, probe) in probes.iter().enumerate() {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        let mut writer = c.try_clone().unwrap();
+        let probe = probe.clone();
+        // Written from another thread: the server may answer and close before taking it all.
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&probe);
+        });
+        let answer = read_until_closed(&mut c, Duration::from_secs(30));
+        let _ = sender.join();
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned();
+        // A 4xx (or hyper's 505 for an unknown HTTP version), or a closed socket; never a 500.
+        assert!(answer.is_empty() || text.starts_with("HTTP/1.1 4") || text.starts_with("HTTP/1.1 505"), "probe {i}: {text}");
+        assert!(s.alive(), "probe {i} stopped the server");
+    }
+    assert_eq!(get(s.addr, "/api/checkpoints").status, 200);
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_loaded_is_an_error_answer_and_the_server_keeps_serving() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a checkpoint").unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(&f.uncond).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let mut s = Studio::start(&["--checkpoint", f.uncond.to_str().unwrap(), "--checkpoint", garbage.to_str().unwrap(), "--checkpoint", truncated.to_str().unwrap()]);
+    for id in ["c1", "c2"] {
+        for r in [post(s.addr, "/api/generate", json!({"checkpoint": id, "count": 1})), get(s.addr, &format!("/api/checkpoints/{id}"))] {
+            assert_error(&r, 500, "cannot load");
+        }
+    }
+    assert_eq!(generate(s.addr, json!({"checkpoint": "c0", "count": 2})).len(), 2);
+    assert!(s.alive());
 }

@@ -6,11 +6,14 @@
 //! POST /api/generate               {checkpoint, seed, count, truncation, class?} -> images as data: URLs
 //! POST /api/interpolate            {checkpoint, a: {seed, index}, b: {..}, t, truncation, class?} -> PNG
 //! POST /api/style-mix              {checkpoint, coarse, fine, crossover, truncation, class?} -> PNG
-//! POST /api/translate?checkpoint=  the image file as the body -> PNG (image-to-image models)
+//! POST /api/translate?checkpoint=  the image file as the body (Content-Type image/* or
+//!                                  application/octet-stream) -> PNG (image-to-image models)
 //! GET  /api/runs/{id}/metrics      the run's metrics.csv
 //! GET  /api/runs/{id}/latest.png   the run's latest sample grid
 //! ```
-//! Every error is `{"error": "..."}` with a 4xx status for the client's mistakes.
+//! Every error is `{"error": "..."}` with a 4xx status for the client's mistakes. JSON bodies must
+//! say `Content-Type: application/json` (else 415): with the image types of translate, these are
+//! content types a web page cannot send to another origin without a CORS preflight (see `guard`).
 
 use crate::catalog::{Catalog, Entry};
 use crate::error::{rejected, ApiError, ApiResult};
@@ -20,9 +23,9 @@ use crate::pool::Pool;
 use crate::render::{self, GenerateResponse};
 use crate::{assets, MAX_COUNT, MAX_UPLOAD_BYTES};
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -175,6 +178,11 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     r.map(|Json(t)| t).map_err(|e| rejected(e.status(), e.body_text()))
 }
 
+/// The id in a route's path; a malformed one (e.g. bad percent-encoding) is a JSON 400 too.
+fn path_id(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(id)| id).map_err(|e| rejected(StatusCode::BAD_REQUEST, format!("{} (ids are listed by GET /api/checkpoints)", e.body_text())))
+}
+
 /// The catalog entry for a client-sent id (the only way a request selects a file).
 fn entry(state: &AppState, id: &str) -> ApiResult<Entry> {
     state.catalog.find(id).ok_or_else(|| ApiError::not_found(format!("no checkpoint or run with id '{}'; GET /api/checkpoints lists them", clip(id))))
@@ -206,8 +214,8 @@ async fn list(State(state): Shared) -> Json<serde_json::Value> {
     }))
 }
 
-async fn info(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<crate::models::ModelInfo>> {
-    let entry = entry(&state, &id)?;
+async fn info(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Json<crate::models::ModelInfo>> {
+    let entry = entry(&state, &path_id(id)?)?;
     state.pool.run(move |cache| Ok(Json(cache.get(&entry)?.info(&entry)))).await
 }
 
@@ -259,8 +267,29 @@ where
     Ok(png(bytes))
 }
 
-async fn translate(State(state): Shared, query: Result<Query<TranslateQuery>, QueryRejection>, upload: Result<Bytes, BytesRejection>) -> ApiResult<Response> {
+/// An upload must say it is an image. Form and text types are refused: a web page on another
+/// origin may POST those without a CORS preflight, and the studio serves only its own page.
+fn check_upload_type(headers: &HeaderMap) -> ApiResult<()> {
+    let given = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given.as_deref().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence.starts_with("image/") || essence == "application/octet-stream" {
+        return Ok(());
+    }
+    let said = given.map_or("none".to_string(), |g| format!("'{}'", clip(&g)));
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("send the image file itself as the body with Content-Type image/png, image/jpeg or application/octet-stream (this request's Content-Type: {said}; form and text uploads are refused)"),
+    ))
+}
+
+async fn translate(
+    State(state): Shared,
+    query: Result<Query<TranslateQuery>, QueryRejection>,
+    headers: HeaderMap,
+    upload: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
     let Query(query) = query.map_err(|e| rejected(StatusCode::BAD_REQUEST, format!("{} (use POST /api/translate?checkpoint=ID with the image as the body)", e.body_text())))?;
+    check_upload_type(&headers)?;
     let upload = upload.map_err(|e| rejected(e.status(), e.body_text()))?;
     let entry = entry(&state, &query.checkpoint)?;
     let bytes = state
@@ -294,11 +323,11 @@ fn run_file(state: &AppState, id: &str, name: &[&str], limit: u64) -> ApiResult<
     std::fs::read(&path).map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))
 }
 
-async fn run_metrics(State(state): Shared, Path(id): Path<String>) -> ApiResult<Response> {
-    let csv = run_file(&state, &id, &["metrics.csv"], MAX_METRICS_BYTES)?;
+async fn run_metrics(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    let csv = run_file(&state, &path_id(id)?, &["metrics.csv"], MAX_METRICS_BYTES)?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], csv).into_response())
 }
 
-async fn run_latest(State(state): Shared, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(png(run_file(&state, &id, &["samples", "latest.png"], MAX_UPLOAD_BYTES as u64 * 4)?))
+async fn run_latest(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    Ok(png(run_file(&state, &path_id(id)?, &["samples", "latest.png"], MAX_UPLOAD_BYTES as u64 * 4)?))
 }

@@ -8,6 +8,8 @@
 //!   trait new model kinds implement (style mixing comes with `Generator::as_style`);
 //! - [`pool`]: the worker threads that run the models, behind a bounded queue;
 //! - [`api`] and [`render`]: routes, validation, and the work per request;
+//! - [`guard`]: which requests are answered at all (Host names, cross-origin POSTs);
+//! - [`http`]: connections: how many at once, and the timeouts that close stalled ones;
 //! - [`client`]: a minimal HTTP/1.1 client for the tests and the load test ([`loadtest`]).
 
 pub mod api;
@@ -15,6 +17,8 @@ mod assets;
 pub mod catalog;
 pub mod client;
 pub mod error;
+pub mod guard;
+pub mod http;
 pub mod latent;
 pub mod loadtest;
 pub mod models;
@@ -38,6 +42,9 @@ pub const MAX_UPLOAD_SIDE: u32 = 1024;
 pub struct StudioOptions {
     pub checkpoints: Vec<PathBuf>,
     pub runs: Option<PathBuf>,
+    /// The address to listen on (`--host`; normally 127.0.0.1). A name is also a Host name the
+    /// studio answers to (see [`guard`]).
+    pub host: String,
     /// 0 picks a free port.
     pub port: u16,
     /// Threads running models.
@@ -47,6 +54,8 @@ pub struct StudioOptions {
     pub device: Device,
     /// Adds the stand-in image-to-image model `test:invert` (for tests).
     pub test_models: bool,
+    /// Connections at once and the timeouts for stalled clients.
+    pub limits: http::Limits,
 }
 
 /// A bound, not yet running, studio server.
@@ -54,11 +63,12 @@ pub struct Server {
     runtime: tokio::runtime::Runtime,
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    limits: http::Limits,
 }
 
 impl Server {
-    /// Checks the options, starts the model workers and binds 127.0.0.1:port (loopback only: the
-    /// studio has no authentication).
+    /// Checks the options, starts the model workers and binds `host:port` (127.0.0.1 unless
+    /// `--host` says otherwise: the studio has no authentication).
     pub fn bind(opts: &StudioOptions) -> anyhow::Result<Self> {
         for c in &opts.checkpoints {
             anyhow::ensure!(c.is_file(), "no checkpoint file at {}", c.display());
@@ -66,16 +76,24 @@ impl Server {
         if let Some(r) = &opts.runs {
             anyhow::ensure!(r.is_dir(), "--runs {}: no such folder", r.display());
         }
+        anyhow::ensure!(opts.limits.max_connections > 0, "--max-connections must be at least 1");
         // Two runtime threads are plenty: they only parse HTTP and wait for the workers.
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("studio-http").enable_io().build()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| {
-            format!("cannot listen on {addr} (is another server using port {}? pick one with --port, or --port 0 for any free one)", opts.port)
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("studio-http").enable_io().enable_time().build()?;
+        let host = opts.host.trim_start_matches('[').trim_end_matches(']');
+        let listener = runtime.block_on(tokio::net::TcpListener::bind((host, opts.port))).with_context(|| {
+            format!(
+                "cannot listen on {host} port {} (is another server using the port? pick one with --port, or --port 0 for any free one; --host must be an address or name of this machine)",
+                opts.port
+            )
         })?;
         let catalog = catalog::Catalog::new(opts.checkpoints.clone(), opts.runs.clone(), opts.test_models);
         let pool = pool::Pool::start(opts.workers, opts.queue, opts.device.clone()).context("starting the model workers")?;
-        let app = api::router(Arc::new(api::AppState { catalog, pool }));
-        Ok(Self { runtime, listener, app })
+        let allowed = Arc::new(guard::Allowed::new(host, listener.local_addr()?));
+        // The outer layer runs first: a request from elsewhere is refused before its body is read.
+        let app = api::router(Arc::new(api::AppState { catalog, pool }))
+            .layer(axum::middleware::from_fn_with_state(opts.limits.idle_timeout, http::read_body))
+            .layer(axum::middleware::from_fn_with_state(allowed, guard::check));
+        Ok(Self { runtime, listener, app, limits: opts.limits })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -84,7 +102,8 @@ impl Server {
 
     /// Serves until the process ends.
     pub fn run(self) -> anyhow::Result<()> {
-        let Self { runtime, listener, app } = self;
-        runtime.block_on(async move { axum::serve(listener, app).await }).context("the HTTP server stopped")
+        let Self { runtime, listener, app, limits } = self;
+        runtime.block_on(http::serve(listener, app, limits));
+        anyhow::bail!("the HTTP server stopped")
     }
 }

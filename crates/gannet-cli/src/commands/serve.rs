@@ -1,6 +1,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet_studio::loadtest::{self, LoadOptions};
+use gannet_studio::http::Limits;
 use gannet_studio::{Server, StudioOptions};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use std::time::Duration;
     The page generates batches (seed, count, truncation, class), interpolates between two samples\n\
     with a slider, translates uploads with image-to-image checkpoints, downloads PNGs that say\n\
     they are synthetic, and follows a running training (metrics.csv curves, latest samples).\n\
-    It listens on 127.0.0.1 only: it has no login, so do not expose it.")]
+    It listens on 127.0.0.1 unless --host says otherwise. It has NO LOGIN: anyone who can reach\n\
+    the address can use it, so do not expose it. It answers only requests addressed to localhost,\n\
+    a loopback address or the --host name, and refuses POSTs from other web pages.")]
 pub struct ServeArgs {
     /// A checkpoint to offer (repeatable; the page switches between them).
     #[arg(long)]
@@ -23,9 +26,25 @@ pub struct ServeArgs {
     /// (listed again on each page load, so new runs appear). Default: ./runs when no --checkpoint.
     #[arg(long, value_name = "DIR")]
     runs: Option<PathBuf>,
-    /// Port on 127.0.0.1 (0: any free port, printed at start).
+    /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Address or name to listen on. WARNING: the studio has no authentication; anything other
+    /// than a loopback address lets every machine that reaches it use it. The name given here is
+    /// also a Host name the studio answers to (besides localhost and loopback addresses).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: String,
+    /// Seconds a connection has to send a whole request head (from opening or from its last
+    /// answer); slower or idle connections are closed.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a client may stall mid-request body, or leave an answer unread, before the
+    /// connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs_f64())]
+    idle_timeout: f64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
     /// Threads that run the models.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -50,6 +69,11 @@ pub struct ServeArgs {
     test_models: bool,
 }
 
+/// A timeout flag's seconds as a duration (positive and finite).
+fn seconds(flag: &str, secs: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero()).with_context(|| format!("{flag} must be a positive number of seconds, not {secs}"))
+}
+
 pub fn run(args: ServeArgs) -> Result<()> {
     let runs = match (&args.runs, args.checkpoint.is_empty()) {
         (Some(r), _) => Some(r.clone()),
@@ -60,14 +84,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let opts = StudioOptions {
         checkpoints: args.checkpoint.clone(),
         runs,
+        host: args.host.clone(),
         port: args.port,
         workers: args.workers,
         queue: args.queue,
         device: gannet::device::parse_device(&args.device)?,
         test_models: args.test_models,
+        limits: Limits {
+            header_timeout: seconds("--header-timeout", args.header_timeout)?,
+            idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
+            max_connections: args.max_connections,
+        },
     };
     let server = Server::bind(&opts)?;
     let addr = server.local_addr()?;
+    if !addr.ip().is_loopback() {
+        eprintln!("warning: the studio listens on {addr}, not on loopback; it has no login, so anyone who can reach this address can use it");
+    }
     let Some(n) = args.load_test else {
         // Tests read this line to find the port.
         eprintln!("gannet studio: http://{addr}/  (Ctrl-C stops it)");
