@@ -530,12 +530,27 @@ fn a_checkpoint_that_cannot_be_loaded_is_an_error_answer_and_the_server_keeps_se
     let truncated = dir.path().join("truncated.safetensors");
     let bytes = std::fs::read(&f.uncond).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let mut s = Studio::start(&["--checkpoint", f.uncond.to_str().unwrap(), "--checkpoint", garbage.to_str().unwrap(), "--checkpoint", truncated.to_str().unwrap()]);
-    for id in ["c1", "c2"] {
+    // Valid checksums, but metadata asking for a model of terabytes: refused before allocating.
+    let huge = dir.path().join("huge.safetensors");
+    let (tensors, mut meta) = gannet::checkpoint::load(&f.uncond, &gannet::candle_core::Device::Cpu).unwrap();
+    for key in ["gannet_format", "crc32", "header_crc32"] {
+        meta.remove(key);
+    }
+    let config = meta["config"].lines().map(|l| if l.starts_with("latent_dim = ") { "latent_dim = 4000000000".to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    assert!(config.contains("latent_dim = 4000000000"));
+    meta.insert("config".into(), config);
+    gannet::checkpoint::save(&huge, &tensors, &meta).unwrap();
+    let mut s = Studio::start(&[
+        "--checkpoint", f.uncond.to_str().unwrap(), "--checkpoint", garbage.to_str().unwrap(), "--checkpoint", truncated.to_str().unwrap(),
+        "--checkpoint", huge.to_str().unwrap(),
+    ]);
+    for id in ["c1", "c2", "c3"] {
         for r in [post(s.addr, "/api/generate", json!({"checkpoint": id, "count": 1})), get(s.addr, &format!("/api/checkpoints/{id}"))] {
             assert_error(&r, 500, "cannot load");
         }
     }
+    let r = get(s.addr, "/api/checkpoints/c3");
+    assert!(String::from_utf8_lossy(&r.body).contains("latent_dim"), "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(generate(s.addr, json!({"checkpoint": "c0", "count": 2})).len(), 2);
     assert!(s.alive());
 }

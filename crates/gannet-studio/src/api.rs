@@ -316,11 +316,11 @@ fn run_file(state: &AppState, id: &str, name: &[&str], limit: u64) -> ApiResult<
     let entry = entry(state, id)?;
     let dir = entry.run_dir.ok_or_else(|| ApiError::not_found(format!("'{}' has no run folder to follow", clip(id))))?;
     let path = name.iter().fold(dir, |p, n| p.join(n));
-    let meta = std::fs::metadata(&path).map_err(|_| ApiError::not_found(format!("the run has no {} yet", name.join("/"))))?;
-    if meta.len() > limit {
-        return Err(ApiError::internal(format!("{} is too large to send ({} bytes)", path.display(), meta.len())));
+    if std::fs::metadata(&path).is_err() {
+        return Err(ApiError::not_found(format!("the run has no {} yet", name.join("/"))));
     }
-    std::fs::read(&path).map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))
+    // Regular files only, capped: a FIFO or device in a run folder must not hang a worker.
+    gannet::limits::read_file(&path, limit).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
 }
 
 async fn run_metrics(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
