@@ -116,7 +116,9 @@ pub fn decode_upload(bytes: &[u8], max_side: u32) -> ApiResult<DynamicImage> {
     if w > max_side || h > max_side {
         return Err(ApiError::unsupported(format!("the image is {w}x{h}; this model takes at most {max_side}x{max_side}")));
     }
-    reader()?.decode().map_err(|e| ApiError::bad_request(format!("cannot decode the image: {e}")))
+    // The data loader's decoder: it also refuses files cut short and malformed palettes (one of
+    // which panics inside the png crate).
+    gannet::data::folder::decode_image_bytes(bytes, std::path::Path::new("the upload")).map_err(|e| ApiError::bad_request(format!("cannot decode the image: {e}")))
 }
 
 /// A conditional model's labels for a batch: the chosen class, or classes in turn.

@@ -228,6 +228,9 @@ pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     if let Some(why) = format.and_then(|f| truncated(bytes, f)) {
         return Err(Error::data(path, format!("the image file is cut short ({why}): re-copy or re-export it")));
     }
+    if let Some(why) = (format == Some(image::ImageFormat::Png)).then(|| png_problem(bytes)).flatten() {
+        return Err(Error::data(path, format!("not a valid PNG: {why}")));
+    }
     let (w, h) = reader.into_dimensions().map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
     if w == 0 || h == 0 {
         return Err(Error::data(path, "image has zero width or height"));
@@ -263,6 +266,25 @@ fn truncated(bytes: &[u8], format: image::ImageFormat) -> Option<&'static str> {
         image::ImageFormat::Gif if !bytes.ends_with(&[0x3B]) => Some("no GIF trailer byte"),
         _ => None,
     }
+}
+
+/// What is wrong with a PNG's chunk layout that the `png` decoder does not report but trips
+/// over: a palette (PLTE) whose length is not 1 to 256 RGB triples makes it index past the
+/// palette and panic (found by fuzzing, png 0.18).
+fn png_problem(bytes: &[u8]) -> Option<String> {
+    let mut at = 8; // after the signature
+    while at + 8 <= bytes.len() {
+        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        if kind == b"PLTE" && (len == 0 || len % 3 != 0 || len > 3 * 256) {
+            return Some(format!("its palette chunk has {len} bytes, not 1 to 256 RGB entries"));
+        }
+        if kind == b"IDAT" || kind == b"IEND" {
+            return None;
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    None
 }
 
 /// One already decoded image as the loaders would prepare it (composited on white, centre-cropped

@@ -24,33 +24,52 @@ pub struct IdxImages {
 
 /// Reads a file and gunzips it if it starts with the gzip header.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let what = format!("the IDX file {} ({})", path.display(), crate::limits::human(meta.len()));
+        crate::limits::check_memory(meta.len().checked_mul(COPIES), &what, "use a smaller file")?;
+    }
     let raw = crate::limits::read_file(path, MAX_BYTES).map_err(|e| Error::data(path, e))?;
     maybe_gunzip(raw, path)
 }
+
+/// Copies of an IDX file's data alive at once while it becomes a data set (the file's bytes, the
+/// parsed images, the data set, and a resize's output).
+const COPIES: u64 = 4;
 
 /// Largest IDX file, before or after gunzipping.
 const MAX_BYTES: u64 = crate::limits::MAX_IDX_BYTES;
 
 /// Gunzips `raw` when it has the gzip header; `path` only names the source in errors.
+///
+/// A small gzip file can expand a thousandfold, so the IDX header is decompressed first and the
+/// size it promises is checked against the cap and the memory budget before the body is read
+/// into a buffer of exactly that size (no doubling growth, no reading past what is promised).
 pub fn maybe_gunzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
-    // A small gzip file can expand a thousandfold: stop at the size cap and the memory budget
-    // instead of filling memory.
-    let cap = MAX_BYTES.min(crate::limits::budget().bytes / 2);
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap as usize));
-    flate2::read::MultiGzDecoder::new(raw.as_slice())
-        .take(cap + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
-    if out.len() as u64 > cap {
-        if cap < MAX_BYTES {
-            let what = format!("gunzipping {} (more than {})", path.display(), crate::limits::human(cap));
-            crate::limits::check_memory(Some((out.len() as u64).saturating_mul(2)), &what, "use a smaller file")?;
-        }
-        return Err(Error::data(path, format!("gunzips to more than {}, more than gannet reads for an IDX file", crate::limits::human(cap))));
+    let corrupt = |e: std::io::Error| Error::data(path, format!("corrupt or truncated gzip data: {e}"));
+    let mut dec = flate2::read::MultiGzDecoder::new(raw.as_slice());
+    let mut magic = [0u8; 4];
+    dec.read_exact(&mut magic).map_err(corrupt)?;
+    let ndim = magic[3] as usize;
+    if ndim == 0 || ndim > 4 {
+        return Err(Error::data(path, format!("not an IDX file: magic 0x{:08x} (1 to 4 dimensions expected)", u32::from_be_bytes(magic))));
     }
+    let mut dims = vec![0u8; 4 * ndim];
+    dec.read_exact(&mut dims).map_err(corrupt)?;
+    let body = dims.chunks_exact(4).try_fold(1u64, |acc, d| acc.checked_mul(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64));
+    let total = body.and_then(|b| b.checked_add(4 + 4 * ndim as u64)).filter(|&t| t <= MAX_BYTES);
+    let what = format!("the IDX file {}", path.display());
+    let Some(total) = total else {
+        return Err(Error::data(path, format!("the IDX header promises more than {}, more than gannet reads for an IDX file", crate::limits::human(MAX_BYTES))));
+    };
+    crate::limits::check_memory(total.checked_mul(COPIES), &what, "use a smaller file")?;
+    let mut out = Vec::with_capacity(total as usize);
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&dims);
+    // A body shorter than promised is reported by the parser ("truncated IDX file").
+    dec.take(total - out.len() as u64).read_to_end(&mut out).map_err(corrupt)?;
     Ok(out)
 }
 

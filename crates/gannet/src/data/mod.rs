@@ -287,7 +287,7 @@ pub(crate) fn from_idx(
     }
     let planes = if channels == Channels::Rgb { 3 } else { 1 };
     crate::limits::check_memory(
-        crate::limits::product(&[imgs.count, planes, resolution, resolution]),
+        crate::limits::product(&[imgs.count, planes, resolution, resolution, 2]),
         &format!("{} images at {resolution}x{resolution}", imgs.count),
         "lower data.resolution (--resolution)",
     )?;
@@ -335,14 +335,15 @@ fn resize_grey_all(imgs: &idx::IdxImages, res: usize) -> Vec<u8> {
     if h == res && w == res {
         return imgs.pixels.clone();
     }
-    imgs.pixels
-        .par_chunks(h * w)
-        .flat_map_iter(|px| {
-            let f: Vec<f32> = px.iter().map(|&x| x as f32 / 255.0).collect();
-            let img = ImageBuffer::<Luma<f32>, _>::from_raw(w as u32, h as u32, f).expect("sizes match");
-            folder::to_u8(centre_square(&img, res).as_raw())
-        })
-        .collect()
+    // Written in place into a buffer of the final size: a collect would grow by doubling, up to
+    // twice what the memory check allowed.
+    let mut out = vec![0u8; imgs.count * res * res];
+    out.par_chunks_mut(res * res).zip(imgs.pixels.par_chunks(h * w)).for_each(|(o, px)| {
+        let f: Vec<f32> = px.iter().map(|&x| x as f32 / 255.0).collect();
+        let img = ImageBuffer::<Luma<f32>, _>::from_raw(w as u32, h as u32, f).expect("sizes match");
+        o.copy_from_slice(&folder::to_u8(centre_square(&img, res).as_raw()));
+    });
+    out
 }
 
 /// Repeats each grey plane three times (CHW).
