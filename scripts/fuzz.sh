@@ -52,7 +52,7 @@ pending=()
 for t in $targets; do
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
   # shellcheck disable=SC2086
-  ( "$exe" "$t" --seconds "$SECONDS_EACH" $FLAGS >"$LOGS/$t.log" 2>&1; echo $? >"$LOGS/$t.rc" ) &
+  ( rc=0; "$exe" "$t" --seconds "$SECONDS_EACH" $FLAGS >"$LOGS/$t.log" 2>&1 || rc=$?; echo "$rc" >"$LOGS/$t.rc" ) &
   pending+=("$t")
 done
 wait

@@ -102,7 +102,7 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
             "--nocapture" | "--quiet" | "-q" | "--test-threads" | "--color" | "--format" => {}
             t if targets::NAMES.contains(&t) => o.targets.push(t.to_string()),
             "all" => o.targets.extend(targets::NAMES.iter().map(|s| s.to_string())),
-            other if other.starts_with('-') => return Err(format!("unknown option {other}\n{}", usage())),
+            other if other.starts_with('-') => eprintln!("fuzz: ignoring the option {other}"),
             // A test-name filter from `cargo test NAME`: not one of ours, nothing to run.
             _ => {}
         }
@@ -548,9 +548,7 @@ pub fn outcome_class(s: &str) -> String {
         if tok == "#" && out.ends_with('#') {
             return;
         }
-        if !out.is_empty() && !out.ends_with(['|', ':']) && tok != ":" && tok != "|" {
-            out.push(' ');
-        } else if !out.is_empty() && tok != ":" {
+        if !out.is_empty() && tok != ":" {
             out.push(' ');
         }
         out.push_str(tok);
