@@ -370,13 +370,19 @@ where
 /// Where the shared datasets live: `$GANNET_DATA`, else the `shared/data` folder beside the
 /// repository (found from the current directory upward, so tests run from a crate folder work).
 pub fn data_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GANNET_DATA").filter(|d| !d.is_empty()) {
+    shared_folder("GANNET_DATA", "data")
+}
+
+/// `$var` when set, else the first `shared/NAME` folder beside the current folder or one of its
+/// parents, else `../shared/NAME`: where the shared data and model weights are found.
+pub(crate) fn shared_folder(var: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let fallback = PathBuf::from("../shared/data");
+    let fallback = PathBuf::from("../shared").join(name);
     let Ok(cwd) = std::env::current_dir() else { return fallback };
     cwd.ancestors()
-        .filter_map(|a| a.parent().map(|p| p.join("shared/data")))
+        .filter_map(|a| a.parent().map(|p| p.join("shared").join(name)))
         .find(|p| p.is_dir())
         .unwrap_or(fallback)
 }

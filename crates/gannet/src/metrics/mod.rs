@@ -67,13 +67,5 @@ pub fn to_unit_range(x: &Tensor) -> crate::Result<Tensor> {
 /// `../shared/models`. Users without it get pytorch-fid's release file instead (see
 /// [`inception_weights`]).
 pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GANNET_MODELS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let fallback = PathBuf::from("../shared/models");
-    let Ok(cwd) = std::env::current_dir() else { return fallback };
-    cwd.ancestors()
-        .filter_map(|a| a.parent().map(|p| p.join("shared/models")))
-        .find(|p| p.is_dir())
-        .unwrap_or(fallback)
+    crate::data::shared_folder("GANNET_MODELS", "models")
 }
