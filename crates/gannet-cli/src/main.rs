@@ -13,8 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 // jemalloc's purging still left to the kernel: 4.3 -> 2.6 s per step (see docs/speed.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static ALLOC: gannet::buffer_cache::BufferCache<tikv_jemallocator::Jemalloc> =
-    gannet::buffer_cache::BufferCache::new(tikv_jemallocator::Jemalloc);
+static ALLOC: gannet::buffer_cache::BufferCache<tikv_jemallocator::Jemalloc> = gannet::buffer_cache::BufferCache::new(tikv_jemallocator::Jemalloc);
 
 /// jemalloc's `malloc_conf` (measured in docs/speed.md, "Allocator"):
 /// - keep freed pages a minute before returning them, which covers the gap between two train

@@ -72,8 +72,21 @@ fn print_config_round_trips_through_a_config_file() {
 
 fn tiny_train(out: &Path, steps: &str) -> Output {
     gannet(&[
-        "train", "--out", out.to_str().unwrap(), "--steps", steps, "--batch-size", "8", "--channels", "4",
-        "--latent-dim", "8", "--sample-every", "2", "--checkpoint-every", "2",
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        steps,
+        "--batch-size",
+        "8",
+        "--channels",
+        "4",
+        "--latent-dim",
+        "8",
+        "--sample-every",
+        "2",
+        "--checkpoint-every",
+        "2",
     ])
 }
 
@@ -210,9 +223,18 @@ fn eval_scores_a_folder_of_pngs_and_caches_the_reference() {
     write_digits(&other, 100..106);
     let args = |images: &Path| {
         vec![
-            "eval".to_string(), "--images".into(), images.display().to_string(), "--data".into(), real.display().to_string(),
-            "--metrics".into(), "fid,cfid,classes".into(), "-n".into(), "6".into(), "--json".into(),
-            "--cache-dir".into(), cache.display().to_string(),
+            "eval".to_string(),
+            "--images".into(),
+            images.display().to_string(),
+            "--data".into(),
+            real.display().to_string(),
+            "--metrics".into(),
+            "fid,cfid,classes".into(),
+            "-n".into(),
+            "6".into(),
+            "--json".into(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
         ]
     };
     let run = |images: &Path| {
@@ -265,8 +287,23 @@ fn train_with_eval_every_writes_metrics_eval_csv() {
     // The reference features are cached in GANNET_CACHE (here a scratch folder).
     let o = Command::new(env!("CARGO_BIN_EXE_gannet"))
         .args([
-            "train", "--out", run.to_str().unwrap(), "--steps", "2", "--batch-size", "8", "--channels", "4", "--latent-dim", "8",
-            "--eval-every", "1", "--eval-metrics", "cfid", "--eval-count", "16",
+            "train",
+            "--out",
+            run.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--channels",
+            "4",
+            "--latent-dim",
+            "8",
+            "--eval-every",
+            "1",
+            "--eval-metrics",
+            "cfid",
+            "--eval-count",
+            "16",
         ])
         .env("GANNET_CACHE", tmp.path().join("cache"))
         .output()
@@ -280,8 +317,21 @@ fn train_with_eval_every_writes_metrics_eval_csv() {
 
 fn tiny_conditional_train(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
-        "train", "--out", out.to_str().unwrap(), "--steps", "2", "--batch-size", "8", "--channels", "4",
-        "--latent-dim", "8", "--sample-every", "2", "--checkpoint-every", "2",
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--channels",
+        "4",
+        "--latent-dim",
+        "8",
+        "--sample-every",
+        "2",
+        "--checkpoint-every",
+        "2",
     ];
     args.extend_from_slice(extra);
     gannet(&args)
@@ -443,11 +493,9 @@ fn bad_sizes_from_flags_and_configs_are_errors_not_panics() {
     refused(&gannet(&["train", "--resolution", "8192", "--out", out, "--steps", "1"]), &["data.resolution"]);
     let o = gannet(&["train", "--print-config"]);
     let toml = String::from_utf8(o.stdout).unwrap();
-    for (from, to, setting) in [
-        ("sample_count = 64", "sample_count = 0", "output.sample_count"),
-        ("beta1 = 0.5", "beta1 = 1.5", "beta1"),
-        ("eps = 0.00000001", "eps = -1.0", "eps"),
-    ] {
+    for (from, to, setting) in
+        [("sample_count = 64", "sample_count = 0", "output.sample_count"), ("beta1 = 0.5", "beta1 = 1.5", "beta1"), ("eps = 0.00000001", "eps = -1.0", "eps")]
+    {
         assert!(toml.contains(from), "{from} not in the printed config");
         let file = tmp.path().join("bad.toml");
         std::fs::write(&file, toml.replacen(from, to, 1)).unwrap();

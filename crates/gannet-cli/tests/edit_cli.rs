@@ -20,8 +20,25 @@ fn ok(args: &[&str]) -> String {
 
 fn tiny_stylegan2(out: &Path) -> String {
     ok(&[
-        "train", "--arch", "stylegan2", "--resolution", "8", "--channels", "8", "--latent-dim", "8", "--steps", "2",
-        "--batch-size", "4", "--sample-every", "2", "--checkpoint-every", "2", "--out", out.to_str().unwrap(),
+        "train",
+        "--arch",
+        "stylegan2",
+        "--resolution",
+        "8",
+        "--channels",
+        "8",
+        "--latent-dim",
+        "8",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--sample-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     out.join("checkpoints/latest.safetensors").display().to_string()
 }
@@ -32,7 +49,23 @@ fn edits_of_a_stylegan2_checkpoint_run_from_the_cli() {
     let ckpt = tiny_stylegan2(&tmp.path().join("run"));
     let p = |name: &str| tmp.path().join(name).display().to_string();
 
-    let msg = ok(&["interpolate", "--checkpoint", &ckpt, "--seeds", "1,2,3", "--space", "w", "--frames", "4", "--out", &p("path.png"), "--gif", &p("path.gif"), "--frames-dir", &p("frames")]);
+    let msg = ok(&[
+        "interpolate",
+        "--checkpoint",
+        &ckpt,
+        "--seeds",
+        "1,2,3",
+        "--space",
+        "w",
+        "--frames",
+        "4",
+        "--out",
+        &p("path.png"),
+        "--gif",
+        &p("path.gif"),
+        "--frames-dir",
+        &p("frames"),
+    ]);
     assert!(msg.contains("7 frames"), "{msg}");
     let grid = image::open(p("path.png")).unwrap();
     // Two legs of 4 frames, 8x8 images 2 px apart.

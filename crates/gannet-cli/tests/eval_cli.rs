@@ -58,11 +58,8 @@ fn write_digits(dir: &Path, start: usize, count: usize) {
 /// Every 300th emoji file (sorted names) of `style`, copied as it is: 64x64 RGBA.
 fn copy_emoji(dir: &Path, style: &str) {
     let src = gannet::data::data_root().join("emoji/google");
-    let mut names: Vec<String> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".png")).collect();
     names.sort();
     std::fs::create_dir_all(dir).unwrap();
     for name in names.iter().step_by(EMOJI_STRIDE).take(EMOJI) {
@@ -78,10 +75,8 @@ fn write_square(path: &Path, size: u32) {
 
 /// `gannet eval --images a --data b --metrics fid --json`, the cache in `tmp`.
 fn fid(a: &Path, b: &Path, tmp: &Path) -> f64 {
-    let o = gannet(
-        &["eval", "--images", a.to_str().unwrap(), "--data", b.to_str().unwrap(), "--metrics", "fid", "--json", "--no-cache"],
-        &[("GANNET_CACHE", tmp)],
-    );
+    let o =
+        gannet(&["eval", "--images", a.to_str().unwrap(), "--data", b.to_str().unwrap(), "--metrics", "fid", "--json", "--no-cache"], &[("GANNET_CACHE", tmp)]);
     assert!(o.status.success(), "{}", stderr(&o));
     json_number(&String::from_utf8(o.stdout).unwrap(), "fid")
 }

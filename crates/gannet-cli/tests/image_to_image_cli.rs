@@ -32,7 +32,11 @@ fn paired_folders(root: &Path, n: usize) {
 /// A tiny config for 16x16 images (the presets' PatchGAN is too deep for them).
 fn tiny_config(root: &Path) -> String {
     let p = root.join("tiny.toml");
-    std::fs::write(&p, "[model]\ng_channels = 4\ng_blocks = 1\nd_channels = 4\nd_layers = 1\nscale = 2\n[schedule]\nbatch_size = 4\n[output]\nsample_count = 4\n").unwrap();
+    std::fs::write(
+        &p,
+        "[model]\ng_channels = 4\ng_blocks = 1\nd_channels = 4\nd_layers = 1\nscale = 2\n[schedule]\nbatch_size = 4\n[output]\nsample_count = 4\n",
+    )
+    .unwrap();
     p.display().to_string()
 }
 
@@ -108,7 +112,21 @@ fn unmatched_pairs_and_missing_settings_are_explained() {
     let root = tmp.path();
     paired_folders(root, 4);
     std::fs::remove_file(root.join("b/img002.png")).unwrap();
-    let o = gannet(&["train-i2i", "--task", "pix2pix", "--a", s(&root.join("a")), "--b", s(&root.join("b")), "--resolution", "16", "--config", &tiny_config(root), "--out", s(&root.join("r"))]);
+    let o = gannet(&[
+        "train-i2i",
+        "--task",
+        "pix2pix",
+        "--a",
+        s(&root.join("a")),
+        "--b",
+        s(&root.join("b")),
+        "--resolution",
+        "16",
+        "--config",
+        &tiny_config(root),
+        "--out",
+        s(&root.join("r")),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("img002") && text(&o).contains("only in this folder"), "{}", text(&o));
     let o = gannet(&["train-i2i", "--task", "cyclegan", "--a", "x"]);
@@ -130,7 +148,23 @@ fn the_studio_translates_and_upscales_uploads_with_trained_checkpoints() {
     paired_folders(root, 20);
     let cfg = tiny_config(root);
     let (p2p, sr) = (root.join("p2p"), root.join("sr"));
-    let o = gannet(&["train-i2i", "--task", "pix2pix", "--a", s(&root.join("a")), "--b", s(&root.join("b")), "--resolution", "16", "--config", &cfg, "--steps", "2", "--out", s(&p2p)]);
+    let o = gannet(&[
+        "train-i2i",
+        "--task",
+        "pix2pix",
+        "--a",
+        s(&root.join("a")),
+        "--b",
+        s(&root.join("b")),
+        "--resolution",
+        "16",
+        "--config",
+        &cfg,
+        "--steps",
+        "2",
+        "--out",
+        s(&p2p),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = gannet(&["train-i2i", "--task", "superres", "--a", s(&root.join("a")), "--resolution", "16", "--config", &cfg, "--steps", "2", "--out", s(&sr)]);
     assert!(o.status.success(), "{}", text(&o));
@@ -142,7 +176,8 @@ fn the_studio_translates_and_upscales_uploads_with_trained_checkpoints() {
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
     for (id, side) in [("c0", 16), ("c1", 16)] {
-        let r = client::request(studio.addr, "POST", &format!("/api/translate?checkpoint={id}"), Some("image/png"), &png, std::time::Duration::from_secs(60)).unwrap();
+        let r = client::request(studio.addr, "POST", &format!("/api/translate?checkpoint={id}"), Some("image/png"), &png, std::time::Duration::from_secs(60))
+            .unwrap();
         assert_eq!(r.status, 200, "{id}: {}", r.text());
         let out = image::load_from_memory(&r.body).unwrap();
         assert_eq!((out.width(), out.height()), (side, side), "{id}");

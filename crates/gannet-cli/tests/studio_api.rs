@@ -39,9 +39,12 @@ fn fixture() -> &'static Fixture {
 fn studio() -> Studio {
     let f = fixture();
     Studio::start(&[
-        "--checkpoint", f.uncond.to_str().unwrap(),
-        "--checkpoint", f.cond.to_str().unwrap(),
-        "--runs", f.root.join("runs").to_str().unwrap(),
+        "--checkpoint",
+        f.uncond.to_str().unwrap(),
+        "--checkpoint",
+        f.cond.to_str().unwrap(),
+        "--runs",
+        f.root.join("runs").to_str().unwrap(),
         "--test-models",
     ])
 }
@@ -123,7 +126,8 @@ fn generate_returns_pngs_that_differ_by_seed_and_match_gannet_sample() {
     assert_ne!(pixels(&one[0]), pixels(&one[1]));
     // The same images as `gannet sample --seed 1`.
     let dir = tempfile::tempdir().unwrap();
-    let o = gannet().args(["sample", "--checkpoint", fixture().uncond.to_str().unwrap(), "-n", "4", "--seed", "1", "--out-dir"]).arg(dir.path()).output().unwrap();
+    let o =
+        gannet().args(["sample", "--checkpoint", fixture().uncond.to_str().unwrap(), "-n", "4", "--seed", "1", "--out-dir"]).arg(dir.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for (i, png) in one.iter().enumerate() {
         let sampled = std::fs::read(dir.path().join(format!("{i:05}.png"))).unwrap();
@@ -189,7 +193,9 @@ fn bad_requests_get_clear_json_4xx() {
     let mix = post(s.addr, "/api/style-mix", json!({"checkpoint": "c0", "coarse": {"seed": 1}, "fine": {"seed": 2}, "crossover": 2}));
     assert_error(&mix, 422, "style mixing needs a StyleGAN2 checkpoint");
     // Translate: a GAN says what it is; uploads are bounded and must be images.
-    let upload = |id: &str, body: &[u8]| client::request(s.addr, "POST", &format!("/api/translate?checkpoint={id}"), Some("image/png"), body, Duration::from_secs(30)).unwrap();
+    let upload = |id: &str, body: &[u8]| {
+        client::request(s.addr, "POST", &format!("/api/translate?checkpoint={id}"), Some("image/png"), body, Duration::from_secs(30)).unwrap()
+    };
     let png = small_png(8, 8);
     assert_error(&upload("c0", &png), 422, "this checkpoint is not an image-to-image model");
     assert_error(&upload("test:invert", &vec![0u8; 5 << 20]), 413, "at most 4 MiB");
@@ -223,7 +229,9 @@ fn paths_in_requests_never_reach_the_file_system() {
     }
     assert_error(&post(s.addr, "/api/generate", json!({"checkpoint": "x".repeat(5000)})), 404, "...");
     // Only the three page files are served; nothing is read from a folder.
-    for path in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/app.js/../../Cargo.toml", "/assets/app.js", "/etc/passwd", "/api/runs/run:uncond/../../../Cargo.toml"] {
+    for path in
+        ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/app.js/../../Cargo.toml", "/assets/app.js", "/etc/passwd", "/api/runs/run:uncond/../../../Cargo.toml"]
+    {
         let r = get(s.addr, path);
         assert!(r.status == 404 || r.status == 400, "{path}: {} {}", r.status, r.text());
     }
@@ -277,9 +285,9 @@ fn survives_clients_that_disconnect_mid_request() {
         let head = format!("POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         c.write_all(head.as_bytes()).unwrap();
         match i % 3 {
-            0 => c.write_all(body.as_bytes()).unwrap(),         // whole request, gone before the answer
+            0 => c.write_all(body.as_bytes()).unwrap(),        // whole request, gone before the answer
             1 => c.write_all(&body.as_bytes()[..10]).unwrap(), // half a body
-            _ => {}                                             // headers only
+            _ => {}                                            // headers only
         }
         drop(c);
     }
@@ -312,7 +320,9 @@ fn a_stylegan2_checkpoint_mixes_styles_in_the_studio() {
     assert_eq!(info["capabilities"]["style_mixing"].as_bool(), Some(true));
     // 4x4: conv + toRGB; 8x8: two convs + toRGB.
     assert_eq!(info["style_layers"].as_u64(), Some(5));
-    let mix = |crossover: usize, fine: u64| post(s.addr, "/api/style-mix", json!({"checkpoint": "c0", "coarse": {"seed": 1}, "fine": {"seed": fine}, "crossover": crossover}));
+    let mix = |crossover: usize, fine: u64| {
+        post(s.addr, "/api/style-mix", json!({"checkpoint": "c0", "coarse": {"seed": 1}, "fine": {"seed": fine}, "crossover": crossover}))
+    };
     let (a, b) = (mix(2, 2), mix(2, 3));
     for r in [&a, &b] {
         assert_eq!((r.status, r.header("content-type")), (200, Some("image/png")), "{}", r.text());
@@ -331,13 +341,26 @@ fn only_requests_addressed_to_this_machine_by_a_loopback_name_are_answered() {
     let s = studio();
     let port = s.addr.port();
     let get_as = |host: &str, path: &str| request_with(s.addr, "GET", path, &[("Host", host)], b"");
-    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("LocalHost:{port}"), "localhost".into(), format!("[::1]:{port}"), format!("studio.localhost:{port}")] {
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        "localhost".into(),
+        format!("[::1]:{port}"),
+        format!("studio.localhost:{port}"),
+    ] {
         let r = get_as(&host, "/api/checkpoints");
         assert_eq!(r.status, 200, "Host: {host}: {}", r.text());
     }
     // DNS rebinding: a page on another name that now resolves to 127.0.0.1 sends its own name.
     let body = json!({"checkpoint": "c0", "count": 1}).to_string();
-    for host in ["evil.example".to_string(), format!("evil.example:{port}"), format!("127.0.0.1.nip.io:{port}"), format!("0.0.0.0:{port}"), format!("user@localhost:{port}")] {
+    for host in [
+        "evil.example".to_string(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        format!("0.0.0.0:{port}"),
+        format!("user@localhost:{port}"),
+    ] {
         assert_error(&get_as(&host, "/api/checkpoints"), 421, "DNS rebinding");
         assert_error(&get_as(&host, "/"), 421, &format!("open http://{}/", s.addr));
         let r = request_with(s.addr, "POST", "/api/generate", &[("Host", &host), ("Content-Type", "application/json")], body.as_bytes());
@@ -355,8 +378,16 @@ fn posts_from_other_web_pages_are_refused() {
     let body = json!({"checkpoint": "c0", "count": 1}).to_string();
     let generate_from = |origin: &str, ct: &str| request_with(s.addr, "POST", "/api/generate", &[("Origin", origin), ("Content-Type", ct)], body.as_bytes());
     let png = small_png(8, 8);
-    let upload_from = |origin: &str, ct: &str| request_with(s.addr, "POST", "/api/translate?checkpoint=test:invert", &[("Origin", origin), ("Content-Type", ct)], &png);
-    let foreign = ["http://evil.example".to_string(), format!("http://evil.example:{port}"), format!("http://127.0.0.1:{}", port.wrapping_add(1)), format!("http://localhost:{port}"), "null".into(), format!("file://{}", s.addr)];
+    let upload_from =
+        |origin: &str, ct: &str| request_with(s.addr, "POST", "/api/translate?checkpoint=test:invert", &[("Origin", origin), ("Content-Type", ct)], &png);
+    let foreign = [
+        "http://evil.example".to_string(),
+        format!("http://evil.example:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        format!("http://localhost:{port}"),
+        "null".into(),
+        format!("file://{}", s.addr),
+    ];
     for origin in &foreign {
         assert_error(&generate_from(origin, "application/json"), 403, "cross-origin request refused");
         assert_error(&generate_from(origin, "text/plain"), 403, "cross-origin request refused");
@@ -370,7 +401,13 @@ fn posts_from_other_web_pages_are_refused() {
     let own = format!("http://{}", s.addr);
     assert_eq!(generate_from(&own, "application/json").status, 200);
     assert_eq!(upload_from(&own, "image/png").status, 200);
-    let r = request_with(s.addr, "POST", "/api/generate", &[("Host", &format!("localhost:{port}")), ("Origin", &format!("http://localhost:{port}")), ("Content-Type", "application/json")], body.as_bytes());
+    let r = request_with(
+        s.addr,
+        "POST",
+        "/api/generate",
+        &[("Host", &format!("localhost:{port}")), ("Origin", &format!("http://localhost:{port}")), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(post(s.addr, "/api/generate", json!({"checkpoint": "c0", "count": 1})).status, 200);
     // A cross-origin GET is answered, but without CORS headers the other page cannot read it.
@@ -384,7 +421,14 @@ fn uploads_must_be_images_and_json_routes_take_only_json() {
     let png = small_png(8, 8);
     let upload = |ct: Option<&str>| client::request(s.addr, "POST", "/api/translate?checkpoint=test:invert", ct, &png, Duration::from_secs(30)).unwrap();
     // The content types a page may send cross-origin without a preflight, and no type at all.
-    for ct in [Some("text/plain"), Some("text/plain; charset=utf-8"), Some("multipart/form-data; boundary=x"), Some("application/x-www-form-urlencoded"), Some("application/json"), None] {
+    for ct in [
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/json"),
+        None,
+    ] {
         assert_error(&upload(ct), 415, "Content-Type image/png, image/jpeg or application/octet-stream");
     }
     for ct in ["image/png", "IMAGE/PNG", "image/jpeg", "application/octet-stream"] {
@@ -428,7 +472,10 @@ fn stalled_connections_are_closed_after_the_timeouts() {
     let opened = Instant::now();
     let mut silent = connect_and_send(s.addr, b"");
     let mut half_head = connect_and_send(s.addr, b"GET /api/checkpoints HTTP/1.1\r\nHost: 127");
-    let mut no_body = connect_and_send(s.addr, b"POST /api/translate?checkpoint=test:invert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n0123");
+    let mut no_body = connect_and_send(
+        s.addr,
+        b"POST /api/translate?checkpoint=test:invert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n0123",
+    );
     // One answered request, then an idle keep-alive connection.
     let mut kept = connect_and_send(s.addr, b"GET /api/checkpoints HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     // Slowloris: a head trickled a byte at a time never completes, however steady.
@@ -536,13 +583,23 @@ fn a_checkpoint_that_cannot_be_loaded_is_an_error_answer_and_the_server_keeps_se
     for key in ["gannet_format", "crc32", "header_crc32"] {
         meta.remove(key);
     }
-    let config = meta["config"].lines().map(|l| if l.starts_with("latent_dim = ") { "latent_dim = 4000000000".to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    let config = meta["config"]
+        .lines()
+        .map(|l| if l.starts_with("latent_dim = ") { "latent_dim = 4000000000".to_string() } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(config.contains("latent_dim = 4000000000"));
     meta.insert("config".into(), config);
     gannet::checkpoint::save(&huge, &tensors, &meta).unwrap();
     let mut s = Studio::start(&[
-        "--checkpoint", f.uncond.to_str().unwrap(), "--checkpoint", garbage.to_str().unwrap(), "--checkpoint", truncated.to_str().unwrap(),
-        "--checkpoint", huge.to_str().unwrap(),
+        "--checkpoint",
+        f.uncond.to_str().unwrap(),
+        "--checkpoint",
+        garbage.to_str().unwrap(),
+        "--checkpoint",
+        truncated.to_str().unwrap(),
+        "--checkpoint",
+        huge.to_str().unwrap(),
     ]);
     for id in ["c1", "c2", "c3"] {
         for r in [post(s.addr, "/api/generate", json!({"checkpoint": id, "count": 1})), get(s.addr, &format!("/api/checkpoints/{id}"))] {

@@ -20,7 +20,10 @@ fn browser_dir() -> PathBuf {
 fn missing_tools(chromium: &Path) -> Vec<String> {
     let mut missing = Vec::new();
     if !chromium.is_file() {
-        missing.push(format!("{} not found: install Debian's chromium (`apt-get install -y chromium`, with sudo if not root) or set CHROMIUM", chromium.display()));
+        missing.push(format!(
+            "{} not found: install Debian's chromium (`apt-get install -y chromium`, with sudo if not root) or set CHROMIUM",
+            chromium.display()
+        ));
     }
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("node not found: install Node.js 20 or newer (`apt-get install -y nodejs npm`)".into());

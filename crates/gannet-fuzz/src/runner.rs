@@ -306,11 +306,7 @@ fn read_header(shm: &Path) -> (u64, bool, usize) {
 
 fn rss_mb(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map_or(0, |kb| kb >> 10)
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok()).map_or(0, |kb| kb >> 10)
 }
 
 fn save_from_shm(data: &[u8], opts: &Options, target: &str, kind: &str, what: &str) {
@@ -417,9 +413,8 @@ fn known_keys_file() -> Option<PathBuf> {
 /// Records a crash location; false when it was known.
 fn note_key(key: &str) -> bool {
     let mut k = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-    let set = k.get_or_insert_with(|| {
-        known_keys_file().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default().lines().map(str::to_string).collect()
-    });
+    let set =
+        k.get_or_insert_with(|| known_keys_file().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default().lines().map(str::to_string).collect());
     if !set.insert(key.to_string()) {
         return false;
     }
@@ -496,7 +491,14 @@ fn short_backtrace(bt: &str) -> String {
         let f = n.split_once(": ").map_or("", |x| x.1);
         let runtime = ["main", "_start", "__libc_start_main_impl", "__libc_start_call_main", "clone3", "start_thread", "__rust_try", "rust_begin_unwind"];
         let internal = match at {
-            Some(a) => a.contains("/rustc/") || a.contains("./csu/") || a.contains("/rayon-") || a.contains("/tokio-") || a.contains("gannet-fuzz/src/runner.rs") || a.contains("gannet-fuzz/src/alloc.rs"),
+            Some(a) => {
+                a.contains("/rustc/")
+                    || a.contains("./csu/")
+                    || a.contains("/rayon-")
+                    || a.contains("/tokio-")
+                    || a.contains("gannet-fuzz/src/runner.rs")
+                    || a.contains("gannet-fuzz/src/alloc.rs")
+            }
             None => runtime.contains(&f) || f.starts_with("std::") || f.starts_with("core::") || f.starts_with("alloc::") || f.starts_with("__rust"),
         };
         if !internal {
@@ -514,9 +516,8 @@ fn short_backtrace(bt: &str) -> String {
 }
 
 fn load_seeds(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect()).unwrap_or_default();
     files.sort();
     files.into_iter().filter_map(|p| read_seed(&p).map(|d| (p, d))).collect()
 }
@@ -717,16 +718,7 @@ fn worker(opts: &Options, shm_path: &Path) -> ExitCode {
     // what fits in it must stay under the malloc limit, what does not must be refused.
     gannet::limits::set_max_memory((opts.malloc_limit_mb as u64) << 20);
     let rng_seed = opts.rng_seed.unwrap_or_else(now_ms);
-    let mut w = Worker {
-        name: name.clone(),
-        target,
-        opts,
-        shm,
-        rng: Rng::new(rng_seed),
-        execs: 0,
-        slowest: Duration::ZERO,
-        crashed: false,
-    };
+    let mut w = Worker { name: name.clone(), target, opts, shm, rng: Rng::new(rng_seed), execs: 0, slowest: Duration::ZERO, crashed: false };
     // Replay: every seed once.
     let mut seen = HashSet::new();
     let mut corpus: Vec<Vec<u8>> = Vec::new();

@@ -18,7 +18,6 @@
 use crate::catalog::{Catalog, Entry};
 use crate::error::{rejected, ApiError, ApiResult};
 use crate::models::{GanModel, StudioModel};
-use gannet::candle_core::Device;
 use crate::pool::Pool;
 use crate::render::{self, GenerateResponse};
 use crate::{assets, MAX_COUNT, MAX_UPLOAD_BYTES};
@@ -29,6 +28,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use gannet::candle_core::Device;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -288,7 +288,8 @@ async fn translate(
     headers: HeaderMap,
     upload: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| rejected(StatusCode::BAD_REQUEST, format!("{} (use POST /api/translate?checkpoint=ID with the image as the body)", e.body_text())))?;
+    let Query(query) = query
+        .map_err(|e| rejected(StatusCode::BAD_REQUEST, format!("{} (use POST /api/translate?checkpoint=ID with the image as the body)", e.body_text())))?;
     check_upload_type(&headers)?;
     let upload = upload.map_err(|e| rejected(e.status(), e.body_text()))?;
     let entry = entry(&state, &query.checkpoint)?;
@@ -325,7 +326,8 @@ fn run_file(state: &AppState, id: &str, name: &[&str], limit: u64) -> ApiResult<
 
 async fn run_metrics(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
     let csv = run_file(&state, &path_id(id)?, &["metrics.csv"], MAX_METRICS_BYTES)?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], csv).into_response())
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], csv)
+        .into_response())
 }
 
 async fn run_latest(State(state): Shared, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {

@@ -20,11 +20,7 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     let (t, dot, na, nb) = (t as f64, dot(a, b), dot(a, a).sqrt(), dot(b, b).sqrt());
     let cos = if na > 0.0 && nb > 0.0 { (dot / (na * nb)).clamp(-1.0, 1.0) } else { 1.0 };
     let omega = cos.acos();
-    let (wa, wb) = if omega.sin().abs() < 1e-6 {
-        (1.0 - t, t)
-    } else {
-        (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin())
-    };
+    let (wa, wb) = if omega.sin().abs() < 1e-6 { (1.0 - t, t) } else { (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin()) };
     a.iter().zip(b).map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32).collect()
 }
 

@@ -307,9 +307,10 @@ impl ModelCache {
 
     /// The model of `entry`, loading it on first use or after its file changed.
     pub fn get(&mut self, entry: &Entry) -> ApiResult<&StudioModel> {
-        let source = entry.source.as_ref().ok_or_else(|| {
-            ApiError::not_found(format!("'{}' is a run folder with no checkpoint yet (checkpoints/latest.safetensors)", entry.id))
-        })?;
+        let source = entry
+            .source
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found(format!("'{}' is a run folder with no checkpoint yet (checkpoints/latest.safetensors)", entry.id)))?;
         let now = stamp(source)?;
         let fresh = matches!(self.models.get(source), Some((s, _)) if *s == now);
         if !fresh {

@@ -37,11 +37,7 @@ pub fn generate(model: &GanModel, req: &GenerateRequest, device: &Device) -> Api
     let x = forward(model, &z, labels.as_deref(), req.truncation, device)?;
     let images = image_io::to_images(&x)?;
     let extra = [("gannet:seed", req.seed.to_string()), ("gannet:truncation", req.truncation.to_string())];
-    let urls = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| png_url(img, &text(model, labels.as_ref().map(|l| l[i]), &extra)))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let urls = images.iter().enumerate().map(|(i, img)| png_url(img, &text(model, labels.as_ref().map(|l| l[i]), &extra))).collect::<ApiResult<Vec<_>>>()?;
     let nrow = (req.count as f64).sqrt().ceil() as usize;
     let grid = image_io::grid(&x, nrow, 2)?;
     Ok(GenerateResponse {
@@ -80,9 +76,7 @@ pub fn style_mix(model: &GanModel, req: &StyleMixRequest, device: &Device) -> Ap
         return Err(ApiError::bad_request(format!("crossover must be 1 to {} for this model", style.num_ws() - 1)));
     }
     let dim = model.gen.latent_dim();
-    let z = |s: &SampleRef| -> ApiResult<Tensor> {
-        Ok(latent::to_tensor(&[latent::of_sample(s.seed, s.index, dim)?], device)?)
-    };
+    let z = |s: &SampleRef| -> ApiResult<Tensor> { Ok(latent::to_tensor(&[latent::of_sample(s.seed, s.index, dim)?], device)?) };
     let label = sample_label(model, req.class, &req.coarse);
     let w = |s: &SampleRef| -> ApiResult<Tensor> { Ok(gannet::edit::truncate_w(style, &style.mapping(&z(s)?)?, req.truncation as f64)?) };
     let (coarse, fine) = (w(&req.coarse)?, w(&req.fine)?);
@@ -104,11 +98,8 @@ pub fn decode_upload(bytes: &[u8], max_side: u32) -> ApiResult<DynamicImage> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("no image: send the PNG or JPEG file as the request body"));
     }
-    let reader = || {
-        image::ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| ApiError::bad_request(format!("cannot read the upload: {e}")))
-    };
+    let reader =
+        || image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ApiError::bad_request(format!("cannot read the upload: {e}")));
     if !matches!(reader()?.format(), Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
         return Err(ApiError::new(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "the upload is not a PNG or JPEG image"));
     }
@@ -118,7 +109,8 @@ pub fn decode_upload(bytes: &[u8], max_side: u32) -> ApiResult<DynamicImage> {
     }
     // The data loader's decoder: it also refuses files cut short and malformed palettes (one of
     // which panics inside the png crate).
-    gannet::data::folder::decode_image_bytes(bytes, std::path::Path::new("the upload")).map_err(|e| ApiError::bad_request(format!("cannot decode the image: {e}")))
+    gannet::data::folder::decode_image_bytes(bytes, std::path::Path::new("the upload"))
+        .map_err(|e| ApiError::bad_request(format!("cannot decode the image: {e}")))
 }
 
 /// A conditional model's labels for a batch: the chosen class, or classes in turn.

@@ -29,22 +29,8 @@ struct Layer {
 fn layers() -> Vec<Layer> {
     let s2 = ConvSpec::new(2, 1);
     let s1 = ConvSpec::new(1, 0);
-    let t = |name, cin, cout, hw, spec| Layer {
-        name,
-        transposed: true,
-        cin,
-        cout,
-        hw,
-        spec,
-    };
-    let c = |name, cin, cout, hw, spec| Layer {
-        name,
-        transposed: false,
-        cin,
-        cout,
-        hw,
-        spec,
-    };
+    let t = |name, cin, cout, hw, spec| Layer { name, transposed: true, cin, cout, hw, spec };
+    let c = |name, cin, cout, hw, spec| Layer { name, transposed: false, cin, cout, hw, spec };
     vec![
         t("G1 convT 100->512 1->4", 100, 512, 1, s1),
         t("G2 convT 512->256 4->8", 512, 256, 4, s2),
@@ -87,11 +73,7 @@ struct Setup {
 fn setup(l: Layer, batch: usize) -> Setup {
     let dev = Device::Cpu;
     let x = Var::randn(0f32, 1., (batch, l.cin, l.hw, l.hw), &dev).unwrap();
-    let wd = if l.transposed {
-        (l.cin, l.cout, 4, 4)
-    } else {
-        (l.cout, l.cin, 4, 4)
-    };
+    let wd = if l.transposed { (l.cin, l.cout, 4, 4) } else { (l.cout, l.cin, 4, 4) };
     let w = Var::randn(0f32, 0.02, wd, &dev).unwrap();
     let y = forward(l, &x, &w, true);
     let r = Tensor::randn(0f32, 1., y.shape(), &dev).unwrap();
@@ -103,9 +85,7 @@ fn forward(l: Layer, x: &Tensor, w: &Tensor, fast: bool) -> Tensor {
     match (l.transposed, fast) {
         (true, true) => ops::conv_transpose2d(x, w, s).unwrap(),
         (false, true) => ops::conv2d(x, w, s).unwrap(),
-        (true, false) => x
-            .conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation)
-            .unwrap(),
+        (true, false) => x.conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation).unwrap(),
         (false, false) => x.conv2d(w, s.padding, s.stride, s.dilation, 1).unwrap(),
     }
 }
@@ -137,14 +117,7 @@ fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
     let ms = |t: f64| t * 1e3;
     if l.transposed {
         let (_, cout, k, _) = w.dims4().unwrap();
-        let xf = || {
-            x.transpose(0, 1)
-                .unwrap()
-                .contiguous()
-                .unwrap()
-                .reshape((cin, n * h * wd))
-                .unwrap()
-        };
+        let xf = || x.transpose(0, 1).unwrap().contiguous().unwrap().reshape((cin, n * h * wd)).unwrap();
         let t_copy = time(reps, || {
             xf();
         });
@@ -159,12 +132,7 @@ fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
         let t_fold = time(reps, || {
             ops::fold(&cols, g).unwrap();
         });
-        format!(
-            "x transpose copy {:.1}, gemm {:.1}, fold {:.1}",
-            ms(t_copy),
-            ms(t_mm),
-            ms(t_fold)
-        )
+        format!("x transpose copy {:.1}, gemm {:.1}, fold {:.1}", ms(t_copy), ms(t_mm), ms(t_fold))
     } else {
         let (cout, _, k, _) = w.dims4().unwrap();
         let y = forward(l, x, w, true);
@@ -173,69 +141,35 @@ fn breakdown(l: Layer, st: &Setup, reps: usize) -> String {
         let t_unfold = time(reps, || {
             ops::unfold(x, g).unwrap();
         });
-        let (cols, wf) = (
-            ops::unfold(x, g).unwrap(),
-            w.reshape((cout, cin * k * k)).unwrap(),
-        );
+        let (cols, wf) = (ops::unfold(x, g).unwrap(), w.reshape((cout, cin * k * k)).unwrap());
         let t_mm = time(reps, || {
             wf.matmul(&cols).unwrap();
         });
         let ym = wf.matmul(&cols).unwrap();
         let t_perm = time(reps, || {
-            ym.reshape((cout, n, ho, wo))
-                .unwrap()
-                .permute((1, 0, 2, 3))
-                .unwrap()
-                .contiguous()
-                .unwrap();
+            ym.reshape((cout, n, ho, wo)).unwrap().permute((1, 0, 2, 3)).unwrap().contiguous().unwrap();
         });
-        format!(
-            "unfold {:.1}, gemm {:.1}, output permute copy {:.1}",
-            ms(t_unfold),
-            ms(t_mm),
-            ms(t_perm)
-        )
+        format!("unfold {:.1}, gemm {:.1}, output permute copy {:.1}", ms(t_unfold), ms(t_mm), ms(t_perm))
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .map_or(default, |i| args[i + 1].parse().unwrap())
-    };
+    let arg = |name: &str, default: usize| args.iter().position(|a| a == name).map_or(default, |i| args[i + 1].parse().unwrap());
     let (reps, batch) = (arg("--reps", 5), arg("--batch", 64));
     let candle = !args.iter().any(|a| a == "--no-candle");
-    println!(
-        "batch {batch}, {reps} reps, rayon threads {}; GFLOP/s (ms)",
-        rayon::current_num_threads()
-    );
-    println!(
-        "{:<26} {:>18} {:>18} {:>18} {:>18}",
-        "layer", "gannet fwd", "gannet bwd", "candle fwd", "candle bwd"
-    );
+    println!("batch {batch}, {reps} reps, rayon threads {}; GFLOP/s (ms)", rayon::current_num_threads());
+    println!("{:<26} {:>18} {:>18} {:>18} {:>18}", "layer", "gannet fwd", "gannet bwd", "candle fwd", "candle bwd");
     let mut tot = [0f64; 4];
     let mut total_flops = 0.0;
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .map(|i| args[i + 1].clone());
-    for l in layers()
-        .into_iter()
-        .filter(|l| only.as_ref().is_none_or(|o| l.name.starts_with(o.as_str())))
-    {
+    let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
+    for l in layers().into_iter().filter(|l| only.as_ref().is_none_or(|o| l.name.starts_with(o.as_str()))) {
         let st = setup(l, batch);
         let f = flops(l, batch, &forward(l, &st.x, &st.w, true));
         total_flops += f;
         let (gf, gb) = measure(l, &st, true, reps);
         let cell = |t: f64, fl: f64| format!("{:7.1} ({:7.1})", fl / t / 1e9, t * 1e3);
-        let mut line = format!(
-            "{:<26} {:>18} {:>18}",
-            l.name,
-            cell(gf, f),
-            cell(gb, 2.0 * f)
-        );
+        let mut line = format!("{:<26} {:>18} {:>18}", l.name, cell(gf, f), cell(gb, 2.0 * f));
         tot[0] += gf;
         tot[1] += gb;
         if candle {
@@ -250,18 +184,9 @@ fn main() {
         }
     }
     let cell = |t: f64, fl: f64| format!("{:7.1} ({:7.1})", fl / t / 1e9, t * 1e3);
-    let mut line = format!(
-        "{:<26} {:>18} {:>18}",
-        "all layers",
-        cell(tot[0], total_flops),
-        cell(tot[1], 2.0 * total_flops)
-    );
+    let mut line = format!("{:<26} {:>18} {:>18}", "all layers", cell(tot[0], total_flops), cell(tot[1], 2.0 * total_flops));
     if candle {
-        line += &format!(
-            " {:>18} {:>18}",
-            cell(tot[2], total_flops),
-            cell(tot[3], 2.0 * total_flops)
-        );
+        line += &format!(" {:>18} {:>18}", cell(tot[2], total_flops), cell(tot[3], 2.0 * total_flops));
     }
     println!("{line}");
 }

@@ -66,8 +66,5 @@ pub fn ensure_second_order() -> crate::Result<()> {
 /// again. `x` must be a variable or a tensor tracked by the graph.
 pub fn grad_of(y: &Tensor, x: &Tensor) -> crate::Result<Tensor> {
     let grads = y.backward()?;
-    grads
-        .get(x)
-        .cloned()
-        .ok_or_else(|| crate::Error::Msg("grad_of: the output does not depend on the input".into()))
+    grads.get(x).cloned().ok_or_else(|| crate::Error::Msg("grad_of: the output does not depend on the input".into()))
 }

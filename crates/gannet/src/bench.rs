@@ -45,10 +45,7 @@ impl Workload {
     }
 
     pub fn parse(s: &str) -> crate::Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|w| w.name() == s)
-            .ok_or_else(|| crate::Error::Config(format!("unknown benchmark '{s}': choose train64, train32 or gen64")))
+        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| crate::Error::Config(format!("unknown benchmark '{s}': choose train64, train32 or gen64")))
     }
 
     fn resolution(&self) -> usize {
@@ -167,13 +164,8 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> crate::Result<B
     }
     let cfg = dcgan();
     let shape = ImageShape { channels: 3, resolution: w.resolution() };
-    let train_cfg = TrainConfig {
-        seed: opts.seed,
-        loss: GanLoss::NonSaturating,
-        model: ModelConfig::Dcgan(cfg.clone()),
-        ema_decay: 0.0,
-        ..TrainConfig::default()
-    };
+    let train_cfg =
+        TrainConfig { seed: opts.seed, loss: GanLoss::NonSaturating, model: ModelConfig::Dcgan(cfg.clone()), ema_decay: 0.0, ..TrainConfig::default() };
     let mut state = GanState::new(&train_cfg, shape, device)?;
     let (g_macs, d_macs) = dcgan_macs(&cfg, shape);
     let batch = w.batch();

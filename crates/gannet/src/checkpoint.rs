@@ -44,15 +44,8 @@ impl View for &HostTensor {
     }
 }
 
-fn le_bytes<T: candle_core::WithDType, const N: usize>(
-    t: &Tensor,
-    f: fn(T) -> [u8; N],
-) -> crate::Result<Vec<u8>> {
-    Ok(t.flatten_all()?
-        .to_vec1::<T>()?
-        .into_iter()
-        .flat_map(f)
-        .collect())
+fn le_bytes<T: candle_core::WithDType, const N: usize>(t: &Tensor, f: fn(T) -> [u8; N]) -> crate::Result<Vec<u8>> {
+    Ok(t.flatten_all()?.to_vec1::<T>()?.into_iter().flat_map(f).collect())
 }
 
 fn to_host(name: &str, t: &Tensor) -> crate::Result<HostTensor> {
@@ -62,17 +55,9 @@ fn to_host(name: &str, t: &Tensor) -> crate::Result<HostTensor> {
         DType::I64 => le_bytes::<i64, 8>(t, i64::to_le_bytes)?,
         DType::F32 => le_bytes::<f32, 4>(t, f32::to_le_bytes)?,
         DType::F64 => le_bytes::<f64, 8>(t, f64::to_le_bytes)?,
-        other => {
-            return Err(crate::Error::Msg(format!(
-                "checkpoint: tensor '{name}' has unsupported dtype {other:?}"
-            )))
-        }
+        other => return Err(crate::Error::Msg(format!("checkpoint: tensor '{name}' has unsupported dtype {other:?}"))),
     };
-    Ok(HostTensor {
-        dtype: t.dtype().into(),
-        shape: t.dims().to_vec(),
-        bytes,
-    })
+    Ok(HostTensor { dtype: t.dtype().into(), shape: t.dims().to_vec(), bytes })
 }
 
 /// CRC of the header's meaning (not its bytes, whose key order is unspecified): every tensor's
@@ -81,16 +66,10 @@ fn header_crc(tensors: &HashMap<String, &TensorInfo>, metadata: &HashMap<String,
     let mut h = crc32fast::Hasher::new();
     let sorted: BTreeMap<_, _> = tensors.iter().collect();
     for (name, info) in sorted {
-        let line = format!(
-            "{name}\0{:?}\0{:?}\0{:?}\n",
-            info.dtype, info.shape, info.data_offsets
-        );
+        let line = format!("{name}\0{:?}\0{:?}\0{:?}\n", info.dtype, info.shape, info.data_offsets);
         h.update(line.as_bytes());
     }
-    let meta: BTreeMap<_, _> = metadata
-        .iter()
-        .filter(|(k, _)| k.as_str() != KEY_HEADER_CRC)
-        .collect();
+    let meta: BTreeMap<_, _> = metadata.iter().filter(|(k, _)| k.as_str() != KEY_HEADER_CRC).collect();
     for (k, v) in meta {
         h.update(format!("{k}\0{v}\n").as_bytes());
     }
@@ -103,46 +82,25 @@ fn data_region(bytes: &[u8]) -> &[u8] {
 }
 
 /// Serialises to bytes with the gannet metadata (format, data CRC, header CRC) filled in.
-fn encode(
-    path: &Path,
-    tensors: &BTreeMap<String, Tensor>,
-    metadata: &BTreeMap<String, String>,
-) -> crate::Result<Vec<u8>> {
-    let host = tensors
-        .iter()
-        .map(|(k, t)| Ok((k.clone(), to_host(k, t)?)))
-        .collect::<crate::Result<Vec<_>>>()?;
-    let st_err =
-        |e: SafeTensorError| crate::Error::checkpoint(path, format!("cannot serialise: {e}"));
+fn encode(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> crate::Result<Vec<u8>> {
+    let host = tensors.iter().map(|(k, t)| Ok((k.clone(), to_host(k, t)?))).collect::<crate::Result<Vec<_>>>()?;
+    let st_err = |e: SafeTensorError| crate::Error::checkpoint(path, format!("cannot serialise: {e}"));
     let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     meta.insert(KEY_FORMAT.into(), FORMAT_VERSION.to_string());
     let views = || host.iter().map(|(k, t)| (k.as_str(), t));
     // The data region does not depend on the metadata, so hash it from a first serialisation.
     let first = safetensors::serialize(views(), Some(meta.clone())).map_err(st_err)?;
-    meta.insert(
-        KEY_CRC.into(),
-        format!("{:08x}", crc32fast::hash(data_region(&first))),
-    );
+    meta.insert(KEY_CRC.into(), format!("{:08x}", crc32fast::hash(data_region(&first))));
     let parsed = SafeTensors::read_metadata(&first).map_err(st_err)?.1;
-    meta.insert(
-        KEY_HEADER_CRC.into(),
-        format!("{:08x}", header_crc(&parsed.tensors(), &meta)),
-    );
+    meta.insert(KEY_HEADER_CRC.into(), format!("{:08x}", header_crc(&parsed.tensors(), &meta)));
     safetensors::serialize(views(), Some(meta)).map_err(st_err)
 }
 
 /// Writes `tensors` and `metadata` to `path` atomically (see [`write_atomic`]).
-pub fn save(
-    path: &Path,
-    tensors: &BTreeMap<String, Tensor>,
-    metadata: &BTreeMap<String, String>,
-) -> crate::Result<()> {
+pub fn save(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> crate::Result<()> {
     for key in [KEY_FORMAT, KEY_CRC, KEY_HEADER_CRC] {
         if metadata.contains_key(key) {
-            return Err(crate::Error::checkpoint(
-                path,
-                format!("metadata key '{key}' is reserved"),
-            ));
+            return Err(crate::Error::checkpoint(path, format!("metadata key '{key}' is reserved")));
         }
     }
     write_atomic(path, &encode(path, tensors, metadata)?)
@@ -152,25 +110,15 @@ pub fn save(
 /// partial one: write a temp file in the same directory, fsync it, rename it over the target,
 /// then fsync the directory so the rename itself survives a power cut.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| crate::Error::checkpoint(path, "path has no file name"))?
-        .to_string_lossy();
+    let name = path.file_name().ok_or_else(|| crate::Error::checkpoint(path, "path has no file name"))?.to_string_lossy();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = write_and_sync(&tmp, bytes).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| {
-            crate::Error::io(
-                format!("renaming {} to {}", tmp.display(), path.display()),
-                e,
-            )
-        })
-    });
+    let result = write_and_sync(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(format!("renaming {} to {}", tmp.display(), path.display()), e)));
     if result.is_err() {
         // Best effort: a failed write must not leave litter; the target was never touched.
         let _ = std::fs::remove_file(&tmp);
@@ -230,10 +178,7 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 30;
 
 /// Reads and verifies a checkpoint; every failure is a checkpoint error naming `path`.
-pub fn load(
-    path: &Path,
-    device: &Device,
-) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+pub fn load(path: &Path, device: &Device) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let err = |m: String| crate::Error::checkpoint(path, m);
     // The bytes and the tensors made from them are in memory together.
     if let Ok(meta) = std::fs::metadata(path) {
@@ -246,24 +191,16 @@ pub fn load(
 
 /// [`load`] of a checkpoint already in memory (e.g. embedded with `include_bytes!`); `path`
 /// only names it in errors.
-pub fn load_bytes(
-    bytes: &[u8],
-    path: &Path,
-    device: &Device,
-) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> crate::Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let err = |m: String| crate::Error::checkpoint(path, m);
     check_framing(bytes).map_err(err)?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| err(describe(e)))?;
     let (_, parsed) = SafeTensors::read_metadata(bytes).map_err(|e| err(describe(e)))?;
-    let meta = parsed
-        .metadata()
-        .clone()
-        .ok_or_else(|| err("missing metadata: not a gannet checkpoint".into()))?;
+    let meta = parsed.metadata().clone().ok_or_else(|| err("missing metadata: not a gannet checkpoint".into()))?;
     verify(bytes, &parsed.tensors(), &meta).map_err(err)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let t = candle_core::safetensors::Load::load(&view, device)
-            .map_err(|e| err(format!("cannot load tensor '{name}': {e}")))?;
+        let t = candle_core::safetensors::Load::load(&view, device).map_err(|e| err(format!("cannot load tensor '{name}': {e}")))?;
         check_finite(&name, &t).map_err(err)?;
         tensors.insert(name, t);
     }
@@ -293,85 +230,50 @@ fn check_finite(name: &str, t: &Tensor) -> Result<(), String> {
 /// Length checks that give a clearer message than the parser for short or foreign files.
 fn check_framing(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < LEN_BYTES {
-        return Err(format!(
-            "not a safetensors checkpoint: only {} bytes (truncated or empty)",
-            bytes.len()
-        ));
+        return Err(format!("not a safetensors checkpoint: only {} bytes (truncated or empty)", bytes.len()));
     }
     let n = u64::from_le_bytes(bytes[..LEN_BYTES].try_into().expect("8 bytes"));
     if n > 100_000_000 || bytes.get(LEN_BYTES) != Some(&b'{') {
-        return Err(
-            "not a safetensors checkpoint: the file does not start with a safetensors header"
-                .into(),
-        );
+        return Err("not a safetensors checkpoint: the file does not start with a safetensors header".into());
     }
     if LEN_BYTES as u64 + n > bytes.len() as u64 {
-        return Err(format!(
-            "truncated: the header claims {n} bytes but the file has {}",
-            bytes.len()
-        ));
+        return Err(format!("truncated: the header claims {n} bytes but the file has {}", bytes.len()));
     }
     Ok(())
 }
 
 fn describe(e: SafeTensorError) -> String {
     match e {
-        SafeTensorError::MetadataIncompleteBuffer => {
-            "truncated or corrupted: the data region does not match the sizes in the header".into()
-        }
+        SafeTensorError::MetadataIncompleteBuffer => "truncated or corrupted: the data region does not match the sizes in the header".into(),
         e => format!("checkpoint is corrupted: unreadable safetensors header ({e})"),
     }
 }
 
 /// Checks the format version and both CRCs.
-fn verify(
-    bytes: &[u8],
-    tensors: &HashMap<String, &TensorInfo>,
-    meta: &HashMap<String, String>,
-) -> Result<(), String> {
-    let get = |k: &str| {
-        meta.get(k)
-            .ok_or_else(|| format!("missing metadata '{k}': not a gannet checkpoint"))
-    };
-    let version: u32 = get(KEY_FORMAT)?.parse().map_err(|_| {
-        format!(
-            "checkpoint is corrupted: bad '{KEY_FORMAT}' value {:?}",
-            meta[KEY_FORMAT]
-        )
-    })?;
+fn verify(bytes: &[u8], tensors: &HashMap<String, &TensorInfo>, meta: &HashMap<String, String>) -> Result<(), String> {
+    let get = |k: &str| meta.get(k).ok_or_else(|| format!("missing metadata '{k}': not a gannet checkpoint"));
+    let version: u32 = get(KEY_FORMAT)?.parse().map_err(|_| format!("checkpoint is corrupted: bad '{KEY_FORMAT}' value {:?}", meta[KEY_FORMAT]))?;
     if version > FORMAT_VERSION {
-        return Err(format!(
-            "written by a newer gannet (format {version}; this build reads up to {FORMAT_VERSION}): upgrade gannet"
-        ));
+        return Err(format!("written by a newer gannet (format {version}; this build reads up to {FORMAT_VERSION}): upgrade gannet"));
     }
     let header = format!("{:08x}", header_crc(tensors, meta));
     if get(KEY_HEADER_CRC)? != &header {
-        return Err(format!(
-            "checkpoint is corrupted: checksum mismatch in the header (stored {}, computed {header})",
-            meta[KEY_HEADER_CRC]
-        ));
+        return Err(format!("checkpoint is corrupted: checksum mismatch in the header (stored {}, computed {header})", meta[KEY_HEADER_CRC]));
     }
     let data = format!("{:08x}", crc32fast::hash(data_region(bytes)));
     if get(KEY_CRC)? != &data {
-        return Err(format!(
-            "checkpoint is corrupted: checksum mismatch (stored {}, computed {data})",
-            meta[KEY_CRC]
-        ));
+        return Err(format!("checkpoint is corrupted: checksum mismatch (stored {}, computed {data})", meta[KEY_CRC]));
     }
     Ok(())
 }
 
 /// `name` -> `prefix.name`, to store several models' tensors in one file.
 pub fn prefixed(prefix: &str, map: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
-    map.into_iter()
-        .map(|(k, t)| (format!("{prefix}.{k}"), t))
-        .collect()
+    map.into_iter().map(|(k, t)| (format!("{prefix}.{k}"), t)).collect()
 }
 
 /// The entries under `prefix.`, with the prefix removed.
 pub fn strip_prefix(prefix: &str, map: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
     let p = format!("{prefix}.");
-    map.iter()
-        .filter_map(|(k, t)| k.strip_prefix(&p).map(|rest| (rest.to_string(), t.clone())))
-        .collect()
+    map.iter().filter_map(|(k, t)| k.strip_prefix(&p).map(|rest| (rest.to_string(), t.clone()))).collect()
 }

@@ -9,20 +9,12 @@ pub fn parse_device(spec: &str) -> crate::Result<Device> {
         "metal" => Device::new_metal(0).map_err(|e| metal_err(e.to_string())),
         s if s == "cuda" || s.starts_with("cuda:") => {
             let ordinal = match s.strip_prefix("cuda:") {
-                Some(n) => n.parse::<usize>().map_err(|_| {
-                    crate::Error::Config(format!("device '{s}': expected cuda or cuda:N"))
-                })?,
+                Some(n) => n.parse::<usize>().map_err(|_| crate::Error::Config(format!("device '{s}': expected cuda or cuda:N")))?,
                 None => 0,
             };
-            Device::new_cuda(ordinal).map_err(|e| {
-                crate::Error::Config(format!(
-                    "device '{s}': {e} (build with `--features cuda` on a machine with CUDA)"
-                ))
-            })
+            Device::new_cuda(ordinal).map_err(|e| crate::Error::Config(format!("device '{s}': {e} (build with `--features cuda` on a machine with CUDA)")))
         }
-        other => Err(crate::Error::Config(format!(
-            "unknown device '{other}': use cpu, cuda, cuda:N or metal"
-        ))),
+        other => Err(crate::Error::Config(format!("unknown device '{other}': use cpu, cuda, cuda:N or metal"))),
     }
 }
 

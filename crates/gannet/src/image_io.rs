@@ -44,11 +44,7 @@ pub fn grid(batch: &Tensor, nrow: usize, pad: u32) -> crate::Result<DynamicImage
     let images = to_images(batch)?;
     let rows = n.div_ceil(nrow);
     let (w, h) = (images[0].width(), images[0].height());
-    let mut canvas = image::RgbImage::from_pixel(
-        nrow as u32 * (w + pad) + pad,
-        rows as u32 * (h + pad) + pad,
-        image::Rgb([255, 255, 255]),
-    );
+    let mut canvas = image::RgbImage::from_pixel(nrow as u32 * (w + pad) + pad, rows as u32 * (h + pad) + pad, image::Rgb([255, 255, 255]));
     for (i, img) in images.iter().enumerate() {
         let (x, y) = ((i % nrow) as u32, (i / nrow) as u32);
         image::imageops::replace(&mut canvas, &img.to_rgb8(), (pad + x * (w + pad)) as i64, (pad + y * (h + pad)) as i64);
@@ -87,8 +83,7 @@ pub fn ensure_png_path(path: &Path) -> crate::Result<()> {
 pub fn save_png(img: &DynamicImage, path: &Path) -> crate::Result<()> {
     ensure_png_path(path)?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Msg(format!("{}: encoding PNG: {e}", path.display())))?;
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Msg(format!("{}: encoding PNG: {e}", path.display())))?;
     crate::checkpoint::write_atomic(path, &bytes)
 }
 
@@ -162,8 +157,7 @@ pub fn read_png_text(path: &Path) -> crate::Result<Vec<(String, String)>> {
     reader.next_frame(&mut buf).map_err(|e| err(&e))?;
     reader.finish().map_err(|e| err(&e))?;
     let info = reader.info();
-    let mut out: Vec<(String, String)> =
-        info.uncompressed_latin1_text.iter().map(|t| (t.keyword.clone(), t.text.clone())).collect();
+    let mut out: Vec<(String, String)> = info.uncompressed_latin1_text.iter().map(|t| (t.keyword.clone(), t.text.clone())).collect();
     for t in &info.compressed_latin1_text {
         out.push((t.keyword.clone(), t.get_text().map_err(|e| err(&e))?));
     }
@@ -195,11 +189,7 @@ pub fn provenance_text(checkpoint: &Path, step: u64, class: Option<(usize, &str)
 /// beside large outputs).
 pub fn upscale_nearest(batch: &Tensor, scale: usize) -> crate::Result<Tensor> {
     let (n, c, h, w) = batch.dims4()?;
-    Ok(batch
-        .reshape((n, c, h, 1, w, 1))?
-        .broadcast_as((n, c, h, scale, w, scale))?
-        .contiguous()?
-        .reshape((n, c, h * scale, w * scale))?)
+    Ok(batch.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, scale, w, scale))?.contiguous()?.reshape((n, c, h * scale, w * scale))?)
 }
 
 /// Bicubic upscaling by `scale` ([N, C, h, w] in [-1, 1] -> [N, C, h*scale, w*scale]), the

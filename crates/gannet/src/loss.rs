@@ -36,13 +36,7 @@ pub enum GanLoss {
 }
 
 impl GanLoss {
-    pub const ALL: [GanLoss; 5] = [
-        GanLoss::NonSaturating,
-        GanLoss::Minimax,
-        GanLoss::Hinge,
-        GanLoss::Wasserstein,
-        GanLoss::LeastSquares,
-    ];
+    pub const ALL: [GanLoss; 5] = [GanLoss::NonSaturating, GanLoss::Minimax, GanLoss::Hinge, GanLoss::Wasserstein, GanLoss::LeastSquares];
 
     /// The name used in configs and on the command line.
     pub fn name(&self) -> &'static str {
@@ -59,9 +53,7 @@ impl GanLoss {
     pub fn d_loss(&self, real_logits: &Tensor, fake_logits: &Tensor) -> crate::Result<Tensor> {
         let (r, f) = (real_logits, fake_logits);
         Ok(match self {
-            GanLoss::NonSaturating | GanLoss::Minimax => {
-                (bce_with_logits(r, 1.0)? + bce_with_logits(f, 0.0)?)?
-            }
+            GanLoss::NonSaturating | GanLoss::Minimax => (bce_with_logits(r, 1.0)? + bce_with_logits(f, 0.0)?)?,
             GanLoss::Hinge => {
                 let real_term = r.affine(-1.0, 1.0)?.relu()?.mean_all()?;
                 let fake_term = f.affine(1.0, 1.0)?.relu()?.mean_all()?;
@@ -99,16 +91,9 @@ impl FromStr for GanLoss {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> crate::Result<Self> {
-        GanLoss::ALL
-            .iter()
-            .copied()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = GanLoss::ALL.iter().map(|l| l.name()).collect();
-                crate::Error::Config(format!(
-                    "unknown loss '{s}'; valid losses: {}",
-                    valid.join(", ")
-                ))
-            })
+        GanLoss::ALL.iter().copied().find(|l| l.name() == s).ok_or_else(|| {
+            let valid: Vec<&str> = GanLoss::ALL.iter().map(|l| l.name()).collect();
+            crate::Error::Config(format!("unknown loss '{s}'; valid losses: {}", valid.join(", ")))
+        })
     }
 }

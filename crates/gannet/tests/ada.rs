@@ -73,7 +73,18 @@ fn a_run_with_ada_raises_p_and_resumes_exactly() {
     assert!(a.ada.p > 0.0, "p stayed 0");
     assert_eq!(a.ada, b.ada);
     for (name, t) in &a.tensors {
-        let d = (t - &b.tensors[name]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(gannet::candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let d = (t - &b.tensors[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(gannet::candle_core::DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert_eq!(d, 0.0, "{name} differs");
     }
 }

@@ -20,27 +20,15 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
 
 /// Gradients of 0.5 * sum(p^2), i.e. g = p.
 fn half_sq_grads(p: &Var) -> candle_core::backprop::GradStore {
-    (p.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5)
-        .unwrap()
-        .backward()
-        .unwrap()
+    (p.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap().backward().unwrap()
 }
 
-const CFG: AdamConfig = AdamConfig {
-    lr: 0.1,
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-8,
-    weight_decay: 0.0,
-};
+const CFG: AdamConfig = AdamConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
 
 #[test]
 fn default_is_dcgan() {
     let c = AdamConfig::default();
-    assert_eq!(
-        (c.lr, c.beta1, c.beta2, c.eps, c.weight_decay),
-        (2e-4, 0.5, 0.999, 1e-8, 0.0)
-    );
+    assert_eq!((c.lr, c.beta1, c.beta2, c.eps, c.weight_decay), (2e-4, 0.5, 0.999, 1e-8, 0.0));
 }
 
 #[test]
@@ -57,12 +45,7 @@ fn one_and_two_steps_match_hand_arithmetic() {
     assert_close(&vals(p.as_tensor()), &[0.9, -1.9], 1e-6, "p after 1");
     let s = opt.state();
     assert_close(&vals(&s["w.exp_avg"]), &[0.1, -0.2], 1e-7, "m after 1");
-    assert_close(
-        &vals(&s["w.exp_avg_sq"]),
-        &[0.001, 0.004],
-        1e-9,
-        "v after 1",
-    );
+    assert_close(&vals(&s["w.exp_avg_sq"]), &[0.001, 0.004], 1e-9, "v after 1");
 
     // Step 2, g = p = [0.9, -1.9]:
     //   m = 0.9 [0.1, -0.2] + 0.1 [0.9, -1.9] = [0.18, -0.37]
@@ -74,20 +57,10 @@ fn one_and_two_steps_match_hand_arithmetic() {
     //       = -1.9 + 0.526315789 * 0.37 / 1.950615917 = -1.9 + 0.0998335134 = -1.8001664866
     opt.step(&half_sq_grads(&p)).unwrap();
     assert_eq!(opt.steps(), 2);
-    assert_close(
-        &vals(p.as_tensor()),
-        &[0.8004122297, -1.8001664866],
-        2e-6,
-        "p after 2",
-    );
+    assert_close(&vals(p.as_tensor()), &[0.8004122297, -1.8001664866], 2e-6, "p after 2");
     let s = opt.state();
     assert_close(&vals(&s["w.exp_avg"]), &[0.18, -0.37], 1e-6, "m after 2");
-    assert_close(
-        &vals(&s["w.exp_avg_sq"]),
-        &[0.001809, 0.007606],
-        1e-8,
-        "v after 2",
-    );
+    assert_close(&vals(&s["w.exp_avg_sq"]), &[0.001809, 0.007606], 1e-8, "v after 2");
     assert_eq!(s["step"].to_scalar::<f64>().unwrap(), 2.0);
 }
 
@@ -95,18 +68,10 @@ fn one_and_two_steps_match_hand_arithmetic() {
 fn weight_decay_is_added_to_the_gradient() {
     // Loss 0 * sum(p): the gradient is 0, so all movement comes from wd * p = [0.1, -0.2].
     let p = var(&[1.0, -2.0]);
-    let cfg = AdamConfig {
-        weight_decay: 0.1,
-        ..CFG
-    };
+    let cfg = AdamConfig { weight_decay: 0.1, ..CFG };
     let mut opt = Adam::new(vec![("w".into(), p.clone())], cfg).unwrap();
     let zeros = p.as_tensor().zeros_like().unwrap();
-    let grads = (p.as_tensor() * zeros)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = (p.as_tensor() * zeros).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(vals(grads.get(p.as_tensor()).unwrap()), vec![0.0, 0.0]);
     opt.step(&grads).unwrap();
     // m = 0.1 * [0.1, -0.2]; first step moves by lr * sign(g) = 0.1 towards zero.
@@ -125,12 +90,7 @@ fn params_without_gradient_are_skipped() {
     let s = opt.state();
     assert_eq!(vals(&s["b.exp_avg"]), vec![0.0]);
     assert_eq!(vals(&s["b.exp_avg_sq"]), vec![0.0]);
-    assert_close(
-        &vals(used.as_tensor()),
-        &[0.9, -1.9],
-        1e-6,
-        "used param moved",
-    );
+    assert_close(&vals(used.as_tensor()), &[0.9, -1.9], 1e-6, "used param moved");
 }
 
 #[test]
@@ -160,16 +120,9 @@ fn saved_state_resumes_bit_exactly() {
     opt_a.step(&half_sq_grads(&a)).unwrap();
     opt_b.step(&half_sq_grads(&b)).unwrap();
     let (va, vb) = (vals(a.as_tensor()), vals(b.as_tensor()));
-    assert_eq!(
-        va.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-        vb.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(va.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), vb.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     for key in ["w.exp_avg", "w.exp_avg_sq"] {
-        assert_eq!(
-            vals(&opt_a.state()[key]),
-            vals(&opt_b.state()[key]),
-            "{key}"
-        );
+        assert_eq!(vals(&opt_a.state()[key]), vals(&opt_b.state()[key]), "{key}");
     }
 }
 
@@ -182,16 +135,10 @@ fn load_state_names_missing_and_misshaped_entries() {
     let mut missing = good.clone();
     missing.remove("w.exp_avg_sq");
     let err = opt.load_state(&missing).unwrap_err().to_string();
-    assert!(
-        err.contains("w.exp_avg_sq") && err.contains("missing"),
-        "{err}"
-    );
+    assert!(err.contains("w.exp_avg_sq") && err.contains("missing"), "{err}");
 
     let mut bad_shape: BTreeMap<String, Tensor> = good.clone();
-    bad_shape.insert(
-        "w.exp_avg".into(),
-        Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
-    );
+    bad_shape.insert("w.exp_avg".into(), Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap());
     let err = opt.load_state(&bad_shape).unwrap_err().to_string();
     assert!(err.contains("w.exp_avg") && err.contains("shape"), "{err}");
 
@@ -207,13 +154,7 @@ fn bits(v: &Var) -> Vec<u32> {
 }
 
 /// ProGAN's settings: beta1 0, beta2 0.99, where a shared step count hurts most.
-const PROGAN: AdamConfig = AdamConfig {
-    lr: 1e-3,
-    beta1: 0.0,
-    beta2: 0.99,
-    eps: 1e-8,
-    weight_decay: 0.0,
-};
+const PROGAN: AdamConfig = AdamConfig { lr: 1e-3, beta1: 0.0, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
 
 #[test]
 fn a_parameter_first_trained_late_takes_a_fresh_adams_first_step() {

@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
 use gannet::train::augment::{self, AugmentParams, AugmentPolicy, Role};
-use common::{load, run};
 use gannet::train::{PenaltyKind, Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -111,7 +111,12 @@ fn full_policy_keeps_shape_and_is_a_pure_function_of_seed_and_index() {
     assert!(max_diff(&a, &augment::augment(&x, AugmentPolicy::ALL, 8, 11).unwrap()) > 0.0);
     assert_eq!(max_diff(&x, &augment::augment(&x, AugmentPolicy::NONE, 7, 11).unwrap()), 0.0);
     // Each batch of a D update has its own index.
-    let ids = [augment::stream_index(3, Role::Real), augment::stream_index(3, Role::Fake), augment::stream_index(3, Role::GenFake), augment::stream_index(4, Role::Real)];
+    let ids = [
+        augment::stream_index(3, Role::Real),
+        augment::stream_index(3, Role::Fake),
+        augment::stream_index(3, Role::GenFake),
+        augment::stream_index(4, Role::Real),
+    ];
     assert_eq!(ids, [9, 10, 11, 12]);
     // Parameters lie in their ranges, and images differ in their draws.
     let mut r = gannet::rng::rng(1, gannet::rng::Stream::Augment, 0);
@@ -155,7 +160,6 @@ fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
     cfg.augment = AugmentPolicy::ALL;
     cfg
 }
-
 
 /// An augmented run (with R1 through the augmentation, two D steps per G step) resumes bit for
 /// bit, and the augmentation changes training.

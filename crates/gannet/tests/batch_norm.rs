@@ -43,25 +43,10 @@ fn data(shape: &[usize]) -> Tensor {
 /// Per-channel mean and biased variance of a [N, C, ...] tensor.
 fn channel_moments(y: &Tensor) -> (Vec<f32>, Vec<f32>) {
     let c = y.dim(1).unwrap();
-    let flat = y
-        .transpose(0, 1)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .reshape((c, ()))
-        .unwrap();
+    let flat = y.transpose(0, 1).unwrap().contiguous().unwrap().reshape((c, ())).unwrap();
     let mean = flat.mean_keepdim(1).unwrap();
-    let var = flat
-        .broadcast_sub(&mean)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .mean(1)
-        .unwrap();
-    (
-        mean.flatten_all().unwrap().to_vec1().unwrap(),
-        var.to_vec1().unwrap(),
-    )
+    let var = flat.broadcast_sub(&mean).unwrap().sqr().unwrap().mean(1).unwrap();
+    (mean.flatten_all().unwrap().to_vec1().unwrap(), var.to_vec1().unwrap())
 }
 
 #[test]
@@ -81,47 +66,20 @@ fn train_mode_normalises_each_channel() {
 fn running_stats_follow_momentum_with_unbiased_variance() {
     // [N=4, C=2]: channel 0 = [1, 2, 3, 4], channel 1 = [0, 0, 2, 2].
     let (store, bn) = setup(2);
-    let x = Tensor::new(
-        &[[1f32, 0.0], [2.0, 0.0], [3.0, 2.0], [4.0, 2.0]],
-        &Device::Cpu,
-    )
-    .unwrap();
+    let x = Tensor::new(&[[1f32, 0.0], [2.0, 0.0], [3.0, 2.0], [4.0, 2.0]], &Device::Cpu).unwrap();
     bn.forward(&x, Mode::Train).unwrap();
     // Means 2.5 and 1; unbiased variances (2.25+0.25+0.25+2.25)/3 = 5/3 and (1+1+1+1)/3 = 4/3.
     // running_mean = 0.9 * 0 + 0.1 * [2.5, 1] = [0.25, 0.1]
     // running_var  = 0.9 * 1 + 0.1 * [5/3, 4/3] = [1.0666667, 1.0333333]
-    assert_close(
-        &get(&store, "bn.running_mean"),
-        &[0.25, 0.1],
-        1e-7,
-        "running mean",
-    );
-    assert_close(
-        &get(&store, "bn.running_var"),
-        &[0.9 + 0.5 / 3.0, 0.9 + 0.4 / 3.0],
-        1e-6,
-        "running var",
-    );
+    assert_close(&get(&store, "bn.running_mean"), &[0.25, 0.1], 1e-7, "running mean");
+    assert_close(&get(&store, "bn.running_var"), &[0.9 + 0.5 / 3.0, 0.9 + 0.4 / 3.0], 1e-6, "running var");
 
     // [N=2, C=1, H=1, W=2]: values 1, 3, 5, 7 -> mean 4, unbiased var (9+1+1+9)/3 = 20/3.
     let (store, bn) = setup(1);
-    let x = Tensor::new(&[1f32, 3.0, 5.0, 7.0], &Device::Cpu)
-        .unwrap()
-        .reshape((2, 1, 1, 2))
-        .unwrap();
+    let x = Tensor::new(&[1f32, 3.0, 5.0, 7.0], &Device::Cpu).unwrap().reshape((2, 1, 1, 2)).unwrap();
     bn.forward(&x, Mode::Train).unwrap();
-    assert_close(
-        &get(&store, "bn.running_mean"),
-        &[0.4],
-        1e-7,
-        "4-D running mean",
-    );
-    assert_close(
-        &get(&store, "bn.running_var"),
-        &[0.9 + 2.0 / 3.0],
-        1e-6,
-        "4-D running var",
-    );
+    assert_close(&get(&store, "bn.running_mean"), &[0.4], 1e-7, "4-D running mean");
+    assert_close(&get(&store, "bn.running_var"), &[0.9 + 2.0 / 3.0], 1e-6, "4-D running var");
 }
 
 #[test]
@@ -132,22 +90,11 @@ fn eval_mode_uses_running_stats_and_leaves_them_alone() {
     set(&store, "bn.weight", &[2.0, 1.0]);
     set(&store, "bn.bias", &[0.5, 0.0]);
     let x = Tensor::new(&[[3f32, -2.0], [1.0, -1.5]], &Device::Cpu).unwrap();
-    let y = bn
-        .forward(&x, Mode::Eval)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let y = bn.forward(&x, Mode::Eval).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     // y = (x - rm) / sqrt(rv + 1e-5) * w + b:
     //   (3 - 1) / sqrt(4.00001) * 2 + 0.5 = 2.4999975,  (-2 + 2) / ... = 0
     //   (1 - 1) / ... * 2 + 0.5 = 0.5,                  (-1.5 + 2) / sqrt(0.25001) = 0.99998
-    let want = [
-        2.0 / 4.00001f64.sqrt() * 2.0 + 0.5,
-        0.0,
-        0.5,
-        0.5 / 0.25001f64.sqrt(),
-    ];
+    let want = [2.0 / 4.00001f64.sqrt() * 2.0 + 0.5, 0.0, 0.5, 0.5 / 0.25001f64.sqrt()];
     assert_close(&y, &want, 1e-6, "eval output");
     assert_eq!(get(&store, "bn.running_mean"), vec![1.0, -2.0]);
     assert_eq!(get(&store, "bn.running_var"), vec![4.0, 0.25]);
@@ -162,9 +109,7 @@ fn weighted_sum(y: &Tensor) -> Tensor {
 }
 
 fn loss_at(bn: &BatchNorm, x: &Tensor) -> f64 {
-    weighted_sum(&bn.forward(x, Mode::Train).unwrap())
-        .to_scalar::<f32>()
-        .unwrap() as f64
+    weighted_sum(&bn.forward(x, Mode::Train).unwrap()).to_scalar::<f32>().unwrap() as f64
 }
 
 #[test]
@@ -175,27 +120,10 @@ fn train_mode_gradients_match_finite_differences() {
     set(&store, "bn.bias", &[0.2, 0.3]);
     let x0 = data(&shape);
     let x = Var::from_tensor(&x0).unwrap();
-    let grads = weighted_sum(&bn.forward(x.as_tensor(), Mode::Train).unwrap())
-        .backward()
-        .unwrap();
-    let dx = grads
-        .get(x.as_tensor())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let weight = store
-        .trainable()
-        .into_iter()
-        .find(|(n, _)| n == "bn.weight")
-        .unwrap()
-        .1;
-    let dw = grads
-        .get(weight.as_tensor())
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let grads = weighted_sum(&bn.forward(x.as_tensor(), Mode::Train).unwrap()).backward().unwrap();
+    let dx = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let weight = store.trainable().into_iter().find(|(n, _)| n == "bn.weight").unwrap().1;
+    let dw = grads.get(weight.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
 
     // Central differences in f32: h = 1e-2 keeps round-off (~1e-6 / h) and truncation (~h^2)
     // both well below the tolerance.
@@ -208,11 +136,7 @@ fn train_mode_gradients_match_finite_differences() {
             loss_at(&bn, &Tensor::from_vec(v, &shape, &Device::Cpu).unwrap())
         };
         let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
-        assert!(
-            (dx[i] as f64 - numeric).abs() < 2e-3,
-            "dx[{i}]: {} vs {numeric}",
-            dx[i]
-        );
+        assert!((dx[i] as f64 - numeric).abs() < 2e-3, "dx[{i}]: {} vs {numeric}", dx[i]);
     }
     let w0 = [1.5f32, -0.7];
     for c in 0..2 {
@@ -223,29 +147,17 @@ fn train_mode_gradients_match_finite_differences() {
             loss_at(&bn, &x0)
         };
         let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
-        assert!(
-            (dw[c] as f64 - numeric).abs() < 2e-3,
-            "dw[{c}]: {} vs {numeric}",
-            dw[c]
-        );
+        assert!((dw[c] as f64 - numeric).abs() < 2e-3, "dw[{c}]: {} vs {numeric}", dw[c]);
     }
     // The input gradient of a batch-normalised output sums to zero per channel (shift invariance).
-    let per_channel: f32 = dx
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| (i / 2) % 2 == 0)
-        .map(|(_, g)| g)
-        .sum();
+    let per_channel: f32 = dx.iter().enumerate().filter(|(i, _)| (i / 2) % 2 == 0).map(|(_, g)| g).sum();
     assert!(per_channel.abs() < 1e-4, "{per_channel}");
 }
 
 #[test]
 fn wrong_channel_count_is_an_error() {
     let (_, bn) = setup(3);
-    let err = bn
-        .forward(&data(&[4, 2]), Mode::Train)
-        .unwrap_err()
-        .to_string();
+    let err = bn.forward(&data(&[4, 2]), Mode::Train).unwrap_err().to_string();
     assert!(err.contains("3 channels"), "{err}");
 }
 

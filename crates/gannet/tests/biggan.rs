@@ -126,9 +126,7 @@ fn every_latent_chunk_changes_the_image() {
 #[allow(clippy::too_many_arguments)]
 fn attention_reference(x: &[Vec<Vec<f32>>], wt: &[Vec<f32>], wp: &[Vec<f32>], wg: &[Vec<f32>], wo: &[Vec<f32>], gamma: f32) -> Vec<Vec<Vec<f64>>> {
     let (c, h, w) = (x.len(), x[0].len(), x[0][0].len());
-    let conv1 = |wm: &[Vec<f32>], i: usize, j: usize| -> Vec<f64> {
-        wm.iter().map(|row| (0..c).map(|k| row[k] as f64 * x[k][i][j] as f64).sum()).collect()
-    };
+    let conv1 = |wm: &[Vec<f32>], i: usize, j: usize| -> Vec<f64> { wm.iter().map(|row| (0..c).map(|k| row[k] as f64 * x[k][i][j] as f64).sum()).collect() };
     // Keys and values: 1x1 conv, then the mean of every 2x2 square.
     let pooled = |wm: &[Vec<f32>]| -> Vec<Vec<f64>> {
         let mut out = vec![];
@@ -413,7 +411,12 @@ fn preset_step_time() {
         .collect();
     for (name, cfg) in variants {
         let t = step_time(&cfg, 32, 10);
-        println!("biggan-fashion ({name}): {t:.3} s/step, {:.2}x sngan-fashion ({sngan:.3} s/step): about {:.1} min for {} steps", t / sngan, t / sngan * 380.0 / 60.0 * cfg.schedule.steps as f64 / 3000.0, cfg.schedule.steps);
+        println!(
+            "biggan-fashion ({name}): {t:.3} s/step, {:.2}x sngan-fashion ({sngan:.3} s/step): about {:.1} min for {} steps",
+            t / sngan,
+            t / sngan * 380.0 / 60.0 * cfg.schedule.steps as f64 / 3000.0,
+            cfg.schedule.steps
+        );
     }
 }
 

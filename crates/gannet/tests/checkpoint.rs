@@ -8,18 +8,9 @@ use std::path::Path;
 fn sample_tensors() -> BTreeMap<String, Tensor> {
     let dev = Device::Cpu;
     let mut m = BTreeMap::new();
-    m.insert(
-        "gen.weight".to_string(),
-        Tensor::new(&[[1.5f32, -2.0, 0.25], [3.0, 4.0, -0.5]], &dev).unwrap(),
-    );
-    m.insert(
-        "data.labels".to_string(),
-        Tensor::new(&[7u32, 0, 4_000_000_000, 1], &dev).unwrap(),
-    );
-    m.insert(
-        "opt.step".to_string(),
-        Tensor::new(123456789.0f64, &dev).unwrap(),
-    );
+    m.insert("gen.weight".to_string(), Tensor::new(&[[1.5f32, -2.0, 0.25], [3.0, 4.0, -0.5]], &dev).unwrap());
+    m.insert("data.labels".to_string(), Tensor::new(&[7u32, 0, 4_000_000_000, 1], &dev).unwrap());
+    m.insert("opt.step".to_string(), Tensor::new(123456789.0f64, &dev).unwrap());
     m
 }
 
@@ -35,14 +26,8 @@ fn write_sample(path: &Path) {
 }
 
 fn load_err(path: &Path) -> String {
-    let msg = load(path, &Device::Cpu)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "error should name the path: {msg}"
-    );
+    let msg = load(path, &Device::Cpu).map(|_| ()).unwrap_err().to_string();
+    assert!(msg.contains(&path.display().to_string()), "error should name the path: {msg}");
     msg
 }
 
@@ -58,28 +43,16 @@ fn roundtrip_keeps_values_dtypes_and_metadata() {
     write_sample(&path);
     let (tensors, meta) = load(&path, &Device::Cpu).unwrap();
     let want = sample_tensors();
-    assert_eq!(
-        tensors.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(tensors.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     assert_eq!(tensors["gen.weight"].dtype(), DType::F32);
-    assert_eq!(
-        tensors["gen.weight"].to_vec2::<f32>().unwrap(),
-        want["gen.weight"].to_vec2::<f32>().unwrap()
-    );
+    assert_eq!(tensors["gen.weight"].to_vec2::<f32>().unwrap(), want["gen.weight"].to_vec2::<f32>().unwrap());
     assert_eq!(tensors["data.labels"].dtype(), DType::U32);
-    assert_eq!(
-        tensors["data.labels"].to_vec1::<u32>().unwrap(),
-        vec![7, 0, 4_000_000_000, 1]
-    );
+    assert_eq!(tensors["data.labels"].to_vec1::<u32>().unwrap(), vec![7, 0, 4_000_000_000, 1]);
     assert_eq!(tensors["opt.step"].to_scalar::<f64>().unwrap(), 123456789.0);
     for (k, v) in sample_meta() {
         assert_eq!(meta[&k], v);
     }
-    assert_eq!(
-        meta["gannet_format"],
-        checkpoint::FORMAT_VERSION.to_string()
-    );
+    assert_eq!(meta["gannet_format"], checkpoint::FORMAT_VERSION.to_string());
     assert!(meta.contains_key("crc32"));
 }
 
@@ -108,12 +81,7 @@ fn truncated_file_is_detected() {
     write_sample(&path);
     let bytes = std::fs::read(&path).unwrap();
     // Cut inside the data region and inside the header.
-    for keep in [
-        bytes.len() - 1,
-        bytes.len() - 10,
-        8 + header_len(&bytes),
-        40,
-    ] {
+    for keep in [bytes.len() - 1, bytes.len() - 10, 8 + header_len(&bytes), 40] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let msg = load_err(&path);
         assert!(msg.contains("truncated"), "keep {keep}: {msg}");
@@ -131,10 +99,7 @@ fn flipped_byte_in_data_region_is_a_checksum_mismatch() {
         b[i] ^= 0x10;
         std::fs::write(&path, &b).unwrap();
         let msg = load_err(&path);
-        assert!(
-            msg.contains("checkpoint is corrupted: checksum mismatch"),
-            "byte {i}: {msg}"
-        );
+        assert!(msg.contains("checkpoint is corrupted: checksum mismatch"), "byte {i}: {msg}");
     }
 }
 
@@ -152,10 +117,7 @@ fn flipped_byte_in_header_is_detected() {
     b[at] ^= 0x01; // 'g' -> 'f'
     std::fs::write(&path, &b).unwrap();
     let msg = load_err(&path);
-    assert!(
-        msg.contains("corrupted") && msg.contains("checksum mismatch"),
-        "{msg}"
-    );
+    assert!(msg.contains("corrupted") && msg.contains("checksum mismatch"), "{msg}");
 
     // Every single-bit flip anywhere in the length prefix or header is refused.
     for i in 0..8 + header_len(&bytes) {
@@ -163,10 +125,7 @@ fn flipped_byte_in_header_is_detected() {
             let mut b = bytes.clone();
             b[i] ^= bit;
             std::fs::write(&path, &b).unwrap();
-            assert!(
-                load(&path, &Device::Cpu).is_err(),
-                "flip {bit:#x} at byte {i} went unnoticed"
-            );
+            assert!(load(&path, &Device::Cpu).is_err(), "flip {bit:#x} at byte {i} went unnoticed");
         }
     }
 }
@@ -176,13 +135,7 @@ fn foreign_or_newer_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.safetensors");
     // A valid safetensors file without gannet metadata.
-    candle_core::safetensors::save(
-        &sample_tensors()
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-        &path,
-    )
-    .unwrap();
+    candle_core::safetensors::save(&sample_tensors().into_iter().collect::<std::collections::HashMap<_, _>>(), &path).unwrap();
     let msg = load_err(&path);
     assert!(msg.contains("missing metadata"), "{msg}");
 
@@ -199,9 +152,7 @@ fn reserved_metadata_keys_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let mut meta = sample_meta();
     meta.insert("crc32".into(), "0".into());
-    let err = save(&dir.path().join("ck.safetensors"), &sample_tensors(), &meta)
-        .unwrap_err()
-        .to_string();
+    let err = save(&dir.path().join("ck.safetensors"), &sample_tensors(), &meta).unwrap_err().to_string();
     assert!(err.contains("reserved"), "{err}");
 }
 
@@ -213,10 +164,7 @@ fn successful_save_leaves_no_temp_files_and_replaces_the_old_file() {
     let mut newer = sample_tensors();
     newer.insert("extra".into(), Tensor::new(&[9f32], &Device::Cpu).unwrap());
     save(&path, &newer, &sample_meta()).unwrap();
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("ck.safetensors")]);
     assert!(load(&path, &Device::Cpu).unwrap().0.contains_key("extra"));
 }
@@ -229,9 +177,7 @@ fn failed_save_keeps_the_previous_checkpoint() {
     let before = std::fs::read(&path).unwrap();
 
     // Occupy the temp path with a directory, so the write fails before any rename.
-    let tmp = dir
-        .path()
-        .join(format!(".ck.safetensors.tmp-{}", std::process::id()));
+    let tmp = dir.path().join(format!(".ck.safetensors.tmp-{}", std::process::id()));
     std::fs::create_dir(&tmp).unwrap();
     let mut newer = sample_tensors();
     newer.insert("extra".into(), Tensor::new(&[9f32], &Device::Cpu).unwrap());
@@ -243,11 +189,7 @@ fn failed_save_keeps_the_previous_checkpoint() {
     // The same through write_atomic, used for config and CSV snapshots.
     let text = dir.path().join("config.toml");
     checkpoint::write_atomic(&text, b"old").unwrap();
-    std::fs::create_dir(
-        dir.path()
-            .join(format!(".config.toml.tmp-{}", std::process::id())),
-    )
-    .unwrap();
+    std::fs::create_dir(dir.path().join(format!(".config.toml.tmp-{}", std::process::id()))).unwrap();
     assert!(checkpoint::write_atomic(&text, b"new").is_err());
     assert_eq!(std::fs::read(&text).unwrap(), b"old");
 }
@@ -259,10 +201,7 @@ fn prefix_helpers_split_a_training_checkpoint() {
     let disc = BTreeMap::from([("w".to_string(), t(2.0)), ("b".to_string(), t(3.0))]);
     let mut all = checkpoint::prefixed("gen", gen);
     all.extend(checkpoint::prefixed("disc", disc));
-    assert_eq!(
-        all.keys().cloned().collect::<Vec<_>>(),
-        vec!["disc.b", "disc.w", "gen.w"]
-    );
+    assert_eq!(all.keys().cloned().collect::<Vec<_>>(), vec!["disc.b", "disc.w", "gen.w"]);
     let back = checkpoint::strip_prefix("disc", &all);
     assert_eq!(back.keys().cloned().collect::<Vec<_>>(), vec!["b", "w"]);
     assert_eq!(back["w"].to_vec1::<f32>().unwrap(), vec![2.0]);

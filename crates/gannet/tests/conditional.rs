@@ -143,7 +143,6 @@ fn tiny_conditional(data: &Path, out: &Path, cond: Conditioning, steps: u64) -> 
     cfg
 }
 
-
 /// 32 images of class `c` from G (eval mode), flattened: [32, 784].
 fn generated(t: &Trainer, c: u32) -> Tensor {
     let z = Tensor::randn(0f32, 1.0, (32, 8), &DEV).unwrap();
@@ -171,10 +170,7 @@ fn tiny_two_class_run(cond: Conditioning, steps: u64, lr: f64) -> (Trainer, f64,
     let mut right = 0;
     for c in 0..2u32 {
         let g = generated(&t, c);
-        let d: Vec<Vec<f32>> = means
-            .iter()
-            .map(|m| g.broadcast_sub(m).unwrap().sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap())
-            .collect();
+        let d: Vec<Vec<f32>> = means.iter().map(|m| g.broadcast_sub(m).unwrap().sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap()).collect();
         right += (0..32).filter(|&i| d[c as usize][i] < d[1 - c as usize][i]).count();
     }
     // The grid has one class per row: 2 rows of 6/2 = 3 images.
@@ -248,10 +244,7 @@ fn a_conditional_model_on_unlabelled_data_is_refused_clearly() {
     digit_folder(&labelled, &[(1, "one")], 4);
     // The same images without class subfolders.
     let flat = labelled.join("one");
-    let err = Trainer::new(tiny_conditional(&flat, &tmp.path().join("run"), Conditioning::Projection, 1))
-        .err()
-        .expect("no labels")
-        .to_string();
+    let err = Trainer::new(tiny_conditional(&flat, &tmp.path().join("run"), Conditioning::Projection, 1)).err().expect("no labels").to_string();
     assert!(err.contains("needs class labels") && err.contains("projection") && err.contains("one"), "{err}");
 }
 

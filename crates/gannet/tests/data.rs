@@ -11,11 +11,7 @@ use image::{GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 
 fn shared(rel: &str) -> PathBuf {
     let p = data::data_root().join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: set GANNET_DATA to the shared data folder (see ../shared/data/README.md)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: set GANNET_DATA to the shared data folder (see ../shared/data/README.md)", p.display());
     p
 }
 

@@ -342,11 +342,15 @@ fn tiny_cyclegan_learns_and_resumes_exactly_with_its_pools() {
     paired_folders(tmp.path(), 60);
     let mut cfg = tiny(Task::Cyclegan, tmp.path(), "cg", 24);
     cfg.model.g_channels = 2;
-    let before = held_out_l1(&cfg, &I2iTrainer::new({
-        let mut c = cfg.clone();
-        c.output.dir = tmp.path().join("cg-init");
-        c
-    }).unwrap());
+    let before = held_out_l1(
+        &cfg,
+        &I2iTrainer::new({
+            let mut c = cfg.clone();
+            c.output.dir = tmp.path().join("cg-init");
+            c
+        })
+        .unwrap(),
+    );
     let t = train(cfg.clone());
     let after = held_out_l1(&cfg, &t);
     assert!(after < before, "held-out L1 {before:.4} -> {after:.4}");

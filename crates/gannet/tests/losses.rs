@@ -12,10 +12,7 @@ fn t(v: &[f64]) -> Tensor {
 }
 
 fn scalar(x: &Tensor) -> f64 {
-    x.to_dtype(candle_core::DType::F64)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    x.to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap()
 }
 
 fn close(a: f64, b: f64, tol: f64, what: &str) {
@@ -26,26 +23,11 @@ fn close(a: f64, b: f64, tol: f64, what: &str) {
 fn bce_known_values() {
     // softplus(x) = ln(1 + e^x); BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x).
     // ln 2 = 0.6931471805599453, ln(1 + e^-2) = 0.1269280110429726 -> mean 0.4100375958014589.
-    close(
-        scalar(&bce_with_logits(&t(&REAL), 1.0).unwrap()),
-        0.4100375958014589,
-        1e-12,
-        "bce real",
-    );
+    close(scalar(&bce_with_logits(&t(&REAL), 1.0).unwrap()), 0.4100375958014589, 1e-12, "bce real");
     // ln(1 + e^-1) = 0.3132616875182228, ln(1 + e^0.5) = 0.9740769841801067 -> 0.6436693358491647.
-    close(
-        scalar(&bce_with_logits(&t(&FAKE), 0.0).unwrap()),
-        0.6436693358491647,
-        1e-12,
-        "bce fake",
-    );
+    close(scalar(&bce_with_logits(&t(&FAKE), 0.0).unwrap()), 0.6436693358491647, 1e-12, "bce fake");
     // Soft target 0.25 at x = 0: ln 2 - 0 = ln 2 (the x t term vanishes).
-    close(
-        scalar(&bce_with_logits(&t(&[0.0]), 0.25).unwrap()),
-        std::f64::consts::LN_2,
-        1e-12,
-        "bce 0",
-    );
+    close(scalar(&bce_with_logits(&t(&[0.0]), 0.25).unwrap()), std::f64::consts::LN_2, 1e-12, "bce 0");
 }
 
 #[test]
@@ -55,11 +37,7 @@ fn gan_losses_known_values() {
     let expected = [
         // D = 0.4100375958014589 + 0.6436693358491647; G = mean(ln(1+e^1), ln(1+e^-0.5))
         //   = (1.3132616875182228 + 0.4740769841801067) / 2.
-        (
-            GanLoss::NonSaturating,
-            1.0537069316506236,
-            0.8936693358491647,
-        ),
+        (GanLoss::NonSaturating, 1.0537069316506236, 0.8936693358491647),
         // G = -BCE(fake, 0).
         (GanLoss::Minimax, 1.0537069316506236, -0.6436693358491647),
         // D = mean(relu(1-0), relu(1-2)) + mean(relu(1-1), relu(1+0.5)) = 0.5 + 0.75; G = -(-0.25).
@@ -73,12 +51,7 @@ fn gan_losses_known_values() {
         let dl = loss.d_loss(&r, &f).unwrap();
         assert_eq!(dl.rank(), 0, "{loss}: d_loss is a scalar");
         close(scalar(&dl), d, 1e-12, &format!("{loss} d"));
-        close(
-            scalar(&loss.g_loss(&f).unwrap()),
-            g,
-            1e-12,
-            &format!("{loss} g"),
-        );
+        close(scalar(&loss.g_loss(&f).unwrap()), g, 1e-12, &format!("{loss} g"));
     }
 }
 
@@ -116,29 +89,13 @@ fn gradients_match_finite_differences() {
     let fake = [-0.4, 1.3, -2.5, 0.6];
     for loss in GanLoss::ALL {
         let f_t = t(&fake);
-        check_grad(
-            &format!("{loss} d/d real"),
-            &|r| loss.d_loss(r, &f_t).unwrap(),
-            &real,
-        );
+        check_grad(&format!("{loss} d/d real"), &|r| loss.d_loss(r, &f_t).unwrap(), &real);
         let r_t = t(&real);
-        check_grad(
-            &format!("{loss} d/d fake"),
-            &|f| loss.d_loss(&r_t, f).unwrap(),
-            &fake,
-        );
-        check_grad(
-            &format!("{loss} g/d fake"),
-            &|f| loss.g_loss(f).unwrap(),
-            &fake,
-        );
+        check_grad(&format!("{loss} d/d fake"), &|f| loss.d_loss(&r_t, f).unwrap(), &fake);
+        check_grad(&format!("{loss} g/d fake"), &|f| loss.g_loss(f).unwrap(), &fake);
     }
     for target in [0.0, 0.3, 1.0] {
-        check_grad(
-            &format!("bce t={target}"),
-            &|x| bce_with_logits(x, target).unwrap(),
-            &real,
-        );
+        check_grad(&format!("bce t={target}"), &|x| bce_with_logits(x, target).unwrap(), &real);
     }
 }
 
@@ -160,13 +117,7 @@ fn bce_is_stable_for_extreme_logits() {
             // (sigmoid(x) - t) / 2 saturates to 0 or ±0.5 exactly, with no NaN.
             let l = bce_with_logits(v.as_tensor(), target).unwrap();
             close(scalar(&l), value, 1e-9, "extreme value");
-            let g = l
-                .backward()
-                .unwrap()
-                .get(v.as_tensor())
-                .unwrap()
-                .to_dtype(candle_core::DType::F64)
-                .unwrap();
+            let g = l.backward().unwrap().get(v.as_tensor()).unwrap().to_dtype(candle_core::DType::F64).unwrap();
             let g = g.to_vec1::<f64>().unwrap();
             assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
             close(g[0], grad[0], 1e-9, "extreme grad 0");
@@ -182,13 +133,7 @@ fn names_parse_and_display() {
         let json = serde_json::to_string(&loss).unwrap();
         assert_eq!(json, format!("\"{loss}\""));
     }
-    assert_eq!(
-        "least-squares".parse::<GanLoss>().unwrap(),
-        GanLoss::LeastSquares
-    );
+    assert_eq!("least-squares".parse::<GanLoss>().unwrap(), GanLoss::LeastSquares);
     let err = "lsgan".parse::<GanLoss>().unwrap_err().to_string();
-    assert!(
-        err.contains("lsgan") && err.contains("non-saturating") && err.contains("least-squares"),
-        "{err}"
-    );
+    assert!(err.contains("lsgan") && err.contains("non-saturating") && err.contains("least-squares"), "{err}");
 }

@@ -27,9 +27,7 @@ const REF_FID_200: (f64, f64) = (33.824072, 221.390361);
 const REF_FID_50: (f64, f64) = (69.844185, 251.356256);
 
 fn data_dir() -> PathBuf {
-    std::env::var_os("GANNET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+    std::env::var_os("GANNET_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
 }
 
 /// First `count` images of a gzipped IDX3 file as [count, 1, H, W] in [0, 1].
@@ -86,9 +84,7 @@ fn trace_sqrt_of_singular_rotated_matrices() {
     let v: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7 + 0.3).cos()).collect();
     let vv: f64 = v.iter().map(|x| x * x).sum();
     let q = |i: usize, j: usize| (i == j) as u8 as f64 - 2.0 * v[i] * v[j] / vv;
-    let build = |d: &[f64]| -> Vec<f64> {
-        (0..n * n).map(|ij| (0..n).map(|k| q(ij / n, k) * d[k] * q(ij % n, k)).sum()).collect()
-    };
+    let build = |d: &[f64]| -> Vec<f64> { (0..n * n).map(|ij| (0..n).map(|k| q(ij / n, k) * d[k] * q(ij % n, k)).sum()).collect() };
     let (d1, d2) = ([3.0, 0.0, 1.0, 0.0, 2.0], [1.0, 5.0, 4.0, 0.0, 0.5]);
     let want: f64 = d1.iter().zip(&d2).map(|(a, b): (&f64, &f64)| (a * b).sqrt()).sum();
     let got = linalg::trace_sqrt_product(&build(&d1), &build(&d2), n).unwrap();

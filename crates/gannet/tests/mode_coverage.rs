@@ -8,20 +8,48 @@ use gannet::metrics::mode_coverage::{coverage, evaluate, Toy, ToyConfig};
 fn env_cfg() -> ToyConfig {
     let mut c = ToyConfig::default();
     let get = |k: &str| std::env::var(k).ok();
-    if let Some(v) = get("TOY_SEED") { c.seed = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_HIDDEN") { c.hidden = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_LAYERS") { c.layers = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_STEPS") { c.steps = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_BATCH") { c.batch = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_LR") { c.lr = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_LATENT") { c.latent_dim = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_LOSS") { c.loss = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_BETA1") { c.beta1 = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_DECAY_START") { c.lr_decay_start = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_EMA") { c.ema_decay = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_BN") { c.gen_batch_norm = v == "1"; }
-    if let Some(v) = get("TOY_LR_END") { c.lr_end = v.parse().unwrap(); }
-    if let Some(v) = get("TOY_SAMPLES") { c.eval_samples = v.parse().unwrap(); }
+    if let Some(v) = get("TOY_SEED") {
+        c.seed = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_HIDDEN") {
+        c.hidden = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_LAYERS") {
+        c.layers = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_STEPS") {
+        c.steps = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_BATCH") {
+        c.batch = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_LR") {
+        c.lr = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_LATENT") {
+        c.latent_dim = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_LOSS") {
+        c.loss = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_BETA1") {
+        c.beta1 = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_DECAY_START") {
+        c.lr_decay_start = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_EMA") {
+        c.ema_decay = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_BN") {
+        c.gen_batch_norm = v == "1";
+    }
+    if let Some(v) = get("TOY_LR_END") {
+        c.lr_end = v.parse().unwrap();
+    }
+    if let Some(v) = get("TOY_SAMPLES") {
+        c.eval_samples = v.parse().unwrap();
+    }
     c
 }
 

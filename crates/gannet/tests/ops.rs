@@ -7,14 +7,10 @@ use gannet::ops::{self, ConvSpec, Geom};
 
 /// Deterministic pseudo-random values in [-1, 1): a small LCG keeps the test self-contained.
 fn vals(len: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -22,28 +18,15 @@ fn vals(len: usize, seed: u64) -> Vec<f64> {
 
 fn tensor(dims: [usize; 4], seed: u64, dt: DType) -> Tensor {
     let v = vals(dims.iter().product(), seed);
-    Tensor::from_vec(v, &dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dt)
-        .unwrap()
+    Tensor::from_vec(v, &dims, &Device::Cpu).unwrap().to_dtype(dt).unwrap()
 }
 
 fn to_vec(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 fn spec(stride: usize, padding: usize, output_padding: usize, dilation: usize) -> ConvSpec {
-    ConvSpec {
-        stride,
-        padding,
-        output_padding,
-        dilation,
-    }
+    ConvSpec { stride, padding, output_padding, dilation }
 }
 
 /// Naive results: y, and for the loss sum(y * r): dL/dx and dL/dw.
@@ -56,14 +39,7 @@ struct Naive {
 
 /// Naive conv2d. Every (output, tap) pair is one multiply-add; gradients of sum(y*r) by the same
 /// loops. `r` is filled lazily: the caller passes a seed and the output size comes from here.
-fn naive_conv(
-    x: &[f64],
-    xd: [usize; 4],
-    w: &[f64],
-    wd: [usize; 4],
-    s: ConvSpec,
-    rseed: u64,
-) -> Naive {
+fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], s: ConvSpec, rseed: u64) -> Naive {
     let [n, ci, h, wi] = xd;
     let [co, _, k, _] = wd;
     let ho = (h + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
@@ -79,10 +55,8 @@ fn naive_conv(
                     for c in 0..ci {
                         for ki in 0..k {
                             for kj in 0..k {
-                                let ih =
-                                    (oh * s.stride + ki * s.dilation) as isize - s.padding as isize;
-                                let iw =
-                                    (ow * s.stride + kj * s.dilation) as isize - s.padding as isize;
+                                let ih = (oh * s.stride + ki * s.dilation) as isize - s.padding as isize;
+                                let iw = (ow * s.stride + kj * s.dilation) as isize - s.padding as isize;
                                 if ih < 0 || iw < 0 || ih >= h as isize || iw >= wi as isize {
                                     continue;
                                 }
@@ -102,18 +76,10 @@ fn naive_conv(
 }
 
 /// Naive transposed conv (PyTorch semantics): each input pixel scatters over the output.
-fn naive_conv_t(
-    x: &[f64],
-    xd: [usize; 4],
-    w: &[f64],
-    wd: [usize; 4],
-    s: ConvSpec,
-    rseed: u64,
-) -> Naive {
+fn naive_conv_t(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], s: ConvSpec, rseed: u64) -> Naive {
     let [n, ci, h, wi] = xd;
     let [_, co, k, _] = wd;
-    let out =
-        |l: usize| (l - 1) * s.stride + s.dilation * (k - 1) + s.output_padding + 1 - 2 * s.padding;
+    let out = |l: usize| (l - 1) * s.stride + s.dilation * (k - 1) + s.output_padding + 1 - 2 * s.padding;
     let (ho, wo) = (out(h), out(wi));
     let ydims = [n, co, ho, wo];
     let r = vals(n * co * ho * wo, rseed);
@@ -126,10 +92,8 @@ fn naive_conv_t(
                     for o in 0..co {
                         for ki in 0..k {
                             for kj in 0..k {
-                                let oh =
-                                    (ih * s.stride + ki * s.dilation) as isize - s.padding as isize;
-                                let ow =
-                                    (iw * s.stride + kj * s.dilation) as isize - s.padding as isize;
+                                let oh = (ih * s.stride + ki * s.dilation) as isize - s.padding as isize;
+                                let ow = (iw * s.stride + kj * s.dilation) as isize - s.padding as isize;
                                 if oh < 0 || ow < 0 || oh >= ho as isize || ow >= wo as isize {
                                     continue;
                                 }
@@ -152,10 +116,7 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * scale,
-            "{what}[{i}]: got {g}, want {w} (scale {scale})"
-        );
+        assert!((g - w).abs() <= tol * scale, "{what}[{i}]: got {g}, want {w} (scale {scale})");
     }
 }
 
@@ -185,18 +146,8 @@ fn check(op: OpFn, naive: NaiveFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) 
         assert_close(&to_vec(&y), &nv.y, tol, &format!("y {what}"));
         let r = tensor(nv.ydims, 3, dt);
         let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-        assert_close(
-            &to_vec(g.get(&x).unwrap()),
-            &nv.dx,
-            tol,
-            &format!("dx {what}"),
-        );
-        assert_close(
-            &to_vec(g.get(&w).unwrap()),
-            &nv.dw,
-            tol,
-            &format!("dw {what}"),
-        );
+        assert_close(&to_vec(g.get(&x).unwrap()), &nv.dx, tol, &format!("dx {what}"));
+        assert_close(&to_vec(g.get(&w).unwrap()), &nv.dw, tol, &format!("dw {what}"));
     }
 }
 
@@ -245,42 +196,18 @@ fn matches_candle_builtins() {
     let x = Var::from_tensor(&tensor([2, 6, 8, 8], 4, DType::F32)).unwrap();
     let w = Var::from_tensor(&tensor([5, 6, 4, 4], 5, DType::F32)).unwrap();
     let pairs: [(Tensor, Tensor); 2] = [
-        (
-            ops::conv2d(&x, &w, s).unwrap(),
-            x.conv2d(&w, 1, 2, 1, 1).unwrap(),
-        ),
-        (
-            ops::conv_transpose2d(&x, &w.transpose(0, 1).unwrap(), s).unwrap(),
-            {
-                x.conv_transpose2d(
-                    &w.transpose(0, 1).unwrap().contiguous().unwrap(),
-                    1,
-                    0,
-                    2,
-                    1,
-                )
-                .unwrap()
-            },
-        ),
+        (ops::conv2d(&x, &w, s).unwrap(), x.conv2d(&w, 1, 2, 1, 1).unwrap()),
+        (ops::conv_transpose2d(&x, &w.transpose(0, 1).unwrap(), s).unwrap(), {
+            x.conv_transpose2d(&w.transpose(0, 1).unwrap().contiguous().unwrap(), 1, 0, 2, 1).unwrap()
+        }),
     ];
     for (ours, theirs) in pairs {
         assert_close(&to_vec(&ours), &to_vec(&theirs), 1e-4, "y");
         let r = tensor(<[usize; 4]>::try_from(ours.dims()).unwrap(), 6, DType::F32);
         let go = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-        let gt = theirs
-            .mul(&r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gt = theirs.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
         for v in [&x, &w] {
-            assert_close(
-                &to_vec(go.get(v).unwrap()),
-                &to_vec(gt.get(v).unwrap()),
-                1e-4,
-                "grad",
-            );
+            assert_close(&to_vec(go.get(v).unwrap()), &to_vec(gt.get(v).unwrap()), 1e-4, "grad");
         }
     }
 }
@@ -288,39 +215,12 @@ fn matches_candle_builtins() {
 /// fold is the adjoint of unfold: <unfold(a), b> = <a, fold(b)>.
 #[test]
 fn fold_is_adjoint_of_unfold() {
-    let g = Geom {
-        n: 2,
-        c: 3,
-        h: 7,
-        w: 6,
-        k: 3,
-        stride: 2,
-        pad: 1,
-        dil: 2,
-        ho: 3,
-        wo: 3,
-    };
+    let g = Geom { n: 2, c: 3, h: 7, w: 6, k: 3, stride: 2, pad: 1, dil: 2, ho: 3, wo: 3 };
     let a = tensor([2, 3, 7, 6], 7, DType::F64);
     let b = Tensor::from_vec(vals(27 * 18, 8), (27, 18), &Device::Cpu).unwrap();
-    let lhs = ops::unfold(&a, g)
-        .unwrap()
-        .mul(&b)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let rhs = a
-        .mul(&ops::fold(&b, g).unwrap())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    assert!(
-        (lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0),
-        "{lhs} vs {rhs}"
-    );
+    let lhs = ops::unfold(&a, g).unwrap().mul(&b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let rhs = a.mul(&ops::fold(&b, g).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
 }
 
 /// R1-style penalty P(w) = sum((dL/dx)^2) with L = sum(op(x, w)^2 * r); its gradient w.r.t. the
@@ -358,18 +258,8 @@ fn second_order_conv2d_matches_finite_differences() {
 
 #[test]
 fn second_order_conv_transpose2d_matches_finite_differences() {
-    check_second_order(
-        ops::conv_transpose2d,
-        [2, 3, 3, 4],
-        [3, 4, 4, 4],
-        spec(2, 1, 0, 1),
-    );
-    check_second_order(
-        ops::conv_transpose2d,
-        [1, 2, 4, 3],
-        [2, 3, 3, 3],
-        spec(2, 1, 1, 1),
-    );
+    check_second_order(ops::conv_transpose2d, [2, 3, 3, 4], [3, 4, 4, 4], spec(2, 1, 0, 1));
+    check_second_order(ops::conv_transpose2d, [1, 2, 4, 3], [2, 3, 3, 3], spec(2, 1, 1, 1));
 }
 
 /// `per_channel::affine` against the plain broadcast formulation: output and the gradients of
@@ -384,11 +274,7 @@ fn per_channel_affine_matches_broadcasting() {
         let param = |seed| Var::from_vec(vals(pd.iter().product(), seed), pd.as_slice(), &Device::Cpu).unwrap();
         let (s, t) = (param(22), param(23));
         let bshape = if per_sample { (xd[0], xd[1], 1, 1) } else { (1, xd[1], 1, 1) };
-        let want = x
-            .broadcast_mul(&s.reshape(bshape).unwrap())
-            .unwrap()
-            .broadcast_add(&t.reshape(bshape).unwrap())
-            .unwrap();
+        let want = x.broadcast_mul(&s.reshape(bshape).unwrap()).unwrap().broadcast_add(&t.reshape(bshape).unwrap()).unwrap();
         let got = per_channel::affine(&x, Some(&s), Some(&t)).unwrap();
         let what = format!("{xd:?} per_sample {per_sample}");
         assert_eq!(got.dims(), want.dims(), "{what}");

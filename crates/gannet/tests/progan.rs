@@ -131,7 +131,8 @@ fn g_is_always_full_resolution_and_d_gives_one_logit_at_every_stage() {
     // At 4x4, G's image is made of 4x4 blocks of equal pixels.
     g.set_step(0);
     let img = g.forward(&z, None, Mode::Eval).unwrap();
-    let blocks = gannet::ops::upsample2x(&gannet::ops::upsample2x(&gannet::ops::avg_pool2x(&gannet::ops::avg_pool2x(&img).unwrap()).unwrap()).unwrap()).unwrap();
+    let blocks =
+        gannet::ops::upsample2x(&gannet::ops::upsample2x(&gannet::ops::avg_pool2x(&gannet::ops::avg_pool2x(&img).unwrap()).unwrap()).unwrap()).unwrap();
     assert!(max_diff(&img, &blocks) < 1e-6);
     // D refuses images of another size.
     assert!(d.forward(&randn(5, &[2, 1, 8, 8]), None, Mode::Train).unwrap_err().to_string().contains("16"));
@@ -146,7 +147,8 @@ fn every_stage_has_all_its_layers_from_the_start() {
         assert!(g.contains(&n.to_string()), "G lacks {n}: {g:?}");
     }
     let d = names(&gan.disc_params);
-    for n in ["from_rgb0.weight", "from_rgb2.weight", "block1.conv1.weight", "block2.conv2.weight", "final.conv.weight", "final.fc.weight", "final.out.weight"] {
+    for n in ["from_rgb0.weight", "from_rgb2.weight", "block1.conv1.weight", "block2.conv2.weight", "final.conv.weight", "final.fc.weight", "final.out.weight"]
+    {
         assert!(d.contains(&n.to_string()), "D lacks {n}: {d:?}");
     }
     // Minibatch stddev adds one input channel to D's last conv (8 channels at 4x4).

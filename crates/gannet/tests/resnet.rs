@@ -3,12 +3,12 @@
 
 mod common;
 
+use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::resnet::ResnetConfig;
 use gannet::models::{self, ImageShape, ModelConfig};
 use gannet::nn::Mode;
 use gannet::ops::{avg_pool2x, upsample2x};
-use common::{load, run};
 use gannet::train::{PenaltyConfig, PenaltyKind, Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -92,7 +92,10 @@ fn shapes_at_28_32_and_64_pixels() {
         let logits = gan.disc.forward(&img, None, Mode::Train).unwrap();
         assert_eq!(logits.dims(), &[3]);
         let names: Vec<String> = gan.disc_params.all().into_iter().map(|(n, _)| n).collect();
-        assert!(names.contains(&format!("block{}.conv2.sn_u", d_blocks - 1)) && !names.contains(&format!("block{d_blocks}.conv1.weight")), "{resolution}: {names:?}");
+        assert!(
+            names.contains(&format!("block{}.conv2.sn_u", d_blocks - 1)) && !names.contains(&format!("block{d_blocks}.conv1.weight")),
+            "{resolution}: {names:?}"
+        );
         assert!(names.contains(&"head.sn_u".to_string()) && !names.iter().any(|n| n.contains("bn")));
         // The last D block keeps its size: identity shortcut.
         assert!(!names.contains(&format!("block{}.shortcut.weight", d_blocks - 1)));
@@ -121,7 +124,6 @@ fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
     cfg.loss = gannet::loss::GanLoss::Hinge;
     cfg
 }
-
 
 /// A tiny ResNet run with R1 (second order through the blocks) and EMA trains and resumes bit
 /// for bit.

@@ -2,10 +2,10 @@
 
 mod common;
 
+use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
 use gannet::train::penalty::{self, PenaltyKind};
-use common::{load, run};
 use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -132,7 +132,6 @@ fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
     common::tiny_config(dir, steps, 4, 5)
 }
 
-
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap()
 }
@@ -200,11 +199,7 @@ fn ema_after_one_step_is_the_decayed_average() {
     assert_eq!(t.ema().unwrap().decay_at(1_000_000), 0.9);
     let trainable: Vec<String> = t.gan().gen_params.trainable().into_iter().map(|(n, _)| n).collect();
     for (k, e) in &ema1 {
-        let expect = if trainable.contains(k) {
-            ((&before[k] * d).unwrap() + (&after[k] * (1.0 - d)).unwrap()).unwrap()
-        } else {
-            after[k].clone()
-        };
+        let expect = if trainable.contains(k) { ((&before[k] * d).unwrap() + (&after[k] * (1.0 - d)).unwrap()).unwrap() } else { after[k].clone() };
         assert!(max_diff(e, &expect) < 1e-7, "{k}");
     }
     assert!(max_diff(&ema1["stem.weight"], &after["stem.weight"]) > 0.0, "EMA must lag G");

@@ -2,8 +2,8 @@
 
 mod common;
 
-use gannet::models::ModelConfig;
 use common::{resume, run};
+use gannet::models::ModelConfig;
 use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -16,15 +16,14 @@ fn assert_same_tensors(a: &SavedRun, b: &SavedRun) {
     assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
     for (name, ta) in &a.tensors {
         let tb = &b.tensors[name];
-        let diff = (ta.to_dtype(gannet::candle_core::DType::F64).unwrap()
-            - tb.to_dtype(gannet::candle_core::DType::F64).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+        let diff = (ta.to_dtype(gannet::candle_core::DType::F64).unwrap() - tb.to_dtype(gannet::candle_core::DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert_eq!(diff, 0.0, "tensor {name} differs by {diff}");
     }
 }

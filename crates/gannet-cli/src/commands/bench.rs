@@ -28,11 +28,8 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let device = gannet::device::parse_device(&args.device)?;
-    let workloads = if args.only.is_empty() {
-        Workload::ALL.to_vec()
-    } else {
-        args.only.iter().map(|s| Workload::parse(s)).collect::<gannet::Result<Vec<_>>>()?
-    };
+    let workloads =
+        if args.only.is_empty() { Workload::ALL.to_vec() } else { args.only.iter().map(|s| Workload::parse(s)).collect::<gannet::Result<Vec<_>>>()? };
     let opts = BenchOptions { reps: args.reps, warmup: args.warmup, ..Default::default() };
     let mut results = Vec::new();
     if !args.json {
@@ -42,10 +39,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let r = bench::run(w, &opts, &device)?;
         if !args.json {
             let peak = r.peak_rss_mib.map_or("?".to_string(), |m| format!("{m:.0}"));
-            println!(
-                "{:<8} {:>6} {:>10.4} {:>10.1} {:>10.1} {:>9.2} {:>10}",
-                r.name, r.batch, r.median_s, r.img_per_s, r.gflop_per_s, r.gflop, peak
-            );
+            println!("{:<8} {:>6} {:>10.4} {:>10.1} {:>10.1} {:>9.2} {:>10}", r.name, r.batch, r.median_s, r.img_per_s, r.gflop_per_s, r.gflop, peak);
         }
         results.push(r);
     }

@@ -88,7 +88,13 @@ pub fn run(args: ClassifierArgs) -> Result<()> {
     let training = ClassifierTraining { steps: args.steps, batch_size: args.batch_size, lr: args.lr, seed: args.seed };
     eprintln!(
         "training a classifier on {} ({} images, {} classes, {}x{}x{}) for {} steps",
-        train.source(), train.len(), train.num_classes(), train.channels(), train.height(), train.width(), args.steps
+        train.source(),
+        train.len(),
+        train.num_classes(),
+        train.channels(),
+        train.height(),
+        train.width(),
+        args.steps
     );
     let bar = progress::bar(args.steps as u64, "training");
     let mut net = Classifier::train(&train, cfg, &training, &device, &mut |step, _, loss| {

@@ -188,8 +188,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             let ch = if shape.channels == 1 { Channels::Grey } else { Channels::Rgb };
             load_reference(&ref_spec, Some(args.resolution.unwrap_or(shape.resolution)), ch)?
         }
-        None if native_folder => eval_folder::load_as_pytorch_fid(Path::new(&ref_spec))
-            .with_context(|| format!("loading the reference images {ref_spec}"))?,
+        None if native_folder => eval_folder::load_as_pytorch_fid(Path::new(&ref_spec)).with_context(|| format!("loading the reference images {ref_spec}"))?,
         // IDX data and the built-in digits load at their own size, 28, without --resolution.
         None => load_reference(&ref_spec, args.resolution, Channels::Auto)?,
     };

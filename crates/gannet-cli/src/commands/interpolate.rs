@@ -55,9 +55,16 @@ const MAX_SEEDS: usize = 256;
 const MAX_GIF_SCALE: usize = 32;
 
 pub fn run(args: InterpolateArgs) -> Result<()> {
-    anyhow::ensure!(args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(), "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR");
+    anyhow::ensure!(
+        args.out.is_some() || args.gif.is_some() || args.frames_dir.is_some(),
+        "say where to write: --out grid.png, --gif path.gif or --frames-dir DIR"
+    );
     anyhow::ensure!(args.seeds.len() >= 2, "--seeds needs at least 2 seeds, e.g. --seeds 1,2");
-    anyhow::ensure!((2..=MAX_FRAMES).contains(&args.frames), "--frames must be between 2 and {MAX_FRAMES} (frames per leg, both ends included), got {}", args.frames);
+    anyhow::ensure!(
+        (2..=MAX_FRAMES).contains(&args.frames),
+        "--frames must be between 2 and {MAX_FRAMES} (frames per leg, both ends included), got {}",
+        args.frames
+    );
     anyhow::ensure!(args.seeds.len() <= MAX_SEEDS, "--seeds lists {} latents; at most {MAX_SEEDS}", args.seeds.len());
     anyhow::ensure!((1..=MAX_GIF_SCALE).contains(&args.gif_scale), "--gif-scale must be between 1 and {MAX_GIF_SCALE}, got {}", args.gif_scale);
     if let Some(out) = &args.out {
@@ -70,7 +77,9 @@ pub fn run(args: InterpolateArgs) -> Result<()> {
     gannet::limits::check_memory(per_image.and_then(|b| b.checked_mul(frames as u64)), &format!("{frames} frames"), "use fewer --frames or --seeds")?;
     let k = saved.num_classes();
     match args.class {
-        None if k > 0 => anyhow::bail!("{} is class-conditional: say which class every frame shows with --class (0 to {})", args.source.checkpoint.display(), k - 1),
+        None if k > 0 => {
+            anyhow::bail!("{} is class-conditional: say which class every frame shows with --class (0 to {})", args.source.checkpoint.display(), k - 1)
+        }
         Some(_) if k == 0 => anyhow::bail!("--class needs a class-conditional model; {} is unconditional", args.source.checkpoint.display()),
         Some(c) if c as usize >= k => anyhow::bail!("--class {c} is out of range: the model has {k} classes"),
         _ => {}

@@ -71,7 +71,13 @@ pub fn run(args: ProjectArgs) -> Result<()> {
     let scores = psnr::psnr_per_image(&to_unit_range(&result.images)?, &to_unit_range(&targets)?)?;
     write_outputs(&args, &saved, &targets, &result, &names, &scores)?;
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
-    eprintln!("projected {} images in {} steps: mean PSNR {mean:.2} dB (min {:.2}); outputs in {}", scores.len(), args.steps, scores.iter().cloned().fold(f64::INFINITY, f64::min), args.out.display());
+    eprintln!(
+        "projected {} images in {} steps: mean PSNR {mean:.2} dB (min {:.2}); outputs in {}",
+        scores.len(),
+        args.steps,
+        scores.iter().cloned().fold(f64::INFINITY, f64::min),
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -83,7 +89,14 @@ fn dataset_targets(source: &str, count: usize, shape: gannet::models::ImageShape
     Ok((ds.batch_tensor(&idx, device)?, idx.iter().map(|i| format!("image-{i:05}")).collect()))
 }
 
-fn write_outputs(args: &ProjectArgs, saved: &gannet::train::SavedRun, targets: &Tensor, result: &project::Projection, names: &[String], scores: &[f64]) -> Result<()> {
+fn write_outputs(
+    args: &ProjectArgs,
+    saved: &gannet::train::SavedRun,
+    targets: &Tensor,
+    result: &project::Projection,
+    names: &[String],
+    scores: &[f64],
+) -> Result<()> {
     let dir = &args.out;
     i2i_io::write_outputs(dir, &result.images, names, &args.source.checkpoint, saved.step)?;
     let comparison = image_io::comparison_grid(&[targets.clone(), result.images.clone()], 8, 2)?;

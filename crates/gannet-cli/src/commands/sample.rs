@@ -1,8 +1,8 @@
+use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gannet::image_io;
 use gannet::metrics::evaluate;
-use crate::progress;
 use gannet::rng::{self, Stream};
 use gannet::train::SavedRun;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
-use gannet_studio::loadtest::{self, LoadOptions};
 use gannet_studio::http::Limits;
+use gannet_studio::loadtest::{self, LoadOptions};
 use gannet_studio::{Server, StudioOptions};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,7 +121,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
     } else {
         println!(
             "{} of {} requests OK in {:.2} s: {:.1} requests/s, {:.0} images/s; latency p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
-            report.ok, report.requests, report.wall_s, report.requests_per_s, report.images_per_s, report.latency_p50_ms, report.latency_p95_ms, report.latency_max_ms
+            report.ok,
+            report.requests,
+            report.wall_s,
+            report.requests_per_s,
+            report.images_per_s,
+            report.latency_p50_ms,
+            report.latency_p95_ms,
+            report.latency_max_ms
         );
     }
     anyhow::ensure!(report.failed == 0, "{} requests failed, e.g. {:?}", report.failed, report.errors);

@@ -200,21 +200,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
     .context("installing the Ctrl-C handler")?;
 
     let mut trainer = match &args.resume {
-        Some(ckpt) => Trainer::resume(ckpt, |cfg| args.apply_schedule(cfg))
-            .with_context(|| format!("resuming from {}", ckpt.display()))?,
+        Some(ckpt) => Trainer::resume(ckpt, |cfg| args.apply_schedule(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
         None => {
             let mut cfg = match (&args.preset, &args.config) {
                 (Some(name), file) => {
                     let text = match file {
-                        Some(p) => Some(gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES).map_err(anyhow::Error::msg).with_context(|| format!("reading config {}", p.display()))?),
+                        Some(p) => Some(
+                            gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES)
+                                .map_err(anyhow::Error::msg)
+                                .with_context(|| format!("reading config {}", p.display()))?,
+                        ),
                         None => None,
                     };
-                    gannet::train::presets::find(name)?
-                        .with_overrides(text.as_deref())
-                        .with_context(|| match file {
-                            Some(p) => format!("preset {name} with {}", p.display()),
-                            None => format!("preset {name}"),
-                        })?
+                    gannet::train::presets::find(name)?.with_overrides(text.as_deref()).with_context(|| match file {
+                        Some(p) => format!("preset {name} with {}", p.display()),
+                        None => format!("preset {name}"),
+                    })?
                 }
                 (None, Some(p)) => TrainConfig::from_file(p)?,
                 (None, None) => TrainConfig::default(),

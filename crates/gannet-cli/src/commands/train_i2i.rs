@@ -121,13 +121,19 @@ impl TrainI2iArgs {
     /// The config of a fresh run: preset or task defaults, then --config, then flags.
     fn config(&self) -> Result<I2iConfig> {
         let file = match &self.config {
-            Some(p) => Some(gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES).map_err(anyhow::Error::msg).with_context(|| format!("reading config {}", p.display()))?),
+            Some(p) => Some(
+                gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("reading config {}", p.display()))?,
+            ),
             None => None,
         };
         let mut cfg = match (&self.preset, &file) {
             (Some(name), _) => presets::find(name)?.with_overrides(file.as_deref()).with_context(|| format!("preset {name}"))?,
             (None, Some(text)) => I2iConfig::from_toml_over_defaults(text, self.task)?,
-            (None, None) => I2iConfig::for_task(self.task.ok_or_else(|| anyhow::anyhow!("say what to train: --task pix2pix|cyclegan|superres, or --preset NAME"))?),
+            (None, None) => {
+                I2iConfig::for_task(self.task.ok_or_else(|| anyhow::anyhow!("say what to train: --task pix2pix|cyclegan|superres, or --preset NAME"))?)
+            }
         };
         if let Some(t) = self.task {
             anyhow::ensure!(t == cfg.task, "--task {t} contradicts the preset or config, which train {}", cfg.task);

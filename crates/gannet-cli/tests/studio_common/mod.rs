@@ -36,13 +36,7 @@ pub struct Studio {
 impl Studio {
     /// `gannet serve --port 0 ARGS`, once it says where it listens.
     pub fn start(args: &[&str]) -> Studio {
-        let mut child = gannet()
-            .args(["serve", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts gannet serve");
+        let mut child = gannet().args(["serve", "--port", "0"]).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("starts gannet serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         // Reads the address line, then keeps draining stderr so the server never blocks on it.

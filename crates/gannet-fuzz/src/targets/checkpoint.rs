@@ -57,13 +57,13 @@ fn i2i_toml(out: &Path, task: &str, a: &Path, b: &Path) -> String {
 
 /// Tiny networks of every architecture: (name, resolution, `[model]` table).
 const TINY_MODELS: [(&str, Option<usize>, &str); 7] = [
-        ("dcgan-acgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 8\ng_channels = 4\nd_channels = 4\nconditional = \"acgan\""),
-        ("dcgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
-        ("stylegan2", Some(8), "arch = \"stylegan2\"\nlatent_dim = 8\nw_dim = 8\nmapping_layers = 1\nchannel_base = 32\nmax_channels = 4"),
-        ("mlp", Some(8), "arch = \"mlp\"\nlatent_dim = 4\nhidden = 8\nlayers = 2\nconditional = \"projection\""),
-        ("resnet", Some(16), "arch = \"resnet\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
-        ("progan", Some(8), "arch = \"progan\"\nlatent_dim = 4\nmax_channels = 4\nmin_channels = 2\nstart_resolution = 4"),
-        ("biggan", Some(16), "arch = \"biggan\"\nlatent_dim = 6\nshared_dim = 4\ng_channels = 2\nd_channels = 2\nattention_resolution = 8"),
+    ("dcgan-acgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 8\ng_channels = 4\nd_channels = 4\nconditional = \"acgan\""),
+    ("dcgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
+    ("stylegan2", Some(8), "arch = \"stylegan2\"\nlatent_dim = 8\nw_dim = 8\nmapping_layers = 1\nchannel_base = 32\nmax_channels = 4"),
+    ("mlp", Some(8), "arch = \"mlp\"\nlatent_dim = 4\nhidden = 8\nlayers = 2\nconditional = \"projection\""),
+    ("resnet", Some(16), "arch = \"resnet\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
+    ("progan", Some(8), "arch = \"progan\"\nlatent_dim = 4\nmax_channels = 4\nmin_channels = 2\nstart_resolution = 4"),
+    ("biggan", Some(16), "arch = \"biggan\"\nlatent_dim = 6\nshared_dim = 4\ng_channels = 2\nd_channels = 2\nattention_resolution = 8"),
 ];
 
 /// Training configs of tiny networks of every architecture, writing into `runs/<arch>`.
@@ -77,9 +77,7 @@ pub fn tiny_checkpoints(work: &Path) -> Vec<(String, PathBuf)> {
     let runs = work.join("runs");
     let mut out = Vec::new();
     for (name, res, model) in TINY_MODELS {
-        let made = TrainConfig::from_toml_str(&train_toml(&runs, name, res, model))
-            .and_then(Trainer::new)
-            .and_then(|mut t| t.save_checkpoint());
+        let made = TrainConfig::from_toml_str(&train_toml(&runs, name, res, model)).and_then(Trainer::new).and_then(|mut t| t.save_checkpoint());
         match made {
             Ok(p) => out.push((format!("train-{name}"), p)),
             Err(e) => eprintln!("fuzz: no seed checkpoint for {name}: {e}"),
@@ -95,9 +93,7 @@ pub fn tiny_checkpoints(work: &Path) -> Vec<(String, PathBuf)> {
         }
     }
     for task in ["pix2pix", "cyclegan", "superres"] {
-        let made = I2iConfig::from_toml_over_defaults(&i2i_toml(&runs, task, &a, &b), None)
-            .and_then(I2iTrainer::new)
-            .and_then(|mut t| t.save_checkpoint());
+        let made = I2iConfig::from_toml_over_defaults(&i2i_toml(&runs, task, &a, &b), None).and_then(I2iTrainer::new).and_then(|mut t| t.save_checkpoint());
         match made {
             Ok(p) => out.push((format!("i2i-{task}"), p)),
             Err(e) => eprintln!("fuzz: no seed checkpoint for {task}: {e}"),
@@ -303,11 +299,28 @@ impl Target for Checkpoint {
     }
 
     fn dictionary(&self) -> Vec<Vec<u8>> {
-        ["__metadata__", "\"dtype\":\"F32\"", "\"dtype\":\"F16\"", "\"dtype\":\"BF16\"", "\"dtype\":\"U8\"", "\"dtype\":\"I64\"", "\"dtype\":\"F8_E4M3\"", "\"shape\":[", "\"data_offsets\":[", "{", "}", "[", "]", ",", "\"", ":"]
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .chain(META_KEYS.iter().map(|k| format!("\"{k}\"").into_bytes()))
-            .collect()
+        [
+            "__metadata__",
+            "\"dtype\":\"F32\"",
+            "\"dtype\":\"F16\"",
+            "\"dtype\":\"BF16\"",
+            "\"dtype\":\"U8\"",
+            "\"dtype\":\"I64\"",
+            "\"dtype\":\"F8_E4M3\"",
+            "\"shape\":[",
+            "\"data_offsets\":[",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            "\"",
+            ":",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .chain(META_KEYS.iter().map(|k| format!("\"{k}\"").into_bytes()))
+        .collect()
     }
 
     fn max_len(&self) -> usize {

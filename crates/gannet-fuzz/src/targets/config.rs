@@ -6,7 +6,7 @@
 //! - an image-to-image config (`I2iConfig::from_toml_str`, `from_toml_over_defaults`, `validate`).
 
 use super::{outcome, pick_from, Target};
-use crate::mutate::{replace_number, mutate_lines, Rng, INTERESTING_NUMBERS};
+use crate::mutate::{mutate_lines, replace_number, Rng, INTERESTING_NUMBERS};
 use gannet::candle_core::{Device, Tensor};
 use gannet::data::Channels;
 use gannet::models::{ImageShape, ModelConfig};
@@ -67,11 +67,47 @@ pub fn collect(texts: &[String]) -> (Vec<(String, String)>, Vec<String>) {
 
 /// Enum values and other words the configs take.
 const WORDS: &[&str] = &[
-    "\"none\"", "\"acgan\"", "\"projection\"", "\"concat\"", "\"grey\"", "\"rgb\"", "\"auto\"", "\"r1\"", "\"wgan-gp\"",
-    "\"hinge\"", "\"wgan\"", "\"non-saturating\"", "\"least-squares\"", "\"color,translation,cutout\"", "\"color\"", "\"cutout\"",
-    "\"translation\"", "\"l1\"", "\"mse\"", "\"pix2pix\"", "\"cyclegan\"", "\"superres\"", "\"cpu\"", "\"cuda:7\"", "\"metal\"",
-    "\"builtin:digits\"", "\"builtin:other\"", "\"\"", "true", "false", "[]", "[\"a\", \"a\"]", "{}", "[[1]]", "1979-05-27T07:32:00Z",
-    "\"fid\"", "\"kid\"", "\"precision-recall\"", "\"warn\"", "\"stop\"", "\"rollback\"",
+    "\"none\"",
+    "\"acgan\"",
+    "\"projection\"",
+    "\"concat\"",
+    "\"grey\"",
+    "\"rgb\"",
+    "\"auto\"",
+    "\"r1\"",
+    "\"wgan-gp\"",
+    "\"hinge\"",
+    "\"wgan\"",
+    "\"non-saturating\"",
+    "\"least-squares\"",
+    "\"color,translation,cutout\"",
+    "\"color\"",
+    "\"cutout\"",
+    "\"translation\"",
+    "\"l1\"",
+    "\"mse\"",
+    "\"pix2pix\"",
+    "\"cyclegan\"",
+    "\"superres\"",
+    "\"cpu\"",
+    "\"cuda:7\"",
+    "\"metal\"",
+    "\"builtin:digits\"",
+    "\"builtin:other\"",
+    "\"\"",
+    "true",
+    "false",
+    "[]",
+    "[\"a\", \"a\"]",
+    "{}",
+    "[[1]]",
+    "1979-05-27T07:32:00Z",
+    "\"fid\"",
+    "\"kid\"",
+    "\"precision-recall\"",
+    "\"warn\"",
+    "\"stop\"",
+    "\"rollback\"",
 ];
 
 impl Config {
@@ -208,7 +244,9 @@ fn build_and_step(cfg: &TrainConfig, data: &[u8]) -> String {
             };
             let step = state.step(0, |i| {
                 let images = Tensor::rand(-1f32, 1f32, (batch, shape.channels, shape.resolution, shape.resolution), &device)?;
-                let labels = (classes > 0).then(|| Tensor::from_vec((0..batch as u32).map(|j| (j + i as u32) % classes as u32).collect::<Vec<u32>>(), batch, &device)).transpose()?;
+                let labels = (classes > 0)
+                    .then(|| Tensor::from_vec((0..batch as u32).map(|j| (j + i as u32) % classes as u32).collect::<Vec<u32>>(), batch, &device))
+                    .transpose()?;
                 Ok(RealBatch { images, labels })
             });
             let sample = match classes {

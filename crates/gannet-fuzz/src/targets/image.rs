@@ -35,7 +35,8 @@ pub fn seeds() -> Vec<Vec<u8>> {
         img.write_to(&mut out, f).expect("encodes");
         out.into_inner()
     };
-    let grad = |w: u32, h: u32| image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x * 40) as u8, (y * 50) as u8, ((x + y) * 20) as u8, (255 - x * 30) as u8]));
+    let grad =
+        |w: u32, h: u32| image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x * 40) as u8, (y * 50) as u8, ((x + y) * 20) as u8, (255 - x * 30) as u8]));
     let rgba = DynamicImage::ImageRgba8(grad(6, 4));
     let mut out = vec![
         enc(&rgba, ImageFormat::Png),
@@ -98,10 +99,11 @@ impl Target for ImageEntry {
     }
 
     fn dictionary(&self) -> Vec<Vec<u8>> {
-        let mut d: Vec<Vec<u8>> = [b"IHDR", b"IDAT", b"IEND", b"PLTE", b"tRNS", b"gAMA", b"sBIT", b"iCCP", b"tEXt", b"zTXt", b"acTL", b"fcTL", b"fdAT", b"eXIf", b"cHRM", b"sRGB"]
-            .iter()
-            .map(|t| t.to_vec())
-            .collect();
+        let mut d: Vec<Vec<u8>> =
+            [b"IHDR", b"IDAT", b"IEND", b"PLTE", b"tRNS", b"gAMA", b"sBIT", b"iCCP", b"tEXt", b"zTXt", b"acTL", b"fcTL", b"fdAT", b"eXIf", b"cHRM", b"sRGB"]
+                .iter()
+                .map(|t| t.to_vec())
+                .collect();
         d.push(PNG_SIG.to_vec());
         // JPEG markers: SOI, SOF0, SOF2 (progressive), DHT, DQT, SOS, EOI, APP0, DRI.
         for m in [0xd8u8, 0xc0, 0xc2, 0xc4, 0xdb, 0xda, 0xd9, 0xe0, 0xdd] {
@@ -115,7 +117,6 @@ impl Target for ImageEntry {
         1 << 20
     }
 }
-
 
 /// The image mutations, for the studio's uploads too: a PNG bomb now and then, else PNG chunk
 /// edits (false for other formats).
@@ -184,7 +185,7 @@ pub fn mutate_image(d: &mut Vec<u8>, r: &mut Rng, other: &[u8]) -> bool {
     }
     *d = png_bytes(&chunks);
     true
-    }
+}
 
 type Chunk = ([u8; 4], Vec<u8>);
 

@@ -77,7 +77,8 @@ fn upload(uri: &str, body: &[u8]) -> Vec<u8> {
     v
 }
 
-const ROUTES: [&str; 8] = ["/api/generate", "/api/interpolate", "/api/style-mix", "/api/translate", "/api/checkpoints/", "/api/checkpoints", "/api/runs/", "/api/"];
+const ROUTES: [&str; 8] =
+    ["/api/generate", "/api/interpolate", "/api/style-mix", "/api/translate", "/api/checkpoints/", "/api/checkpoints", "/api/runs/", "/api/"];
 
 pub fn seeds() -> Vec<Vec<u8>> {
     let images = super::image::seeds();
@@ -90,7 +91,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
         json_request("POST", "/api/generate", r#"{"checkpoint": "run:resnet", "count": 2, "truncation": 2}"#),
         json_request("POST", "/api/interpolate", r#"{"checkpoint": "run:dcgan", "a": {"seed": 1, "index": 0}, "b": {"seed": 2, "index": 3}, "t": 0.25}"#),
         json_request("POST", "/api/interpolate", r#"{"checkpoint": "c0", "a": {"seed": 1}, "b": {"seed": 1, "index": 63}, "t": 1, "class": 0}"#),
-        json_request("POST", "/api/style-mix", r#"{"checkpoint": "run:stylegan2", "coarse": {"seed": 1}, "fine": {"seed": 2, "index": 1}, "crossover": 1, "truncation": 0.5}"#),
+        json_request(
+            "POST",
+            "/api/style-mix",
+            r#"{"checkpoint": "run:stylegan2", "coarse": {"seed": 1}, "fine": {"seed": 2, "index": 1}, "crossover": 1, "truncation": 0.5}"#,
+        ),
         json_request("POST", "/api/style-mix", r#"{"checkpoint": "c0", "coarse": {"seed": 1}, "fine": {"seed": 2}, "crossover": 2}"#),
         b"GET /api/checkpoints\n\n".to_vec(),
         b"GET /api/checkpoints/run:stylegan2\n\n".to_vec(),
@@ -173,10 +178,34 @@ impl Target for Studio {
         let values = || -> Vec<serde_json::Value> {
             use serde_json::json;
             vec![
-                json!(0), json!(1), json!(-1), json!(2), json!(63), json!(64), json!(65), json!(9), json!(10), json!(1e300), json!(-0.0),
-                json!(0.5), json!(2.0000001), json!(u64::MAX), json!(i64::MIN), json!(4294967296u64), json!(null), json!(""), json!("c0"),
-                json!("run:stylegan2"), json!("test:invert"), json!("run:pix2pix"), json!([1]), json!({"seed": 1, "index": 64}),
-                json!({"seed": 1}), json!({}), json!(true), json!("x".repeat(300)),
+                json!(0),
+                json!(1),
+                json!(-1),
+                json!(2),
+                json!(63),
+                json!(64),
+                json!(65),
+                json!(9),
+                json!(10),
+                json!(1e300),
+                json!(-0.0),
+                json!(0.5),
+                json!(2.0000001),
+                json!(u64::MAX),
+                json!(i64::MIN),
+                json!(4294967296u64),
+                json!(null),
+                json!(""),
+                json!("c0"),
+                json!("run:stylegan2"),
+                json!("test:invert"),
+                json!("run:pix2pix"),
+                json!([1]),
+                json!({"seed": 1, "index": 64}),
+                json!({"seed": 1}),
+                json!({}),
+                json!(true),
+                json!("x".repeat(300)),
             ]
         };
         let field = r.pick(&FIELDS).to_string();
@@ -210,10 +239,42 @@ impl Target for Studio {
 
     fn dictionary(&self) -> Vec<Vec<u8>> {
         [
-            "\"checkpoint\"", "\"seed\"", "\"count\"", "\"truncation\"", "\"class\"", "\"index\"", "\"crossover\"", "\"coarse\"", "\"fine\"",
-            "\"a\"", "\"b\"", "\"t\"", "\"c0\"", "\"run:stylegan2\"", "\"run:pix2pix\"", "\"test:invert\"", "/api/generate", "/api/interpolate",
-            "/api/style-mix", "/api/translate?checkpoint=", "/api/checkpoints/", "/api/runs/", "content-type: application/json\n",
-            "content-length: 0\n", "null", "true", "{", "}", "[", "]", ",", ":", "\n\n", "%00", "%2F", "..",
+            "\"checkpoint\"",
+            "\"seed\"",
+            "\"count\"",
+            "\"truncation\"",
+            "\"class\"",
+            "\"index\"",
+            "\"crossover\"",
+            "\"coarse\"",
+            "\"fine\"",
+            "\"a\"",
+            "\"b\"",
+            "\"t\"",
+            "\"c0\"",
+            "\"run:stylegan2\"",
+            "\"run:pix2pix\"",
+            "\"test:invert\"",
+            "/api/generate",
+            "/api/interpolate",
+            "/api/style-mix",
+            "/api/translate?checkpoint=",
+            "/api/checkpoints/",
+            "/api/runs/",
+            "content-type: application/json\n",
+            "content-length: 0\n",
+            "null",
+            "true",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\n\n",
+            "%00",
+            "%2F",
+            "..",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())

@@ -48,10 +48,7 @@ pub fn load_files(
         &format!("{} images at {resolution}x{resolution}", files.len()),
         "lower data.resolution (--resolution) or use fewer images",
     )?;
-    let decoded: Vec<Decoded> = files
-        .par_iter()
-        .map(|f| decode(f, resolution))
-        .collect::<Result<_>>()?;
+    let decoded: Vec<Decoded> = files.par_iter().map(|f| decode(f, resolution)).collect::<Result<_>>()?;
     let channels = match channels {
         Channels::Grey => 1,
         Channels::Rgb => 3,
@@ -120,11 +117,7 @@ fn no_images_message(root: &Path) -> String {
     match find_deeper_image(root, 4) {
         Some(found) => {
             let parent = found.parent().and_then(|p| p.parent()).unwrap_or(root);
-            format!(
-                "{base}; images sit deeper, e.g. {}: point --data (data.source) at {} instead",
-                found.display(),
-                parent.display()
-            )
+            format!("{base}; images sit deeper, e.g. {}: point --data (data.source) at {} instead", found.display(), parent.display())
         }
         None => base.to_string(),
     }
@@ -159,10 +152,8 @@ fn order_classes(root: &Path, classes: Vec<(PathBuf, Vec<PathBuf>)>) -> Result<V
     }
     let text = crate::limits::read_text(&file, crate::limits::MAX_CONFIG_BYTES).map_err(|e| Error::data(&file, e))?;
     let names: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let mut by_name: std::collections::BTreeMap<String, (PathBuf, Vec<PathBuf>)> = classes
-        .into_iter()
-        .map(|(dir, files)| (dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), (dir, files)))
-        .collect();
+    let mut by_name: std::collections::BTreeMap<String, (PathBuf, Vec<PathBuf>)> =
+        classes.into_iter().map(|(dir, files)| (dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), (dir, files))).collect();
     let mut ordered = Vec::with_capacity(names.len());
     for name in &names {
         match by_name.remove(*name) {
@@ -202,10 +193,7 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 
 /// Whether the extension is png, jpg or jpeg, in any case.
 pub fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-        .unwrap_or(false)
+    path.extension().and_then(|e| e.to_str()).map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")).unwrap_or(false)
 }
 
 fn decode(path: &Path, resolution: usize) -> Result<Decoded> {
@@ -221,9 +209,8 @@ fn decode(path: &Path, resolution: usize) -> Result<Decoded> {
 /// with grey and train on it), images over [`crate::limits::MAX_IMAGE_PIXELS`] pixels, and empty
 /// images. `path` names the file in errors.
 pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
+    let reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
     let format = reader.format();
     if let Some(why) = format.and_then(|f| truncated(bytes, f)) {
         return Err(Error::data(path, format!("the image file is cut short ({why}): re-copy or re-export it")));
@@ -241,7 +228,8 @@ pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
             format!("the image is {w}x{h}, more than the {} pixels gannet decodes: shrink it first", crate::limits::MAX_IMAGE_PIXELS),
         ));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(crate::limits::MAX_IMAGE_PIXELS * 16);
     reader.limits(limits);

@@ -62,7 +62,10 @@ pub fn maybe_gunzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     let total = body.and_then(|b| b.checked_add(4 + 4 * ndim as u64)).filter(|&t| t <= MAX_BYTES);
     let what = format!("the IDX file {}", path.display());
     let Some(total) = total else {
-        return Err(Error::data(path, format!("the IDX header promises more than {}, more than gannet reads for an IDX file", crate::limits::human(MAX_BYTES))));
+        return Err(Error::data(
+            path,
+            format!("the IDX header promises more than {}, more than gannet reads for an IDX file", crate::limits::human(MAX_BYTES)),
+        ));
     };
     crate::limits::check_memory(total.checked_mul(COPIES), &what, "use a smaller file")?;
     let mut out = Vec::with_capacity(total as usize);
@@ -104,17 +107,11 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
 fn header(bytes: &[u8], magic: u32, ndim: usize, path: &Path) -> Result<Vec<usize>> {
     let header_len = 4 + 4 * ndim;
     if bytes.len() < header_len {
-        return Err(Error::data(
-            path,
-            format!("not an IDX file: {} bytes, shorter than the {header_len}-byte header", bytes.len()),
-        ));
+        return Err(Error::data(path, format!("not an IDX file: {} bytes, shorter than the {header_len}-byte header", bytes.len())));
     }
     let found = be_u32(bytes, 0);
     if found != magic {
-        return Err(Error::data(
-            path,
-            format!("not an IDX file of the expected kind: magic 0x{found:08x}, expected 0x{magic:08x}"),
-        ));
+        return Err(Error::data(path, format!("not an IDX file of the expected kind: magic 0x{found:08x}, expected 0x{magic:08x}")));
     }
     Ok((0..ndim).map(|d| be_u32(bytes, 4 + 4 * d) as usize).collect())
 }
@@ -122,16 +119,10 @@ fn header(bytes: &[u8], magic: u32, ndim: usize, path: &Path) -> Result<Vec<usiz
 /// Returns exactly the data bytes the dimensions promise; a short file is an error
 /// (it would otherwise silently yield fewer or shifted images).
 fn body(bytes: &[u8], offset: usize, dims: &[usize], path: &Path) -> Result<Vec<u8>> {
-    let need = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::data(path, format!("IDX dimensions {dims:?} overflow")))?;
+    let need = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::data(path, format!("IDX dimensions {dims:?} overflow")))?;
     let have = bytes.len() - offset;
     if have < need {
-        return Err(Error::data(
-            path,
-            format!("truncated IDX file: dimensions {dims:?} need {need} data bytes, found {have}"),
-        ));
+        return Err(Error::data(path, format!("truncated IDX file: dimensions {dims:?} need {need} data bytes, found {have}")));
     }
     Ok(bytes[offset..offset + need].to_vec())
 }

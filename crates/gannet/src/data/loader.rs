@@ -64,10 +64,7 @@ impl BatchLoader {
     /// dropped so every batch has `batch_size` images.
     pub fn new(dataset: Arc<Dataset>, batch_size: usize, seed: u64, start_step: u64) -> Result<Self> {
         if batch_size == 0 || batch_size > dataset.len() {
-            return Err(Error::data(
-                dataset.source(),
-                format!("batch size {batch_size} must be between 1 and the dataset size {}", dataset.len()),
-            ));
+            return Err(Error::data(dataset.source(), format!("batch size {batch_size} must be between 1 and the dataset size {}", dataset.len())));
         }
         let batches_per_epoch = (dataset.len() / batch_size) as u64;
         let (sender, receiver) = sync_channel(QUEUE_DEPTH);
@@ -94,9 +91,7 @@ impl BatchLoader {
     /// The next batch, waiting for the background thread if it is behind.
     pub fn next_batch(&mut self) -> Result<HostBatch> {
         let receiver = self.receiver.as_ref().expect("receiver lives until drop");
-        receiver
-            .recv()
-            .map_err(|_| Error::Msg("batch loader thread stopped unexpectedly (it panicked)".into()))
+        receiver.recv().map_err(|_| Error::Msg("batch loader thread stopped unexpectedly (it panicked)".into()))
     }
 }
 

@@ -50,10 +50,7 @@ impl Dataset {
     ) -> Result<Self> {
         let per = channels * height * width;
         if per == 0 || !images.len().is_multiple_of(per) {
-            return Err(Error::data(
-                &source,
-                format!("{} bytes are not a whole number of {channels}x{height}x{width} images", images.len()),
-            ));
+            return Err(Error::data(&source, format!("{} bytes are not a whole number of {channels}x{height}x{width} images", images.len())));
         }
         let n = images.len() / per;
         if let Some(l) = &labels {
@@ -100,10 +97,7 @@ impl Dataset {
             return Err(Error::data(&self.source, "data.class_names is set, but this dataset has no labels"));
         }
         if names.len() != self.class_names.len() {
-            return Err(Error::data(
-                &self.source,
-                format!("data.class_names has {} names, but the data has {} classes", names.len(), self.class_names.len()),
-            ));
+            return Err(Error::data(&self.source, format!("data.class_names has {} names, but the data has {} classes", names.len(), self.class_names.len())));
         }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(bad) = names.iter().find(|n| n.is_empty() || n.contains(['/', '\\']) || !seen.insert(n.as_str())) {
@@ -269,20 +263,10 @@ fn load_idx(images: &Path, labels: Option<&Path>, opts: &LoadOptions) -> Result<
 }
 
 /// Turns parsed IDX data into a dataset; `path` names the images in errors.
-pub(crate) fn from_idx(
-    imgs: idx::IdxImages,
-    labels: Option<Vec<u8>>,
-    path: &Path,
-    source: String,
-    resolution: usize,
-    channels: Channels,
-) -> Result<Dataset> {
+pub(crate) fn from_idx(imgs: idx::IdxImages, labels: Option<Vec<u8>>, path: &Path, source: String, resolution: usize, channels: Channels) -> Result<Dataset> {
     if let Some(l) = &labels {
         if l.len() != imgs.count {
-            return Err(Error::data(
-                path,
-                format!("labels count {} does not match images count {}", l.len(), imgs.count),
-            ));
+            return Err(Error::data(path, format!("labels count {} does not match images count {}", l.len(), imgs.count)));
         }
     }
     let planes = if channels == Channels::Rgb { 3 } else { 1 };
@@ -381,8 +365,5 @@ pub(crate) fn shared_folder(var: &str, name: &str) -> PathBuf {
     }
     let fallback = PathBuf::from("../shared").join(name);
     let Ok(cwd) = std::env::current_dir() else { return fallback };
-    cwd.ancestors()
-        .filter_map(|a| a.parent().map(|p| p.join("shared").join(name)))
-        .find(|p| p.is_dir())
-        .unwrap_or(fallback)
+    cwd.ancestors().filter_map(|a| a.parent().map(|p| p.join("shared").join(name))).find(|p| p.is_dir()).unwrap_or(fallback)
 }

@@ -91,10 +91,12 @@ pub fn pair_files(dir_a: &Path, dir_b: &Path) -> Result<Vec<(String, PathBuf, Pa
         }
         return Err(Error::data(dir_a, msg.trim_end_matches(';').to_string()));
     }
-    Ok(a.into_iter().map(|(name, fa)| {
-        let fb = b.remove(&name).expect("checked above");
-        (name, fa, fb)
-    }).collect())
+    Ok(a.into_iter()
+        .map(|(name, fa)| {
+            let fb = b.remove(&name).expect("checked above");
+            (name, fa, fb)
+        })
+        .collect())
 }
 
 /// Images of two folders with the same names, in name order: `a.image_u8(i)` and

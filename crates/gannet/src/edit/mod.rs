@@ -12,9 +12,8 @@ use candle_core::Tensor;
 
 /// The style interface of `gen`, or an error saying which tool needs it.
 pub fn style<'a>(gen: &'a dyn Generator, tool: &str) -> crate::Result<&'a dyn StyleGenerator> {
-    gen.as_style().ok_or_else(|| {
-        crate::Error::Config(format!("{tool} works in StyleGAN2's w space: train with arch = \"stylegan2\" (e.g. --preset stylegan2-fashion)"))
-    })
+    gen.as_style()
+        .ok_or_else(|| crate::Error::Config(format!("{tool} works in StyleGAN2's w space: train with arch = \"stylegan2\" (e.g. --preset stylegan2-fashion)")))
 }
 
 /// The truncation trick in w: `w_avg + psi (w - w_avg)`; psi 1 leaves w as it is, 0 gives the

@@ -52,7 +52,13 @@ pub fn lr_at(t: usize, steps: usize, lr: f64) -> f64 {
 
 /// Projects `targets` [N, C, H, W] in [-1, 1] (each image on its own: the loss is a sum over
 /// images and Adam works per coordinate); `progress(step, loss)` after every step.
-pub fn project(style: &dyn StyleGenerator, features: Features, targets: &Tensor, opts: ProjectOptions, progress: &mut dyn FnMut(usize, f64)) -> crate::Result<Projection> {
+pub fn project(
+    style: &dyn StyleGenerator,
+    features: Features,
+    targets: &Tensor,
+    opts: ProjectOptions,
+    progress: &mut dyn FnMut(usize, f64),
+) -> crate::Result<Projection> {
     if opts.steps == 0 {
         return Err(crate::Error::Config("projection needs at least 1 step".into()));
     }

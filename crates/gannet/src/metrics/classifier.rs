@@ -109,18 +109,7 @@ impl Classifier {
         let flat = cfg.conv2 * (cfg.resolution / 4) * (cfg.resolution / 4);
         let fc1 = Linear::new(&p.sub("fc1"), flat, cfg.hidden, Init::FanInUniform { fan_in: flat }, true)?;
         let fc2 = Linear::new(&p.sub("fc2"), cfg.hidden, cfg.classes, Init::FanInUniform { fan_in: cfg.hidden }, true)?;
-        Ok(Self {
-            cfg,
-            params,
-            conv1,
-            conv2,
-            fc1,
-            fc2,
-            class_names,
-            test_accuracy: None,
-            trained_on: String::new(),
-            device: device.clone(),
-        })
+        Ok(Self { cfg, params, conv1, conv2, fc1, fc2, class_names, test_accuracy: None, trained_on: String::new(), device: device.clone() })
     }
 
     pub fn config(&self) -> &ClassifierConfig {
@@ -171,11 +160,7 @@ impl Classifier {
     fn prepare01(&self, images01: &Tensor) -> Result<Tensor> {
         let (_, c, h, w) = images01.dims4()?;
         if !(c == 1 || c == 3) || !super::pool::is_float(images01) {
-            return Err(Error::Msg(format!(
-                "the classifier wants float images [N, 1|3, H, W] in [0, 1], got {:?} {:?}",
-                images01.dims(),
-                images01.dtype()
-            )));
+            return Err(Error::Msg(format!("the classifier wants float images [N, 1|3, H, W] in [0, 1], got {:?} {:?}", images01.dims(), images01.dtype())));
         }
         let mut x = images01.to_dtype(DType::F32)?.to_device(&self.device)?;
         if c != self.cfg.channels {
@@ -223,9 +208,7 @@ impl Classifier {
 
     /// Share of `dataset`'s images whose predicted class is their label.
     pub fn accuracy(&self, dataset: &Dataset) -> Result<f64> {
-        let labels = dataset
-            .labels()
-            .ok_or_else(|| Error::data(dataset.source(), "has no labels, so accuracy cannot be measured"))?;
+        let labels = dataset.labels().ok_or_else(|| Error::data(dataset.source(), "has no labels, so accuracy cannot be measured"))?;
         let mut correct = 0usize;
         for start in (0..dataset.len()).step_by(EVAL_BATCH) {
             let idx: Vec<usize> = (start..(start + EVAL_BATCH).min(dataset.len())).collect();
@@ -313,12 +296,7 @@ impl Classifier {
         let bytes: &[u8] = match name {
             "mnist" => builtin_files::MNIST,
             "fashion-mnist" => builtin_files::FASHION_MNIST,
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown built-in classifier '{other}': the built-in ones are {}",
-                    BUILTIN.join(", ")
-                )))
-            }
+            other => return Err(Error::Config(format!("unknown built-in classifier '{other}': the built-in ones are {}", BUILTIN.join(", ")))),
         };
         let path = Path::new("builtin:classifier").join(name);
         let (tensors, meta) = checkpoint::load_bytes(bytes, &path, device)?;

@@ -41,8 +41,8 @@ pub fn load_as_pytorch_fid(root: &Path) -> Result<Dataset> {
         )?;
     }
     let decoded: Vec<Decoded> = files.par_iter().map(|f| decode(f)).collect::<Result<_>>()?;
-    let (width, height) = one_size(root, files.iter().zip(decoded.iter().map(|d| (d.width, d.height))))?
-        .ok_or_else(|| Error::data(root, "no PNG or JPEG images found"))?;
+    let (width, height) =
+        one_size(root, files.iter().zip(decoded.iter().map(|d| (d.width, d.height))))?.ok_or_else(|| Error::data(root, "no PNG or JPEG images found"))?;
     let channels = if decoded.iter().any(|d| d.colour) { 3 } else { 1 };
     let mut images = Vec::with_capacity(decoded.len() * channels * width * height);
     for d in &decoded {
@@ -78,10 +78,8 @@ fn one_size<'a>(root: &Path, sizes: impl Iterator<Item = (&'a PathBuf, (usize, u
     if groups.len() <= 1 {
         return Ok(groups.keys().next().copied());
     }
-    let list: Vec<String> = groups
-        .iter()
-        .map(|((w, h), (n, f))| format!("{w}x{h} ({n} images, e.g. {})", f.file_name().unwrap_or_default().to_string_lossy()))
-        .collect();
+    let list: Vec<String> =
+        groups.iter().map(|((w, h), (n, f))| format!("{w}x{h} ({n} images, e.g. {})", f.file_name().unwrap_or_default().to_string_lossy())).collect();
     Err(Error::data(
         root,
         format!(

@@ -197,11 +197,8 @@ pub fn dataset_cache_key(source: &str, dataset: &Dataset) -> String {
     let path = Path::new(source);
     let (full, mtime) = match std::fs::canonicalize(path) {
         Ok(full) => {
-            let mtime = std::fs::metadata(&full)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
+            let mtime =
+                std::fs::metadata(&full).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
             (full.display().to_string(), mtime)
         }
         Err(_) => (source.to_string(), 0),
@@ -313,21 +310,16 @@ impl EvalReport {
             Metric::Kid => self.kid.map(|k| vec![("kid", k.mean), ("kid_std", k.std)]).unwrap_or_default(),
             Metric::Pr => self.precision_recall.map(|p| vec![("precision", p.precision), ("recall", p.recall)]).unwrap_or_default(),
             Metric::Cfid => self.cfid.map(|v| vec![("cfid", v)]).unwrap_or_default(),
-            Metric::Classes => self
-                .classes
-                .as_ref()
-                .map(|c| vec![("classes_covered", c.covered as f64), ("classes_kl", c.kl_to_reference)])
-                .unwrap_or_default(),
+            Metric::Classes => {
+                self.classes.as_ref().map(|c| vec![("classes_covered", c.covered as f64), ("classes_kl", c.kl_to_reference)]).unwrap_or_default()
+            }
             Metric::Cacc => self.class_accuracy.as_ref().map(|a| vec![("cacc_min", a.min()), ("cacc_mean", a.mean())]).unwrap_or_default(),
         }
     }
 
     /// A plain-text table: one line per number, then the class histogram if computed.
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "{} generated vs {} reference images ({})\n",
-            self.generated_count, self.reference_count, self.reference
-        );
+        let mut s = format!("{} generated vs {} reference images ({})\n", self.generated_count, self.reference_count, self.reference);
         let row = |s: &mut String, name: &str, value: String, note: &str| {
             s.push_str(&format!("  {name:<16} {value:>12}  {note}\n"));
         };
@@ -351,12 +343,7 @@ impl EvalReport {
             s.push_str("  class      generated   reference\n");
             let (g, r) = (c.generated.shares(), c.reference.shares());
             for (i, name) in c.generated.class_names.iter().enumerate() {
-                s.push_str(&format!(
-                    "  {name:<9} {:>6} {:>5.1}%      {:>5.1}%\n",
-                    c.generated.counts[i],
-                    100.0 * g[i],
-                    100.0 * r[i]
-                ));
+                s.push_str(&format!("  {name:<9} {:>6} {:>5.1}%      {:>5.1}%\n", c.generated.counts[i], 100.0 * g[i], 100.0 * r[i]));
             }
         }
         if let Some(a) = &self.class_accuracy {
@@ -404,9 +391,7 @@ impl Evaluator {
         let real = dataset_images01(dataset, &indices, device)?;
         let n = indices.len();
         let cache_dir = opts.cache_dir.clone();
-        let cache = |kind: &str, hash: u32| -> Option<PathBuf> {
-            Some(cache_file(cache_dir.as_ref()?, kind, cache_key?, n, hash))
-        };
+        let cache = |kind: &str, hash: u32| -> Option<PathBuf> { Some(cache_file(cache_dir.as_ref()?, kind, cache_key?, n, hash)) };
         let mut me = Self {
             device: device.clone(),
             reference: dataset.source().to_string(),
@@ -504,12 +489,8 @@ impl Evaluator {
             }
             if has(Metric::Classes) {
                 let hist = ClassHistogram::from_predictions(&clf.predict(fake01)?, clf.class_names());
-                r.classes = Some(ClassReport {
-                    covered: hist.covered(1),
-                    kl_to_reference: hist.kl_to(real_hist),
-                    generated: hist,
-                    reference: real_hist.clone(),
-                });
+                r.classes =
+                    Some(ClassReport { covered: hist.covered(1), kl_to_reference: hist.kl_to(real_hist), generated: hist, reference: real_hist.clone() });
             }
             if has(Metric::Cacc) {
                 r.class_accuracy = Some(class_accuracy(clf, spec, fake01, labels)?);
@@ -521,9 +502,7 @@ impl Evaluator {
 
 /// [`ClassAccuracy`] of images generated for `labels`, which must be the classifier's classes.
 fn class_accuracy(clf: &Classifier, spec: &str, fake01: &Tensor, labels: Option<&[u32]>) -> Result<ClassAccuracy> {
-    let labels = labels.ok_or_else(|| {
-        Error::Config("the cacc metric needs a class-conditional checkpoint (images generated for known labels)".into())
-    })?;
+    let labels = labels.ok_or_else(|| Error::Config("the cacc metric needs a class-conditional checkpoint (images generated for known labels)".into()))?;
     let k = clf.num_classes();
     if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
         return Err(Error::Config(format!("cacc: the generator's label {l} is not a class of the classifier {spec} ({k} classes)")));

@@ -95,10 +95,8 @@ impl FeatureStats {
 pub fn cache_file(cache_dir: impl AsRef<Path>, kind: &str, dataset: impl AsRef<Path>, count: usize, model_hash: u32) -> PathBuf {
     let dataset = dataset.as_ref();
     let full = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
-    let stem: String = full
-        .file_name()
-        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
-        .unwrap_or_default();
+    let stem: String =
+        full.file_name().map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()).unwrap_or_default();
     let key = crc32fast::hash(full.to_string_lossy().as_bytes());
     cache_dir.as_ref().join(format!("{kind}-{stem}-{key:08x}-n{count}-m{model_hash:08x}.safetensors"))
 }
@@ -119,4 +117,3 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
 pub fn fid_from_features(a: &Tensor, b: &Tensor) -> Result<f64> {
     frechet_distance(&FeatureStats::from_features(a)?, &FeatureStats::from_features(b)?)
 }
-

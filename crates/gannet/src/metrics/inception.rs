@@ -64,9 +64,7 @@ struct Weights {
 
 impl Weights {
     fn get(&self, name: &str) -> Result<Tensor> {
-        let t = self.tensors.get(name).ok_or_else(|| {
-            Error::checkpoint(&self.path, format!("FID Inception weights lack tensor `{name}`"))
-        })?;
+        let t = self.tensors.get(name).ok_or_else(|| Error::checkpoint(&self.path, format!("FID Inception weights lack tensor `{name}`")))?;
         Ok(t.to_dtype(DType::F32)?.to_device(&self.device)?)
     }
 
@@ -169,11 +167,7 @@ impl Block {
         use Pad::{Same as S, Valid as V};
         Ok(Block::D {
             b3: units(w, n, &[("branch3x3_1", 1, S), ("branch3x3_2", 2, V)])?,
-            b7: units(
-                w,
-                n,
-                &[("branch7x7x3_1", 1, S), ("branch7x7x3_2", 1, S), ("branch7x7x3_3", 1, S), ("branch7x7x3_4", 2, V)],
-            )?,
+            b7: units(w, n, &[("branch7x7x3_1", 1, S), ("branch7x7x3_2", 1, S), ("branch7x7x3_3", 1, S), ("branch7x7x3_4", 2, V)])?,
         })
     }
 
@@ -246,11 +240,7 @@ impl FidInception {
 
     fn from_weights(w: &Weights, hash: u32) -> Result<Self> {
         use Pad::{Same as S, Valid as V};
-        let stem1 = vec![
-            w.unit("Conv2d_1a_3x3", 2, V)?,
-            w.unit("Conv2d_2a_3x3", 1, V)?,
-            w.unit("Conv2d_2b_3x3", 1, S)?,
-        ];
+        let stem1 = vec![w.unit("Conv2d_1a_3x3", 2, V)?, w.unit("Conv2d_2a_3x3", 1, V)?, w.unit("Conv2d_2b_3x3", 1, S)?];
         let stem2 = vec![w.unit("Conv2d_3b_1x1", 1, V)?, w.unit("Conv2d_4a_3x3", 1, V)?];
         let blocks = vec![
             Block::load_a(w, "Mixed_5b")?,
@@ -283,11 +273,7 @@ impl FidInception {
     pub fn features(&self, images01: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = images01.dims4()?;
         if !(c == 1 || c == 3) || !is_float(images01) {
-            return Err(Error::Msg(format!(
-                "FID Inception wants float images [N, 1|3, H, W] in [0, 1], got {:?} {:?}",
-                images01.dims(),
-                images01.dtype()
-            )));
+            return Err(Error::Msg(format!("FID Inception wants float images [N, 1|3, H, W] in [0, 1], got {:?} {:?}", images01.dims(), images01.dtype())));
         }
         let mut out = Vec::with_capacity(n.div_ceil(self.batch_size));
         for start in (0..n).step_by(self.batch_size) {
@@ -329,12 +315,9 @@ fn read_tensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
         return Ok(candle_core::pickle::read_all(path).map_err(ctx)?.into_iter().collect());
     }
     if torch_legacy::is_legacy(bytes) {
-        let tensors = torch_legacy::read_bytes(bytes)
-            .map_err(|m| Error::checkpoint(path, format!("reading FID Inception weights (legacy PyTorch format): {m}")))?;
+        let tensors =
+            torch_legacy::read_bytes(bytes).map_err(|m| Error::checkpoint(path, format!("reading FID Inception weights (legacy PyTorch format): {m}")))?;
         return Ok(tensors.into_iter().collect());
     }
-    Err(Error::checkpoint(
-        path,
-        "FID Inception weights must be a PyTorch .pth (zip or legacy torch.save format) or a .safetensors file",
-    ))
+    Err(Error::checkpoint(path, "FID Inception weights must be a PyTorch .pth (zip or legacy torch.save format) or a .safetensors file"))
 }

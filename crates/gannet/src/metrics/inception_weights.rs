@@ -69,11 +69,7 @@ impl WeightsLookup {
         if cached.is_file() {
             return Ok(cached);
         }
-        eprintln!(
-            "FID Inception weights: downloading pytorch-fid's {RELEASE_FILE} (about 91 MiB, once) from {} to {}",
-            self.url,
-            cached.display()
-        );
+        eprintln!("FID Inception weights: downloading pytorch-fid's {RELEASE_FILE} (about 91 MiB, once) from {} to {}", self.url, cached.display());
         match download_verified(&self.url, &cached, RELEASE_SHA256, obs) {
             Ok(()) => Ok(cached),
             Err(DownloadError::Checksum { got }) => Err(Error::Msg(format!(
@@ -144,8 +140,7 @@ pub fn download_verified(url: &str, dest: &Path, sha256_prefix: &str, obs: &mut 
     if !got.starts_with(&sha256_prefix.to_ascii_lowercase()) {
         return Err(DownloadError::Checksum { got });
     }
-    std::fs::rename(&tmp.0, dest)
-        .map_err(|e| DownloadError::Local(Error::io(format!("renaming {} to {}", tmp.0.display(), dest.display()), e)))?;
+    std::fs::rename(&tmp.0, dest).map_err(|e| DownloadError::Local(Error::io(format!("renaming {} to {}", tmp.0.display(), dest.display()), e)))?;
     Ok(())
 }
 

@@ -18,8 +18,10 @@ pub(crate) fn image_rows(x: &Tensor, y: &Tensor, what: &str) -> Result<(Vec<f64>
 pub fn l1_per_image(x: &Tensor, y: &Tensor) -> Result<Vec<f64>> {
     let (a, b, n) = image_rows(x, y, "L1")?;
     let per = a.len() / n.max(1);
-    Ok((0..n).map(|i| {
-        let r = i * per..(i + 1) * per;
-        a[r.clone()].iter().zip(&b[r]).map(|(p, q)| (p - q).abs()).sum::<f64>() / per as f64
-    }).collect())
+    Ok((0..n)
+        .map(|i| {
+            let r = i * per..(i + 1) * per;
+            a[r.clone()].iter().zip(&b[r]).map(|(p, q)| (p - q).abs()).sum::<f64>() / per as f64
+        })
+        .collect())
 }

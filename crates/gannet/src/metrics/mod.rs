@@ -48,9 +48,9 @@ pub use fid::{frechet_distance, FeatureStats};
 pub use inception::FidInception;
 pub use kid::{kid, KidOptions, KidResult};
 pub use l1::l1_per_image;
+pub use precision_recall::{precision_recall, PrecisionRecall};
 pub use psnr::psnr_per_image;
 pub use ssim::ssim_per_image;
-pub use precision_recall::{precision_recall, PrecisionRecall};
 
 use candle_core::Tensor;
 use std::path::PathBuf;

@@ -114,23 +114,19 @@ pub fn coverage(points: &[[f32; 2]], centers: &[[f32; 2]], std: f32, min_count: 
     let mut hq = 0usize;
     let thr2 = (3.0 * std) * (3.0 * std);
     for p in points {
-        let (best, d2) = centers
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (k, (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)))
-            .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        let (best, d2) =
+            centers
+                .iter()
+                .enumerate()
+                .map(|(k, c)| (k, (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)))
+                .fold((0, f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
         if d2 <= thr2 {
             counts[best] += 1;
             hq += 1;
         }
     }
     let modes_covered = counts.iter().filter(|&&c| c >= min_count).count();
-    Coverage {
-        modes_covered,
-        total_modes: centers.len(),
-        high_quality: if points.is_empty() { 0.0 } else { hq as f64 / points.len() as f64 },
-        counts,
-    }
+    Coverage { modes_covered, total_modes: centers.len(), high_quality: if points.is_empty() { 0.0 } else { hq as f64 / points.len() as f64 }, counts }
 }
 
 /// Settings of the toy training run and its evaluation.
@@ -187,10 +183,7 @@ impl Default for ToyConfig {
 /// Trains the MLP GAN on `toy` and returns `cfg.eval_samples` generated points.
 pub fn train_toy(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Vec<[f32; 2]>> {
     if cfg.batch < 2 || !(cfg.lr_decay_start >= 0.0 && cfg.lr_decay_start < 1.0) {
-        return Err(crate::Error::Config(format!(
-            "toy batch must be at least 2 and lr_decay_start in [0, 1), got {} and {}",
-            cfg.batch, cfg.lr_decay_start
-        )));
+        return Err(crate::Error::Config(format!("toy batch must be at least 2 and lr_decay_start in [0, 1), got {} and {}", cfg.batch, cfg.lr_decay_start)));
     }
     let mcfg = MlpConfig {
         latent_dim: cfg.latent_dim,
@@ -221,10 +214,7 @@ pub fn train_toy(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Ve
         let mut zr = rng::rng(cfg.seed, Stream::Latent, 2 * step);
         let z = rng::randn(&mut zr, &[b, cfg.latent_dim], device)?;
         let fake = gen.forward(&z, None, Mode::Train)?;
-        let d_loss = cfg.loss.d_loss(
-            &disc.forward(&real, None, Mode::Train)?,
-            &disc.forward(&fake.detach(), None, Mode::Train)?,
-        )?;
+        let d_loss = cfg.loss.d_loss(&disc.forward(&real, None, Mode::Train)?, &disc.forward(&fake.detach(), None, Mode::Train)?)?;
         opt_d.step(&d_loss.backward()?)?;
         let mut zr = rng::rng(cfg.seed, Stream::Latent, 2 * step + 1);
         let z = rng::randn(&mut zr, &[b, cfg.latent_dim], device)?;

@@ -35,10 +35,7 @@ pub fn avg_pool2d_exclude_pad(x: &Tensor, k: usize, stride: usize, padding: usiz
     // candle divided by k*k; rescale each output by k*k / (real pixels in its window).
     let rows = window_counts(h, oh, k, stride, padding);
     let cols = window_counts(w, ow, k, stride, padding);
-    let scale: Vec<f32> = rows
-        .iter()
-        .flat_map(|&r| cols.iter().map(move |&c| (k * k) as f32 / (r * c) as f32))
-        .collect();
+    let scale: Vec<f32> = rows.iter().flat_map(|&r| cols.iter().map(move |&c| (k * k) as f32 / (r * c) as f32)).collect();
     let scale = Tensor::from_vec(scale, (1, 1, oh, ow), x.device())?.to_dtype(x.dtype())?;
     Ok(avg.broadcast_mul(&scale)?)
 }

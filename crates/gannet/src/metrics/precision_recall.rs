@@ -49,10 +49,7 @@ fn coverage(manifold: &Tensor, radii_sq: &[f64], probe: &Tensor) -> Result<f64> 
     let mut inside = 0usize;
     for start in (0..n).step_by(BLOCK) {
         let rows = probe.narrow(0, start, BLOCK.min(n - start))?;
-        inside += sq_distances(&rows, manifold)?
-            .iter()
-            .filter(|d| d.iter().zip(radii_sq).any(|(di, ri)| di <= ri))
-            .count();
+        inside += sq_distances(&rows, manifold)?.iter().filter(|d| d.iter().zip(radii_sq).any(|(di, ri)| di <= ri)).count();
     }
     Ok(inside as f64 / n as f64)
 }

@@ -21,9 +21,11 @@ pub fn psnr_from_mse(mse: f64) -> f64 {
 pub fn psnr_per_image(x: &Tensor, y: &Tensor) -> Result<Vec<f64>> {
     let (a, b, n) = image_rows(x, y, "PSNR")?;
     let per = a.len() / n.max(1);
-    Ok((0..n).map(|i| {
-        let r = i * per..(i + 1) * per;
-        let mse = a[r.clone()].iter().zip(&b[r]).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / per as f64;
-        psnr_from_mse(mse)
-    }).collect())
+    Ok((0..n)
+        .map(|i| {
+            let r = i * per..(i + 1) * per;
+            let mse = a[r.clone()].iter().zip(&b[r]).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / per as f64;
+            psnr_from_mse(mse)
+        })
+        .collect())
 }

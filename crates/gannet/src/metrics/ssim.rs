@@ -68,9 +68,14 @@ pub fn ssim_per_image(x: &Tensor, y: &Tensor) -> Result<Vec<f64>> {
     let g = gaussian();
     let plane = h * w;
     Ok((0..n)
-        .map(|i| (0..c).map(|ch| {
-            let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-            plane_ssim(&a[r.clone()], &b[r], h, w, &g)
-        }).sum::<f64>() / c as f64)
+        .map(|i| {
+            (0..c)
+                .map(|ch| {
+                    let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+                    plane_ssim(&a[r.clone()], &b[r], h, w, &g)
+                })
+                .sum::<f64>()
+                / c as f64
+        })
         .collect())
 }

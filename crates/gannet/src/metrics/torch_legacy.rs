@@ -57,10 +57,7 @@ pub fn read_bytes(bytes: &[u8]) -> std::result::Result<Vec<(String, Tensor)>, St
     let refs = tensor_refs(unpickle(&mut r, "state dict")?)?;
     let keys = storage_keys(unpickle(&mut r, "storage keys")?)?;
     let storages = storage_spans(&mut r, &keys, &refs)?;
-    refs.iter()
-        .filter_map(|t| Some((t, t.storage.kind.dtype?)))
-        .map(|(t, dtype)| Ok((t.name.clone(), t.build(bytes, &storages, dtype)?)))
-        .collect()
+    refs.iter().filter_map(|t| Some((t, t.storage.kind.dtype?))).map(|(t, dtype)| Ok((t.name.clone(), t.build(bytes, &storages, dtype)?))).collect()
 }
 
 fn unpickle(r: &mut Cursor<&[u8]>, what: &str) -> std::result::Result<Object, String> {

@@ -66,15 +66,7 @@ pub struct BigganConfig {
 
 impl Default for BigganConfig {
     fn default() -> Self {
-        Self {
-            latent_dim: 120,
-            shared_dim: 32,
-            g_channels: 64,
-            d_channels: 64,
-            attention_resolution: 16,
-            spectral_norm_g: true,
-            orthogonal_weight: 1e-4,
-        }
+        Self { latent_dim: 120, shared_dim: 32, g_channels: 64, d_channels: 64, attention_resolution: 16, spectral_norm_g: true, orthogonal_weight: 1e-4 }
     }
 }
 
@@ -83,9 +75,7 @@ fn g_blocks_for(r: usize) -> crate::Result<usize> {
     if r.is_multiple_of(4) && (r / 4).is_power_of_two() && r / 4 >= 4 {
         return Ok((r / 4).trailing_zeros() as usize);
     }
-    Err(crate::Error::Config(format!(
-        "arch = \"biggan\" cannot make {r}x{r} images: data.resolution must be 4*2^k with k >= 2 (16, 32, 64, 128)"
-    )))
+    Err(crate::Error::Config(format!("arch = \"biggan\" cannot make {r}x{r} images: data.resolution must be 4*2^k with k >= 2 (16, 32, 64, 128)")))
 }
 
 /// Width of each latent chunk: `latent_dim / (blocks + 1)`, or an error naming the setting.

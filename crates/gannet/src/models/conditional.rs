@@ -54,9 +54,10 @@ impl std::str::FromStr for Conditioning {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> crate::Result<Self> {
-        Conditioning::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
-            crate::Error::Config(format!("unknown conditioning '{s}'; valid: none, projection, acgan"))
-        })
+        Conditioning::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| crate::Error::Config(format!("unknown conditioning '{s}'; valid: none, projection, acgan")))
     }
 }
 

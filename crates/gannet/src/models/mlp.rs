@@ -33,10 +33,7 @@ impl Default for MlpConfig {
 }
 
 fn stack(p: &ParamPath, dims: &[usize]) -> crate::Result<Vec<Linear>> {
-    dims.windows(2)
-        .enumerate()
-        .map(|(i, w)| Linear::new(&p.sub(format!("fc{i}")), w[0], w[1], Init::FanInUniform { fan_in: w[0] }, true))
-        .collect()
+    dims.windows(2).enumerate().map(|(i, w)| Linear::new(&p.sub(format!("fc{i}")), w[0], w[1], Init::FanInUniform { fan_in: w[0] }, true)).collect()
 }
 
 fn dims(first: usize, cfg: &MlpConfig, last: usize) -> Vec<usize> {
@@ -70,11 +67,7 @@ impl MlpGenerator {
 
 impl Generator for MlpGenerator {
     fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor> {
-        let mut x = if self.classes > 0 {
-            conditional::concat_one_hot(z, conditional::require_labels(labels, "generator")?, self.classes)?
-        } else {
-            z.clone()
-        };
+        let mut x = if self.classes > 0 { conditional::concat_one_hot(z, conditional::require_labels(labels, "generator")?, self.classes)? } else { z.clone() };
         for (i, l) in self.layers.iter().enumerate() {
             x = l.forward(&x)?;
             if i + 1 < self.layers.len() {
@@ -124,7 +117,9 @@ impl MlpDiscriminator {
         let feat = d[d.len() - 2];
         let class_head = match (cfg.conditional, classes) {
             (Conditioning::None, _) | (_, 0) => ClassHead::None,
-            (Conditioning::Projection, k) => ClassHead::Projection(Embedding::new(&p.sub("class_embed"), "weight", k, feat, Init::FanInUniform { fan_in: feat })?),
+            (Conditioning::Projection, k) => {
+                ClassHead::Projection(Embedding::new(&p.sub("class_embed"), "weight", k, feat, Init::FanInUniform { fan_in: feat })?)
+            }
             (Conditioning::Acgan, k) => ClassHead::Auxiliary(Linear::new(&p.sub("class_head"), feat, k, Init::FanInUniform { fan_in: feat }, true)?),
         };
         Ok(Self { layers: stack(p, &d)?, class_head })

@@ -198,10 +198,7 @@ impl ModelConfig {
         }
         if dataset_classes == 0 {
             let (what, or_else) = match self {
-                ModelConfig::Biggan(_) => (
-                    format!("arch = \"biggan\" (class-conditional, {cond} discriminator)"),
-                    "an unconditional arch such as \"resnet\"",
-                ),
+                ModelConfig::Biggan(_) => (format!("arch = \"biggan\" (class-conditional, {cond} discriminator)"), "an unconditional arch such as \"resnet\""),
                 _ => (format!("model.conditional = \"{cond}\""), "conditional = \"none\""),
             };
             return Err(crate::Error::Config(format!(
@@ -253,8 +250,12 @@ impl ModelConfig {
         use crate::limits::MAX_WIDTH as W;
         match self {
             ModelConfig::Mlp(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.hidden", c.hidden, W), ("model.layers", c.layers, 64)],
-            ModelConfig::Dcgan(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)],
-            ModelConfig::Resnet(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)],
+            ModelConfig::Dcgan(c) => {
+                vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)]
+            }
+            ModelConfig::Resnet(c) => {
+                vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)]
+            }
             ModelConfig::Stylegan2(c) => vec![
                 ("model.latent_dim", c.latent_dim, W),
                 ("model.w_dim", c.w_dim, W),
@@ -262,7 +263,9 @@ impl ModelConfig {
                 ("model.channel_base", c.channel_base, W * crate::limits::MAX_RESOLUTION),
                 ("model.max_channels", c.max_channels, W),
             ],
-            ModelConfig::Progan(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.max_channels", c.max_channels, W), ("model.min_channels", c.min_channels, W)],
+            ModelConfig::Progan(c) => {
+                vec![("model.latent_dim", c.latent_dim, W), ("model.max_channels", c.max_channels, W), ("model.min_channels", c.min_channels, W)]
+            }
             ModelConfig::Biggan(c) => vec![
                 ("model.latent_dim", c.latent_dim, W),
                 ("model.shared_dim", c.shared_dim, W),
@@ -346,26 +349,23 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
     let gen_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
     let disc_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 2), device);
     let (gen, disc): (Box<dyn Generator>, Box<dyn Discriminator>) = match cfg {
-        ModelConfig::Mlp(c) => (
-            Box::new(mlp::MlpGenerator::new(&gen_params.root(), c, shape, k)?),
-            Box::new(mlp::MlpDiscriminator::new(&disc_params.root(), c, shape, k)?),
-        ),
+        ModelConfig::Mlp(c) => {
+            (Box::new(mlp::MlpGenerator::new(&gen_params.root(), c, shape, k)?), Box::new(mlp::MlpDiscriminator::new(&disc_params.root(), c, shape, k)?))
+        }
         ModelConfig::Dcgan(c) => (
             Box::new(dcgan::DcganGenerator::new(&gen_params.root(), c, shape, k)?),
             Box::new(dcgan::DcganDiscriminator::new(&disc_params.root(), c, shape, k)?),
         ),
-        ModelConfig::Resnet(c) => (
-            Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?),
-            Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?),
-        ),
+        ModelConfig::Resnet(c) => {
+            (Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?), Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?))
+        }
         ModelConfig::Stylegan2(c) => (
             Box::new(stylegan2::Stylegan2Generator::new(&gen_params.root(), c, shape, seed)?),
             Box::new(stylegan2::Stylegan2Discriminator::new(&disc_params.root(), c, shape)?),
         ),
-        ModelConfig::Progan(c) => (
-            Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?),
-            Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?),
-        ),
+        ModelConfig::Progan(c) => {
+            (Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?), Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?))
+        }
         ModelConfig::Biggan(c) => (
             Box::new(biggan::BigganGenerator::new(&gen_params.root(), c, shape, k)?),
             Box::new(biggan::BigganDiscriminator::new(&disc_params.root(), c, shape, k)?),

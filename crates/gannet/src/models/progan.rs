@@ -59,15 +59,7 @@ pub struct ProganConfig {
 
 impl Default for ProganConfig {
     fn default() -> Self {
-        Self {
-            latent_dim: 128,
-            max_channels: 128,
-            min_channels: 32,
-            stable_steps: 600,
-            fade_steps: 600,
-            start_resolution: 4,
-            mbstd_group: 4,
-        }
+        Self { latent_dim: 128, max_channels: 128, min_channels: 32, stable_steps: 600, fade_steps: 600, start_resolution: 4, mbstd_group: 4 }
     }
 }
 
@@ -100,9 +92,7 @@ impl ProganConfig {
         }
         let s = self.start_resolution;
         if !(s >= 4 && s.is_power_of_two() && s <= resolution) {
-            return Err(crate::Error::Config(format!(
-                "model.start_resolution must be a power of two from 4 to the data's resolution ({resolution}), got {s}"
-            )));
+            return Err(crate::Error::Config(format!("model.start_resolution must be a power of two from 4 to the data's resolution ({resolution}), got {s}")));
         }
         if self.min_channels == 0 || self.min_channels > self.max_channels {
             return Err(crate::Error::Config(format!(
@@ -116,12 +106,7 @@ impl ProganConfig {
     /// The growth schedule for images of `resolution`.
     pub fn schedule(&self, resolution: usize) -> crate::Result<GrowthSchedule> {
         let last_stage = self.last_stage(resolution)?;
-        Ok(GrowthSchedule {
-            first_stage: stage_of(self.start_resolution),
-            last_stage,
-            stable_steps: self.stable_steps,
-            fade_steps: self.fade_steps,
-        })
+        Ok(GrowthSchedule { first_stage: stage_of(self.start_resolution), last_stage, stable_steps: self.stable_steps, fade_steps: self.fade_steps })
     }
 
     /// Feature maps at stage `k`.
@@ -388,7 +373,11 @@ impl ProganDiscriminator {
                 old()?
             } else {
                 let new = self.blocks[top - 1].forward(&self.input_layer(top, x)?)?;
-                if g.alpha >= 1.0 { new } else { lerp(&old()?, &new, g.alpha)? }
+                if g.alpha >= 1.0 {
+                    new
+                } else {
+                    lerp(&old()?, &new, g.alpha)?
+                }
             }
         };
         for block in self.blocks[..top.saturating_sub(1)].iter().rev() {
@@ -415,11 +404,7 @@ impl Discriminator for ProganDiscriminator {
         let (_, c, h, w) = x.dims4()?;
         let r = self.shape.resolution;
         if (c, h, w) != (self.shape.channels, r, r) {
-            return Err(crate::Error::Msg(format!(
-                "the ProGAN discriminator was built for [N, {}, {r}, {r}] images, got {:?}",
-                self.shape.channels,
-                x.dims()
-            )));
+            return Err(crate::Error::Msg(format!("the ProGAN discriminator was built for [N, {}, {r}, {r}] images, got {:?}", self.shape.channels, x.dims())));
         }
         let g = self.growth();
         let x = repeat(x.clone(), self.schedule.last_stage - g.stage, ops::avg_pool2x)?;

@@ -57,14 +57,15 @@ impl ResnetTranslator {
     pub fn new(p: &ParamPath, cfg: &ResnetTranslatorConfig, in_channels: usize, out_channels: usize) -> crate::Result<Self> {
         let c = cfg.channels;
         let stem = ConvNorm::new(&p.sub("stem"), in_channels, c, 7, ConvSpec::new(1, 3))?;
-        let down = vec![
-            ConvNorm::new(&p.sub("down0"), c, 2 * c, 3, ConvSpec::new(2, 1))?,
-            ConvNorm::new(&p.sub("down1"), 2 * c, 4 * c, 3, ConvSpec::new(2, 1))?,
-        ];
+        let down =
+            vec![ConvNorm::new(&p.sub("down0"), c, 2 * c, 3, ConvSpec::new(2, 1))?, ConvNorm::new(&p.sub("down1"), 2 * c, 4 * c, 3, ConvSpec::new(2, 1))?];
         let blocks = (0..cfg.blocks)
             .map(|i| {
                 let q = p.sub(format!("block{i}"));
-                Ok((ConvNorm::new(&q.sub("conv0"), 4 * c, 4 * c, 3, ConvSpec::new(1, 1))?, ConvNorm::new(&q.sub("conv1"), 4 * c, 4 * c, 3, ConvSpec::new(1, 1))?))
+                Ok((
+                    ConvNorm::new(&q.sub("conv0"), 4 * c, 4 * c, 3, ConvSpec::new(1, 1))?,
+                    ConvNorm::new(&q.sub("conv1"), 4 * c, 4 * c, 3, ConvSpec::new(1, 1))?,
+                ))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         let up = [(4 * c, 2 * c), (2 * c, c)]

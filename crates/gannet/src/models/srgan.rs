@@ -47,9 +47,8 @@ impl SrGenerator {
         let c = cfg.channels;
         let conv = |name: String, cin: usize, cout: usize| Conv2d::new(&p.sub(name), cin, cout, 3, SAME3, Init::DCGAN, true);
         let head = conv("head".into(), channels, c)?;
-        let blocks = (0..cfg.blocks)
-            .map(|i| Ok((conv(format!("block{i}.conv0"), c, c)?, conv(format!("block{i}.conv1"), c, c)?)))
-            .collect::<crate::Result<Vec<_>>>()?;
+        let blocks =
+            (0..cfg.blocks).map(|i| Ok((conv(format!("block{i}.conv0"), c, c)?, conv(format!("block{i}.conv1"), c, c)?))).collect::<crate::Result<Vec<_>>>()?;
         let body_out = conv("body_out".into(), c, c)?;
         let ups = (0..cfg.scale.trailing_zeros()).map(|i| conv(format!("up{i}"), c, 4 * c)).collect::<crate::Result<Vec<_>>>()?;
         let tail = conv("tail".into(), c, channels)?;

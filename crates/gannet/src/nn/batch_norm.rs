@@ -44,11 +44,7 @@ impl BatchNorm {
     /// fused into the normalisation's kernels in training.
     pub fn forward_act(&self, x: &Tensor, mode: Mode, relu_slope: Option<f64>) -> crate::Result<Tensor> {
         if x.rank() < 2 || x.dim(1)? != self.channels {
-            return Err(crate::Error::Msg(format!(
-                "BatchNorm over {} channels got input of shape {:?}",
-                self.channels,
-                x.dims()
-            )));
+            return Err(crate::Error::Msg(format!("BatchNorm over {} channels got input of shape {:?}", self.channels, x.dims())));
         }
         let inv_std = |var: &Tensor| (var + self.eps)?.sqrt()?.recip();
         let (w, b) = (&live(&self.weight), &live(&self.bias));
@@ -56,9 +52,7 @@ impl BatchNorm {
             Mode::Train => {
                 let per_channel = x.elem_count() / self.channels;
                 if per_channel < 2 {
-                    return Err(crate::Error::Msg(
-                        "BatchNorm in train mode needs more than one value per channel".into(),
-                    ));
+                    return Err(crate::Error::Msg("BatchNorm in train mode needs more than one value per channel".into()));
                 }
                 let out = ops::batch_norm::train(x, w, b, self.eps, relu_slope)?;
                 self.update_running(&out.mean, &out.var, per_channel)?;

@@ -21,10 +21,7 @@ impl ClassBatchNorm {
     pub fn new(p: &ParamPath, channels: usize, weight_init: Init, classes: usize) -> crate::Result<Self> {
         let bn = BatchNorm::new(p, channels, weight_init)?;
         let class = if classes > 0 {
-            Some((
-                Embedding::new(p, "class_gain", classes, channels, Init::Const(0.0))?,
-                Embedding::new(p, "class_bias", classes, channels, Init::Const(0.0))?,
-            ))
+            Some((Embedding::new(p, "class_gain", classes, channels, Init::Const(0.0))?, Embedding::new(p, "class_bias", classes, channels, Init::Const(0.0))?))
         } else {
             None
         };

@@ -10,15 +10,7 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn new(
-        p: &ParamPath,
-        in_ch: usize,
-        out_ch: usize,
-        kernel: usize,
-        spec: ConvSpec,
-        init: Init,
-        bias: bool,
-    ) -> crate::Result<Self> {
+    pub fn new(p: &ParamPath, in_ch: usize, out_ch: usize, kernel: usize, spec: ConvSpec, init: Init, bias: bool) -> crate::Result<Self> {
         let (weight, bias) = weight_and_bias(p, [out_ch, in_ch, kernel, kernel], out_ch, init, bias)?;
         Ok(Self { weight, bias, spec })
     }
@@ -48,15 +40,7 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    pub fn new(
-        p: &ParamPath,
-        in_ch: usize,
-        out_ch: usize,
-        kernel: usize,
-        spec: ConvSpec,
-        init: Init,
-        bias: bool,
-    ) -> crate::Result<Self> {
+    pub fn new(p: &ParamPath, in_ch: usize, out_ch: usize, kernel: usize, spec: ConvSpec, init: Init, bias: bool) -> crate::Result<Self> {
         let (weight, bias) = weight_and_bias(p, [in_ch, out_ch, kernel, kernel], out_ch, init, bias)?;
         Ok(Self { weight, bias, spec })
     }
@@ -75,13 +59,7 @@ fn add_channel_bias(y: Tensor, bias: Option<&Var>) -> crate::Result<Tensor> {
 }
 
 /// A conv weight of `shape` and, if asked for, a zero-initialised bias per output channel.
-fn weight_and_bias(
-    p: &ParamPath,
-    shape: [usize; 4],
-    out_ch: usize,
-    init: Init,
-    bias: bool,
-) -> crate::Result<(Var, Option<Var>)> {
+fn weight_and_bias(p: &ParamPath, shape: [usize; 4], out_ch: usize, init: Init, bias: bool) -> crate::Result<(Var, Option<Var>)> {
     let weight = p.param("weight", &shape, init)?;
     let bias = if bias { Some(p.param("bias", &[out_ch], Init::Const(0.0))?) } else { None };
     Ok((weight, bias))

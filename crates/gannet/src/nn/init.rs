@@ -7,10 +7,18 @@ use rand::rngs::StdRng;
 pub enum Init {
     Const(f32),
     /// Normal(mean, std): DCGAN uses N(0, 0.02) for convs and N(1, 0.02) for BatchNorm scales.
-    Normal { mean: f32, std: f32 },
-    Uniform { lo: f32, hi: f32 },
+    Normal {
+        mean: f32,
+        std: f32,
+    },
+    Uniform {
+        lo: f32,
+        hi: f32,
+    },
     /// PyTorch's default for linear/conv weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    FanInUniform { fan_in: usize },
+    FanInUniform {
+        fan_in: usize,
+    },
 }
 
 impl Init {
@@ -22,9 +30,7 @@ impl Init {
     pub fn sample(&self, rng: &mut StdRng, shape: &[usize], device: &Device) -> crate::Result<Tensor> {
         match *self {
             Init::Const(c) => Ok(Tensor::full(c, shape, device)?),
-            Init::Normal { mean, std } => {
-                Ok(((crate::rng::randn(rng, shape, device)? * std as f64)? + mean as f64)?)
-            }
+            Init::Normal { mean, std } => Ok(((crate::rng::randn(rng, shape, device)? * std as f64)? + mean as f64)?),
             Init::Uniform { lo, hi } => crate::rng::rand_uniform(rng, shape, lo, hi, device),
             Init::FanInUniform { fan_in } => {
                 let b = 1.0 / (fan_in.max(1) as f32).sqrt();

@@ -17,11 +17,7 @@ pub struct InstanceNorm {
 impl InstanceNorm {
     /// `affine`: learn a scale (init 1) and shift (init 0) per channel.
     pub fn new(p: &ParamPath, channels: usize, affine: bool) -> crate::Result<Self> {
-        let affine = if affine {
-            Some((p.param("weight", &[channels], Init::Const(1.0))?, p.param("bias", &[channels], Init::Const(0.0))?))
-        } else {
-            None
-        };
+        let affine = if affine { Some((p.param("weight", &[channels], Init::Const(1.0))?, p.param("bias", &[channels], Init::Const(0.0))?)) } else { None };
         Ok(Self { affine, channels, eps: 1e-5 })
     }
 

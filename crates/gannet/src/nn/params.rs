@@ -95,10 +95,7 @@ impl ParamStore {
         let mut inner = self.lock();
         if let Some(e) = inner.entries.get(name) {
             if e.var.dims() != shape {
-                return Err(crate::Error::Msg(format!(
-                    "parameter {name}: requested shape {shape:?} but it exists with {:?}",
-                    e.var.dims()
-                )));
+                return Err(crate::Error::Msg(format!("parameter {name}: requested shape {shape:?} but it exists with {:?}", e.var.dims())));
             }
             return Ok(e.var.clone());
         }
@@ -126,12 +123,7 @@ impl ParamStore {
     }
 
     fn filtered(&self, role: Option<Role>) -> Vec<(String, Var)> {
-        self.lock()
-            .entries
-            .iter()
-            .filter(|(_, e)| role.is_none_or(|r| e.role == r))
-            .map(|(k, e)| (k.clone(), e.var.clone()))
-            .collect()
+        self.lock().entries.iter().filter(|(_, e)| role.is_none_or(|r| e.role == r)).map(|(k, e)| (k.clone(), e.var.clone())).collect()
     }
 
     /// Current values by name, for saving.
@@ -143,15 +135,9 @@ impl ParamStore {
     pub fn load(&self, values: &BTreeMap<String, Tensor>) -> crate::Result<()> {
         let inner = self.lock();
         for (name, e) in inner.entries.iter() {
-            let t = values
-                .get(name)
-                .ok_or_else(|| crate::Error::Msg(format!("missing tensor '{name}'")))?;
+            let t = values.get(name).ok_or_else(|| crate::Error::Msg(format!("missing tensor '{name}'")))?;
             if t.dims() != e.var.dims() {
-                return Err(crate::Error::Msg(format!(
-                    "tensor '{name}' has shape {:?}, the model expects {:?}",
-                    t.dims(),
-                    e.var.dims()
-                )));
+                return Err(crate::Error::Msg(format!("tensor '{name}' has shape {:?}, the model expects {:?}", t.dims(), e.var.dims())));
             }
             e.var.set(&t.to_device(&self.device)?.to_dtype(e.var.dtype())?)?;
         }
@@ -178,7 +164,11 @@ impl ParamPath {
     }
 
     fn full(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
     }
 
     /// A trainable tensor.

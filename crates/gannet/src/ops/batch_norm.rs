@@ -74,7 +74,6 @@ struct Fused {
     stats: Arc<Mutex<Stats>>,
 }
 
-
 /// `[N, C, H * W ...]` sizes.
 #[derive(Clone, Copy)]
 struct Dims {
@@ -110,10 +109,7 @@ impl Dims {
     /// A new tensor whose every (sample, channel) plane is `g(channel, plane of a, plane of b)`.
     fn map_planes<T: WithDType>(self, a: &[T], b: &[T], g: impl Fn(usize, &[T], &[T], &mut [T]) + Sync) -> Vec<T> {
         let mut out = vec![T::zero(); a.len()];
-        out.par_chunks_mut(self.hw)
-            .zip(a.par_chunks(self.hw).zip(b.par_chunks(self.hw)))
-            .enumerate()
-            .for_each(|(p, (o, (a, b)))| g(p % self.c, a, b, o));
+        out.par_chunks_mut(self.hw).zip(a.par_chunks(self.hw).zip(b.par_chunks(self.hw))).enumerate().for_each(|(p, (o, (a, b)))| g(p % self.c, a, b, o));
         out
     }
 }
@@ -122,11 +118,8 @@ fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slop
     let sum = |p: &[T]| p.iter().map(|v| v.to_f64()).sum::<f64>();
     let mean: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0 / d.count()).collect();
     // Squared deviations from the mean, a second pass, keep the variance exact for large means.
-    let var: Vec<f64> = d
-        .channel_sums(x, x, |ch, p, _| (p.iter().map(|v| (v.to_f64() - mean[ch]).powi(2)).sum(), 0.0))
-        .iter()
-        .map(|s| s.0 / d.count())
-        .collect();
+    let var: Vec<f64> =
+        d.channel_sums(x, x, |ch, p, _| (p.iter().map(|v| (v.to_f64() - mean[ch]).powi(2)).sum(), 0.0)).iter().map(|s| s.0 / d.count()).collect();
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let y = d.map_planes(x, x, |ch, xs, _, out| {
         let scale = inv_std[ch] * w[ch].to_f64();
@@ -213,10 +206,12 @@ impl CustomOp3 for Fused {
         let (gs, gl) = grad.storage_and_layout();
         let (xs, xl) = x.storage_and_layout();
         let (ws, wl) = w.storage_and_layout();
-        let (Storage::Cpu(gs), Storage::Cpu(xs), Storage::Cpu(ws)) = (&*gs, &*xs, &*ws) else {
-            candle_core::bail!("gannet-batch-norm: CPU tensors only")
-        };
-        fn wrap<T: candle_core::WithDType>(v: (Vec<T>, Vec<T>, Vec<T>), shape: &Shape, dev: &candle_core::Device) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (Storage::Cpu(gs), Storage::Cpu(xs), Storage::Cpu(ws)) = (&*gs, &*xs, &*ws) else { candle_core::bail!("gannet-batch-norm: CPU tensors only") };
+        fn wrap<T: candle_core::WithDType>(
+            v: (Vec<T>, Vec<T>, Vec<T>),
+            shape: &Shape,
+            dev: &candle_core::Device,
+        ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
             let c = v.1.len();
             Ok((Some(Tensor::from_vec(v.0, shape, dev)?), Some(Tensor::from_vec(v.1, c, dev)?), Some(Tensor::from_vec(v.2, c, dev)?)))
         }

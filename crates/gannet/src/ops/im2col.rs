@@ -67,9 +67,7 @@ impl Geom {
     /// Image row read by output row `o` at tap `t`, if inside the image.
     #[inline]
     fn src(&self, o: usize, t: usize, len: usize) -> Option<usize> {
-        (o * self.stride + t * self.dil)
-            .checked_sub(self.pad)
-            .filter(|&i| i < len)
+        (o * self.stride + t * self.dil).checked_sub(self.pad).filter(|&i| i < len)
     }
 
     /// Range of output columns `ow` whose input column for tap `t` lies inside the image, so the
@@ -77,17 +75,9 @@ impl Geom {
     fn valid_cols(&self, t: usize) -> (usize, usize) {
         let off = t * self.dil;
         // ow * stride + off >= pad
-        let lo = if off >= self.pad {
-            0
-        } else {
-            (self.pad - off).div_ceil(self.stride)
-        };
+        let lo = if off >= self.pad { 0 } else { (self.pad - off).div_ceil(self.stride) };
         // ow * stride + off - pad <= w - 1
-        let hi = if self.w + self.pad > off {
-            (self.w + self.pad - off - 1) / self.stride + 1
-        } else {
-            0
-        };
+        let hi = if self.w + self.pad > off { (self.w + self.pad - off - 1) / self.stride + 1 } else { 0 };
         (lo.min(self.wo), hi.min(self.wo).max(lo.min(self.wo)))
     }
 }
@@ -143,40 +133,37 @@ fn fold_k4_s2_p1<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     out
 }
 
-
 /// im2col: one rayon task per column-matrix row `(c, ki, kj)`; only copies, so exact.
 fn unfold_kernel<T: WithDType>(g: &Geom, img: &[T]) -> Vec<T> {
     let (l, plane) = (g.ho * g.wo, g.h * g.w);
     let mut out = vec![T::zero(); g.rows() * g.cols()];
-    out.par_chunks_mut(g.cols())
-        .enumerate()
-        .for_each(|(r, row)| {
-            let (c, ki, kj) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
-            let (lo, hi) = g.valid_cols(kj);
-            if lo == hi {
-                return; // this tap reads only padding: the row stays zero
-            }
-            let iw0 = lo * g.stride + kj * g.dil - g.pad;
-            for n in 0..g.n {
-                let src_plane = &img[(n * g.c + c) * plane..][..plane];
-                for oh in 0..g.ho {
-                    let Some(ih) = g.src(oh, ki, g.h) else {
-                        continue;
-                    };
-                    let src = &src_plane[ih * g.w..][..g.w];
-                    let dst = &mut row[n * l + oh * g.wo..][..g.wo];
-                    if g.stride == 1 {
-                        dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
-                    } else {
-                        // Zipped iterators instead of indexing: no per-element bounds checks.
-                        let taps = src[iw0..].iter().step_by(g.stride);
-                        for (d, &v) in dst[lo..hi].iter_mut().zip(taps) {
-                            *d = v;
-                        }
+    out.par_chunks_mut(g.cols()).enumerate().for_each(|(r, row)| {
+        let (c, ki, kj) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
+        let (lo, hi) = g.valid_cols(kj);
+        if lo == hi {
+            return; // this tap reads only padding: the row stays zero
+        }
+        let iw0 = lo * g.stride + kj * g.dil - g.pad;
+        for n in 0..g.n {
+            let src_plane = &img[(n * g.c + c) * plane..][..plane];
+            for oh in 0..g.ho {
+                let Some(ih) = g.src(oh, ki, g.h) else {
+                    continue;
+                };
+                let src = &src_plane[ih * g.w..][..g.w];
+                let dst = &mut row[n * l + oh * g.wo..][..g.wo];
+                if g.stride == 1 {
+                    dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
+                } else {
+                    // Zipped iterators instead of indexing: no per-element bounds checks.
+                    let taps = src[iw0..].iter().step_by(g.stride);
+                    for (d, &v) in dst[lo..hi].iter_mut().zip(taps) {
+                        *d = v;
                     }
                 }
             }
-        });
+        }
+    });
     out
 }
 
@@ -188,33 +175,31 @@ fn fold_kernel<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     }
     let (l, plane, ncols) = (g.ho * g.wo, g.h * g.w, g.cols());
     let mut out = vec![T::zero(); g.n * g.c * plane];
-    out.par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(p, dst_plane)| {
-            let (n, c) = (p / g.c, p % g.c);
-            for ki in 0..g.k {
-                for kj in 0..g.k {
-                    let r = (c * g.k + ki) * g.k + kj;
-                    let src_row = &cols[r * ncols + n * l..][..l];
-                    let (lo, hi) = g.valid_cols(kj);
-                    if lo == hi {
+    out.par_chunks_mut(plane).enumerate().for_each(|(p, dst_plane)| {
+        let (n, c) = (p / g.c, p % g.c);
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let r = (c * g.k + ki) * g.k + kj;
+                let src_row = &cols[r * ncols + n * l..][..l];
+                let (lo, hi) = g.valid_cols(kj);
+                if lo == hi {
+                    continue;
+                }
+                let iw0 = lo * g.stride + kj * g.dil - g.pad;
+                for oh in 0..g.ho {
+                    let Some(ih) = g.src(oh, ki, g.h) else {
                         continue;
-                    }
-                    let iw0 = lo * g.stride + kj * g.dil - g.pad;
-                    for oh in 0..g.ho {
-                        let Some(ih) = g.src(oh, ki, g.h) else {
-                            continue;
-                        };
-                        let dst = &mut dst_plane[ih * g.w..][..g.w];
-                        let src = &src_row[oh * g.wo..][..g.wo];
-                        let taps = dst[iw0..].iter_mut().step_by(g.stride);
-                        for (d, &v) in taps.zip(&src[lo..hi]) {
-                            *d += v;
-                        }
+                    };
+                    let dst = &mut dst_plane[ih * g.w..][..g.w];
+                    let src = &src_row[oh * g.wo..][..g.wo];
+                    let taps = dst[iw0..].iter_mut().step_by(g.stride);
+                    for (d, &v) in taps.zip(&src[lo..hi]) {
+                        *d += v;
                     }
                 }
             }
-        });
+        }
+    });
     out
 }
 
@@ -229,15 +214,9 @@ fn run_cpu(
     kernel64: impl Fn(&[f64]) -> Vec<f64>,
 ) -> Result<(CpuStorage, Shape)> {
     if l.shape() != &expect {
-        candle_core::bail!(
-            "{name}: input shape {:?}, geometry expects {:?}",
-            l.shape(),
-            expect
-        )
+        candle_core::bail!("{name}: input shape {:?}, geometry expects {:?}", l.shape(), expect)
     }
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("{name}: input must be contiguous")
-    };
+    let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("{name}: input must be contiguous") };
     let st = match s {
         CpuStorage::F32(v) => CpuStorage::F32(kernel32(&v[a..b])),
         CpuStorage::F64(v) => CpuStorage::F64(kernel64(&v[a..b])),
@@ -256,15 +235,7 @@ impl CustomOp1 for Unfold {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        run_cpu(
-            self.name(),
-            s,
-            l,
-            g.img_shape(),
-            g.col_shape(),
-            |x| unfold_kernel(g, x),
-            |x| unfold_kernel(g, x),
-        )
+        run_cpu(self.name(), s, l, g.img_shape(), g.col_shape(), |x| unfold_kernel(g, x), |x| unfold_kernel(g, x))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -279,15 +250,7 @@ impl CustomOp1 for Fold {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        run_cpu(
-            self.name(),
-            s,
-            l,
-            g.col_shape(),
-            g.img_shape(),
-            |x| fold_kernel(g, x),
-            |x| fold_kernel(g, x),
-        )
+        run_cpu(self.name(), s, l, g.col_shape(), g.img_shape(), |x| fold_kernel(g, x), |x| fold_kernel(g, x))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {

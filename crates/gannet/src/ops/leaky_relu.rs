@@ -22,15 +22,12 @@ fn masked<T: WithDType>(x: &[T], v: &[T], slope: f64) -> Vec<T> {
     // Written through `MaybeUninit` (no zero-fill pass over an activation-sized buffer, and no
     // reference to uninitialised `T`s), then marked initialised once every element is.
     let mut out: Vec<T> = Vec::with_capacity(n);
-    out.spare_capacity_mut()[..n]
-        .par_chunks_mut(CHUNK)
-        .zip(x[..n].par_chunks(CHUNK).zip(v[..n].par_chunks(CHUNK)))
-        .for_each(|(o, (x, v))| {
-            for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
-                // A select of the factor, then one multiply: vectorises, unlike a branch.
-                o.write(v * if x > zero { one } else { slope });
-            }
-        });
+    out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(x[..n].par_chunks(CHUNK).zip(v[..n].par_chunks(CHUNK))).for_each(|(o, (x, v))| {
+        for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
+            // A select of the factor, then one multiply: vectorises, unlike a branch.
+            o.write(v * if x > zero { one } else { slope });
+        }
+    });
     // SAFETY: the loop above wrote all of the first `n` slots (the chunks of `x` and `v` cover
     // `0..n` exactly, as do those of the spare capacity), and `n <= capacity`.
     unsafe { out.set_len(n) };
@@ -70,27 +67,13 @@ impl CustomOp2 for Backward {
         "gannet-leaky-relu-backward"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         if l1.shape() != l2.shape() {
             candle_core::bail!("{}: shapes {:?} and {:?} differ", self.name(), l1.shape(), l2.shape())
         }
         let st = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(masked(
-                cpu_slice(s1, l1, self.name())?,
-                cpu_slice(s2, l2, self.name())?,
-                self.0,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(masked(
-                cpu_slice(s1, l1, self.name())?,
-                cpu_slice(s2, l2, self.name())?,
-                self.0,
-            )),
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(masked(cpu_slice(s1, l1, self.name())?, cpu_slice(s2, l2, self.name())?, self.0)),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(masked(cpu_slice(s1, l1, self.name())?, cpu_slice(s2, l2, self.name())?, self.0)),
             _ => candle_core::bail!("{}: only f32 and f64 of one dtype are supported", self.name()),
         };
         Ok((st, l1.shape().clone()))
@@ -98,13 +81,7 @@ impl CustomOp2 for Backward {
 
     /// Linear in `grad` with the mask of `x`; `x` only selects, so its gradient is zero (an
     /// explicit zero: candle expects every tracked input of a node to receive one).
-    fn bwd(
-        &self,
-        x: &Tensor,
-        _grad: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, _grad: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(x.zeros_like()?), Some(backward(x, grad_res, self.0)?)))
     }
 }

@@ -38,12 +38,7 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     pub const fn new(stride: usize, padding: usize) -> Self {
-        Self {
-            stride,
-            padding,
-            output_padding: 0,
-            dilation: 1,
-        }
+        Self { stride, padding, output_padding: 0, dilation: 1 }
     }
 }
 
@@ -91,29 +86,21 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
     let (n, cin, h, wd) = x.dims4()?;
     let (cout, cin_w, k, _) = w.dims4()?;
     if cin != cin_w {
-        return Err(bad(format!(
-            "conv2d: input has {cin} channels, weight expects {cin_w}"
-        )));
+        return Err(bad(format!("conv2d: input has {cin} channels, weight expects {cin_w}")));
     }
     let out = |len| Geom::conv_out(len, k, s.stride, s.padding, s.dilation);
     let (Some(ho), Some(wo)) = (out(h), out(wd)) else {
-        return Err(bad(format!(
-            "conv2d: kernel {k} (dilation {}) larger than padded {h}x{wd} input",
-            s.dilation
-        )));
+        return Err(bad(format!("conv2d: kernel {k} (dilation {}) larger than padded {h}x{wd} input", s.dilation)));
     };
     let g = Geom::new(n, cin, (h, wd), k, s, (ho, wo));
     let cols = unfold(x, g)?;
     let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
-    Ok(y.reshape((cout, n, ho, wo))?
-        .permute((1, 0, 2, 3))?
-        .contiguous()?)
+    Ok(y.reshape((cout, n, ho, wo))?.permute((1, 0, 2, 3))?.contiguous()?)
 }
 
 /// Output size of a transposed convolution (PyTorch's formula), None when negative.
 fn conv_t_out(len: usize, k: usize, s: ConvSpec) -> Option<usize> {
-    (len.checked_sub(1)? * s.stride + s.dilation * (k - 1) + s.output_padding + 1)
-        .checked_sub(2 * s.padding)
+    (len.checked_sub(1)? * s.stride + s.dilation * (k - 1) + s.output_padding + 1).checked_sub(2 * s.padding)
 }
 
 /// x [N, Cin, H, W], w [Cin, Cout, k, k] -> [N, Cout, H', W'].
@@ -128,25 +115,14 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Te
     let (n, cin, h, wd) = x.dims4()?;
     let (cin_w, cout, k, _) = w.dims4()?;
     if cin != cin_w {
-        return Err(bad(format!(
-            "conv_transpose2d: input has {cin} channels, weight expects {cin_w}"
-        )));
+        return Err(bad(format!("conv_transpose2d: input has {cin} channels, weight expects {cin_w}")));
     }
     let (Some(hout), Some(wout)) = (conv_t_out(h, k, s), conv_t_out(wd, k, s)) else {
-        return Err(bad(format!(
-            "conv_transpose2d: padding {} too large for {h}x{wd} input",
-            s.padding
-        )));
+        return Err(bad(format!("conv_transpose2d: padding {} too large for {h}x{wd} input", s.padding)));
     };
     let g = Geom::new(n, cout, (hout, wout), k, s, (h, wd));
     // Channels first, then batch, so the whole batch is one GEMM operand.
-    let xf = if n == 1 {
-        x.reshape((cin, h * wd))?
-    } else {
-        x.transpose(0, 1)?
-            .contiguous()?
-            .reshape((cin, n * h * wd))?
-    };
+    let xf = if n == 1 { x.reshape((cin, h * wd))? } else { x.transpose(0, 1)?.contiguous()?.reshape((cin, n * h * wd))? };
     let cols = w.reshape((cin, cout * k * k))?.t()?.matmul(&xf)?;
     Ok(fold(&cols, g)?)
 }

@@ -105,14 +105,33 @@ impl CustomOp3 for AffineRelu {
             candle_core::bail!("{}: {c} channels but scale {:?} and shift {:?}", self.name(), ls.shape(), lt.shape())
         }
         let out = match sx {
-            CpuStorage::F32(_) => CpuStorage::F32(affine_relu_kernel::<f32>(super::cpu_slice(sx, lx, self.name())?, super::cpu_slice(ss, ls, self.name())?, super::cpu_slice(st, lt, self.name())?, hw, self.0)),
-            CpuStorage::F64(_) => CpuStorage::F64(affine_relu_kernel::<f64>(super::cpu_slice(sx, lx, self.name())?, super::cpu_slice(ss, ls, self.name())?, super::cpu_slice(st, lt, self.name())?, hw, self.0)),
+            CpuStorage::F32(_) => CpuStorage::F32(affine_relu_kernel::<f32>(
+                super::cpu_slice(sx, lx, self.name())?,
+                super::cpu_slice(ss, ls, self.name())?,
+                super::cpu_slice(st, lt, self.name())?,
+                hw,
+                self.0,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(affine_relu_kernel::<f64>(
+                super::cpu_slice(sx, lx, self.name())?,
+                super::cpu_slice(ss, ls, self.name())?,
+                super::cpu_slice(st, lt, self.name())?,
+                hw,
+                self.0,
+            )),
             _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
         Ok((out, lx.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, scale: &Tensor, _shift: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        _shift: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let e = |e: crate::Error| candle_core::Error::Msg(e.to_string());
         // Through the activation (its output is positive exactly where its input is), then the
         // affine map, all tracked ops.

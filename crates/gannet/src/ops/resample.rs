@@ -66,9 +66,7 @@ impl CustomOp1 for Resample {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("{}: input must be contiguous", self.name())
-        };
+        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("{}: input must be contiguous", self.name()) };
         let out: Shape = match self {
             Resample::Up => (n, c, 2 * h, 2 * w).into(),
             Resample::Pool => (n, c, h / 2, w / 2).into(),

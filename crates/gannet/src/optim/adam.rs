@@ -26,13 +26,7 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     /// The DCGAN paper's settings: lr 2e-4 and beta1 0.5 (0.9 made training oscillate).
     fn default() -> Self {
-        Self {
-            lr: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        Self { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 }
 
@@ -84,20 +78,10 @@ impl Adam {
             .into_iter()
             .map(|(name, var)| {
                 let zeros = var.as_tensor().zeros_like()?;
-                Ok(Slot {
-                    name,
-                    exp_avg: zeros.clone(),
-                    exp_avg_sq: zeros,
-                    var,
-                    steps: 0,
-                })
+                Ok(Slot { name, exp_avg: zeros.clone(), exp_avg_sq: zeros, var, steps: 0 })
             })
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Self {
-            slots,
-            cfg,
-            steps: 0,
-        })
+        Ok(Self { slots, cfg, steps: 0 })
     }
 
     pub fn config(&self) -> &AdamConfig {
@@ -201,35 +185,22 @@ fn count_tensor(n: u64) -> Tensor {
 
 /// The step count saved under `key`.
 fn read_count(state: &BTreeMap<String, Tensor>, key: &str) -> crate::Result<u64> {
-    let t = state
-        .get(key)
-        .ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
+    let t = state.get(key).ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
     if t.elem_count() != 1 {
-        return Err(state_err(format!(
-            "entry '{key}' has shape {:?}, expected a scalar",
-            t.dims()
-        )));
+        return Err(state_err(format!("entry '{key}' has shape {:?}, expected a scalar", t.dims())));
     }
     let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
     if !(v >= 0.0 && v.fract() == 0.0 && v < 2f64.powi(53)) {
-        return Err(state_err(format!(
-            "entry '{key}' is {v}, not a step count"
-        )));
+        return Err(state_err(format!("entry '{key}' is {v}, not a step count")));
     }
     Ok(v as u64)
 }
 
 /// A moment tensor from `state`, checked against its parameter and moved to its device/dtype.
 fn moment(state: &BTreeMap<String, Tensor>, key: &str, var: &Var) -> crate::Result<Tensor> {
-    let t = state
-        .get(key)
-        .ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
+    let t = state.get(key).ok_or_else(|| state_err(format!("missing entry '{key}'")))?;
     if t.dims() != var.dims() {
-        return Err(state_err(format!(
-            "entry '{key}' has shape {:?}, the parameter has {:?}",
-            t.dims(),
-            var.dims()
-        )));
+        return Err(state_err(format!("entry '{key}' has shape {:?}, the parameter has {:?}", t.dims(), var.dims())));
     }
     // A fresh copy so later in-place use of `state` cannot alias the optimiser's moments.
     Ok(t.to_device(var.device())?.to_dtype(var.dtype())?.detach())

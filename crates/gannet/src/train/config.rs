@@ -1,15 +1,15 @@
 //! The run configuration, read from TOML and overridden by command-line flags.
 //! Every field has a default, so an empty file (or none) is a valid DCGAN-on-digits run.
 
-use crate::data::Channels;
-use crate::loss::GanLoss;
-use crate::models::ModelConfig;
-use crate::optim::AdamConfig;
 use super::ada::AdaConfig;
 use super::augment::AugmentPolicy;
 use super::guard::GuardConfig;
 use super::penalty::PenaltyConfig;
 use super::periodic_eval::EvalConfig;
+use crate::data::Channels;
+use crate::loss::GanLoss;
+use crate::models::ModelConfig;
+use crate::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -89,8 +89,7 @@ impl Default for DataConfig {
 }
 
 /// Fashion-MNIST's class names, in label order (the IDX files only hold the numbers).
-pub const FASHION_MNIST_CLASSES: [&str; 10] =
-    ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"];
 
 pub const BUILTIN_DIGITS: &str = "builtin:digits";
 
@@ -148,8 +147,7 @@ impl TrainConfig {
     }
 
     pub fn from_file(path: &Path) -> crate::Result<Self> {
-        let text = crate::limits::read_text(path, crate::limits::MAX_CONFIG_BYTES)
-            .map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))?;
+        let text = crate::limits::read_text(path, crate::limits::MAX_CONFIG_BYTES).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))
     }
 

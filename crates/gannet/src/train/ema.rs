@@ -48,15 +48,8 @@ impl Ema {
         let src = source.tensors();
         let trainable: BTreeSet<String> = self.params.trainable().into_iter().map(|(n, _)| n).collect();
         for (name, var) in self.params.all() {
-            let s = src
-                .get(&name)
-                .ok_or_else(|| crate::Error::Msg(format!("EMA: generator has no tensor '{name}'")))?
-                .detach();
-            let new = if trainable.contains(&name) {
-                ((var.as_tensor().detach() * decay)? + (s * (1.0 - decay))?)?
-            } else {
-                s
-            };
+            let s = src.get(&name).ok_or_else(|| crate::Error::Msg(format!("EMA: generator has no tensor '{name}'")))?.detach();
+            let new = if trainable.contains(&name) { ((var.as_tensor().detach() * decay)? + (s * (1.0 - decay))?)? } else { s };
             var.set(&new)?;
         }
         Ok(())

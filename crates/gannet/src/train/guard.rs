@@ -63,11 +63,25 @@ impl GuardConfig {
 /// What made the guard trip.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
-    NonFiniteLoss { d_loss: f64, g_loss: f64 },
+    NonFiniteLoss {
+        d_loss: f64,
+        g_loss: f64,
+    },
     /// The first tensor (checkpoint name, e.g. `disc.head.weight`) holding a NaN or Inf.
-    NonFiniteWeights { tensor: String },
-    LowDLoss { steps: u64, floor: f64, d_loss: f64 },
-    LogitGap { steps: u64, limit: f64, d_real: f64, d_fake: f64 },
+    NonFiniteWeights {
+        tensor: String,
+    },
+    LowDLoss {
+        steps: u64,
+        floor: f64,
+        d_loss: f64,
+    },
+    LogitGap {
+        steps: u64,
+        limit: f64,
+        d_real: f64,
+        d_fake: f64,
+    },
 }
 
 impl fmt::Display for Signal {
@@ -75,10 +89,9 @@ impl fmt::Display for Signal {
         match self {
             Signal::NonFiniteLoss { d_loss, g_loss } => write!(f, "non-finite loss (D loss {d_loss}, G loss {g_loss})"),
             Signal::NonFiniteWeights { tensor } => write!(f, "non-finite weights (first: {tensor})"),
-            Signal::LowDLoss { steps, floor, d_loss } => write!(
-                f,
-                "collapsed discriminator: D loss below guard.d_loss_floor = {floor} for {steps} consecutive steps (now {d_loss:.3e})"
-            ),
+            Signal::LowDLoss { steps, floor, d_loss } => {
+                write!(f, "collapsed discriminator: D loss below guard.d_loss_floor = {floor} for {steps} consecutive steps (now {d_loss:.3e})")
+            }
             Signal::LogitGap { steps, limit, d_real, d_fake } => write!(
                 f,
                 "collapsed discriminator: mean D logit on real minus on fake above guard.max_logit_gap = {limit} for {steps} \

@@ -24,10 +24,7 @@ pub struct Row {
 
 impl Row {
     fn to_csv(&self) -> String {
-        format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.2},{:.2}",
-            self.step, self.d_loss, self.g_loss, self.d_real, self.d_fake, self.images_per_s, self.elapsed_s
-        )
+        format!("{},{:.6},{:.6},{:.6},{:.6},{:.2},{:.2}", self.step, self.d_loss, self.g_loss, self.d_real, self.d_fake, self.images_per_s, self.elapsed_s)
     }
 
     fn parse(line: &str) -> Option<Row> {
@@ -36,15 +33,7 @@ impl Row {
             return None;
         }
         let n = |i: usize| f[i].trim().parse::<f64>().ok();
-        Some(Row {
-            step: f[0].trim().parse().ok()?,
-            d_loss: n(1)?,
-            g_loss: n(2)?,
-            d_real: n(3)?,
-            d_fake: n(4)?,
-            images_per_s: n(5)?,
-            elapsed_s: n(6)?,
-        })
+        Some(Row { step: f[0].trim().parse().ok()?, d_loss: n(1)?, g_loss: n(2)?, d_real: n(3)?, d_fake: n(4)?, images_per_s: n(5)?, elapsed_s: n(6)? })
     }
 }
 
@@ -80,10 +69,7 @@ impl MetricsLog {
     }
 
     pub fn append(&mut self, row: Row) -> crate::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| crate::Error::io(format!("opening {}", self.path.display()), e))?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(|e| crate::Error::io(format!("opening {}", self.path.display()), e))?;
         writeln!(f, "{}", row.to_csv()).map_err(|e| crate::Error::io(format!("writing {}", self.path.display()), e))?;
         self.rows.push(row);
         Ok(())

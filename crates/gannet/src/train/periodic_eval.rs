@@ -156,18 +156,12 @@ impl PeriodicEval {
         }
         values.push(t0.elapsed().as_secs_f64());
         let line = fmt_row(step, &values);
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.csv)
-            .map_err(|e| crate::Error::io(format!("opening {}", self.csv.display()), e))?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.csv).map_err(|e| crate::Error::io(format!("opening {}", self.csv.display()), e))?;
         writeln!(f, "{line}").map_err(|e| crate::Error::io(format!("writing {}", self.csv.display()), e))?;
         self.rows.push((step, values));
         self.plot()?;
-        let summary: Vec<String> = self.columns[1..self.columns.len() - 1]
-            .iter()
-            .zip(&self.rows.last().expect("just pushed").1)
-            .map(|(c, v)| format!("{c} {v:.4}"))
-            .collect();
+        let summary: Vec<String> =
+            self.columns[1..self.columns.len() - 1].iter().zip(&self.rows.last().expect("just pushed").1).map(|(c, v)| format!("{c} {v:.4}")).collect();
         Ok(Some(format!("step {step}: {} ({} images, seed {})", summary.join(", "), self.evaluator.reference_count(), self.seed)))
     }
 

@@ -64,8 +64,7 @@ impl Preset {
             let over: toml::Table = toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))?;
             merge(&mut base, over);
         }
-        TrainConfig::from_toml_str(&toml::to_string(&base).expect("a table serialises"))
-            .map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
+        TrainConfig::from_toml_str(&toml::to_string(&base).expect("a table serialises")).map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
     }
 }
 

@@ -69,11 +69,7 @@ impl GanState {
             // Works only if this thread has not run a backward pass yet; `step` verifies.
             crate::autodiff::enable_second_order();
         }
-        let ema = if cfg.ema_decay > 0.0 {
-            Some(Ema::new(&cfg.model, shape, classes, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?)
-        } else {
-            None
-        };
+        let ema = if cfg.ema_decay > 0.0 { Some(Ema::new(&cfg.model, shape, classes, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?) } else { None };
         Ok(Self { cfg: cfg.clone(), device: device.clone(), gan, opt_gen, opt_disc, ema, ada: AdaState::default(), second_order_checked: None })
     }
 

@@ -225,7 +225,11 @@ impl Trainer {
     /// The error a divergence stops the run with: step, signal, and the last good checkpoint.
     fn divergence_error(&self, signal: &Signal) -> crate::Error {
         let g = &self.cfg.guard;
-        let exhausted = if g.rollback && self.rollbacks >= g.max_rollbacks { format!(" after {} rollbacks (guard.max_rollbacks = {})", self.rollbacks, g.max_rollbacks) } else { String::new() };
+        let exhausted = if g.rollback && self.rollbacks >= g.max_rollbacks {
+            format!(" after {} rollbacks (guard.max_rollbacks = {})", self.rollbacks, g.max_rollbacks)
+        } else {
+            String::new()
+        };
         let next = match &self.last_good {
             Some((step, path)) => format!(
                 "the last good checkpoint is {} (step {step}); continue from it with lower learning rates \
@@ -246,11 +250,8 @@ impl Trainer {
     fn guard_log(&self, line: &str) -> crate::Result<()> {
         use std::io::Write;
         let path = self.run.guard_log();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
         writeln!(f, "[{:.1}s] {line}", self.elapsed()).map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))
     }
 

@@ -18,7 +18,9 @@ pub struct Mapping {
 impl Mapping {
     pub fn new(p: &ParamPath, z_dim: usize, w_dim: usize, depth: usize) -> crate::Result<Self> {
         let layers = (0..depth)
-            .map(|i| EqLinear::new(&p.sub(format!("fc{i}")), if i == 0 { z_dim } else { w_dim }, w_dim, EqOptions { gain: 1.0, lr_mul: LR_MULT, bias: Some(0.0) }))
+            .map(|i| {
+                EqLinear::new(&p.sub(format!("fc{i}")), if i == 0 { z_dim } else { w_dim }, w_dim, EqOptions { gain: 1.0, lr_mul: LR_MULT, bias: Some(0.0) })
+            })
             .collect::<crate::Result<Vec<_>>>()?;
         Ok(Self { layers, w_avg: p.buffer("w_avg", &[w_dim], Init::Const(0.0))? })
     }

@@ -76,9 +76,7 @@ impl Stylegan2Config {
         let r = shape.resolution;
         let bad = |m: String| Err(crate::Error::Config(m));
         if !(r.is_power_of_two() && r >= 8) {
-            return bad(format!(
-                "arch = \"stylegan2\" makes square images of a power-of-two size >= 8; set data.resolution to 8, 16, 32 or 64 (got {r})"
-            ));
+            return bad(format!("arch = \"stylegan2\" makes square images of a power-of-two size >= 8; set data.resolution to 8, 16, 32 or 64 (got {r})"));
         }
         if self.w_dim == 0 || self.mapping_layers == 0 || self.max_channels == 0 {
             return bad("model.w_dim, model.mapping_layers and model.max_channels must be at least 1".into());

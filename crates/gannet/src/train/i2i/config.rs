@@ -261,7 +261,12 @@ impl I2iConfig {
         let r = self.data.resolution;
         crate::limits::check_resolution(r, "data.resolution (--resolution)")?;
         let m = &self.model;
-        for (name, v, max) in [("model.g_channels", m.g_channels, 1024), ("model.d_channels", m.d_channels, 1024), ("model.scale", m.scale, 16), ("model.d_layers", m.d_layers, 8)] {
+        for (name, v, max) in [
+            ("model.g_channels", m.g_channels, 1024),
+            ("model.d_channels", m.d_channels, 1024),
+            ("model.scale", m.scale, 16),
+            ("model.d_layers", m.d_layers, 8),
+        ] {
             if v == 0 || v > max {
                 return bad(format!("{name} must be between 1 and {max}, got {v}"));
             }
@@ -276,7 +281,11 @@ impl I2iConfig {
         // off, and instance norm needs at least 2x2.
         let layers = self.model.d_layers.min(16) as u32;
         if r < 3 << layers {
-            return bad(format!("model.d_layers = {} is too deep for {r}x{r} images: the PatchGAN needs at least {} pixels; use fewer layers", self.model.d_layers, 3 << layers));
+            return bad(format!(
+                "model.d_layers = {} is too deep for {r}x{r} images: the PatchGAN needs at least {} pixels; use fewer layers",
+                self.model.d_layers,
+                3 << layers
+            ));
         }
         if self.task == Task::Superres && (r % self.model.scale != 0 || r / self.model.scale < 2) {
             return bad(format!("data.resolution {r} must be a multiple of model.scale {} (and at least twice it)", self.model.scale));

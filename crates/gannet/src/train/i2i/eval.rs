@@ -23,12 +23,7 @@ fn mean(v: &[f64]) -> f64 {
 /// (outputs are clamped to the range first, as a written image would be).
 pub fn paired_scores(outputs: &Tensor, targets: &Tensor) -> crate::Result<PairedScores> {
     let (x, y) = (to01(outputs)?, to01(targets)?);
-    Ok(PairedScores {
-        n: x.dim(0)?,
-        l1: mean(&l1_per_image(&x, &y)?),
-        psnr: mean(&psnr_per_image(&x, &y)?),
-        ssim: mean(&ssim_per_image(&x, &y)?),
-    })
+    Ok(PairedScores { n: x.dim(0)?, l1: mean(&l1_per_image(&x, &y)?), psnr: mean(&psnr_per_image(&x, &y)?), ssim: mean(&ssim_per_image(&x, &y)?) })
 }
 
 /// `g` applied to `inputs` in chunks of 64 (memory), detached.

@@ -48,10 +48,7 @@ impl I2iLog {
 
     /// Appends a row of [`COLUMNS`] values.
     pub fn append(&mut self, row: Vec<f64>) -> crate::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| crate::Error::io(format!("opening {}", self.path.display()), e))?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(|e| crate::Error::io(format!("opening {}", self.path.display()), e))?;
         f.write_all(Self::line(&row).as_bytes()).map_err(|e| crate::Error::io(format!("writing {}", self.path.display()), e))?;
         self.rows.push(row);
         Ok(())

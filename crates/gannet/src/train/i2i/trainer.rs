@@ -347,10 +347,7 @@ impl SavedI2i {
         let err = |m: String| crate::Error::checkpoint(path, m);
         let get = |k: &str| meta.get(k).ok_or_else(|| err(format!("metadata has no '{k}': not a gannet image-to-image checkpoint")));
         if get(META_KIND)? != KIND_I2I {
-            return Err(err(format!(
-                "is a '{}' checkpoint, not an image-to-image one (gannet train-i2i writes those)",
-                get(META_KIND)?
-            )));
+            return Err(err(format!("is a '{}' checkpoint, not an image-to-image one (gannet train-i2i writes those)", get(META_KIND)?)));
         }
         let config = I2iConfig::from_toml_str(get(META_CONFIG)?).map_err(|e| err(e.to_string()))?;
         // Checksummed but not trusted: a crafted config must not size the networks.
