@@ -5,12 +5,12 @@
 use gannet::train::{Observer, StepStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub struct TrainProgress {
     bar: ProgressBar,
-    /// What the G loss and the mean D logits on real and generated images are called.
-    labels: (&'static str, &'static str, &'static str),
     /// Plain lines instead of the bar (stderr is not a terminal).
     plain: Option<PlainLines>,
 }
@@ -65,15 +65,7 @@ impl TrainProgress {
         if plain.is_some() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        Self { bar, labels: ("D(x)", "D(G(z))", "G"), plain }
-    }
-
-    /// A bar that names the D outputs and the generator loss it shows (image-to-image training
-    /// shows D on real and on translated images and the pixel loss).
-    pub fn with_labels(real: &'static str, fake: &'static str, g_loss: &'static str) -> Self {
-        let mut p = Self::new();
-        p.labels = (real, fake, g_loss);
-        p
+        Self { bar, plain }
     }
 
     pub fn finish(&self) {
@@ -93,8 +85,7 @@ impl Observer for TrainProgress {
 
     fn on_step(&mut self, s: &StepStats) {
         self.bar.set_position(s.step);
-        let (real, fake, g) = self.labels;
-        let msg = format!("D {:.3} {g} {:.3} | {real} {:+.2} {fake} {:+.2} | {:.0} img/s", s.d_loss, s.g_loss, s.d_real, s.d_fake, s.images_per_s);
+        let msg = format!("{} | {:.0} img/s", s.summary, s.images_per_s);
         if let Some(line) = self.plain.as_mut().and_then(|p| p.line(s.step, &msg)) {
             eprintln!("{line}");
         }
@@ -120,4 +111,33 @@ pub fn bar(len: u64, prefix: &str) -> ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
+}
+
+/// The flag a run polls between steps: the first Ctrl-C raises it (the run saves a checkpoint
+/// and stops), a second one exits at once.
+pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
+    Ok(stop)
+}
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Prints how a run ended; a stopped run exits with [`EXIT_INTERRUPTED`] so scripts can tell
+/// it from a finished one.
+pub fn finish_run(outcome: gannet::train::Outcome, step: u64, grid: &std::path::Path, checkpoint: &std::path::Path) {
+    match outcome {
+        gannet::train::Outcome::Finished => eprintln!("done at step {step}: samples {}, checkpoint {}", grid.display(), checkpoint.display()),
+        gannet::train::Outcome::Stopped { step, checkpoint } => {
+            eprintln!("stopped at step {step}, checkpoint saved: {} (continue with --resume {})", checkpoint.display(), checkpoint.display());
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    }
 }

@@ -566,3 +566,42 @@ fn progress_reaches_a_log_file_every_few_percent() {
     assert!(lines.iter().any(|l| l.contains("step 20/40 (50%)") && l.contains("img/s")), "{e}");
     assert!(lines.last().unwrap().contains("step 40/40 (100%)"), "{e}");
 }
+
+/// Waits (up to a minute) until `path` has at least `lines` lines.
+fn wait_for_lines(path: &Path, lines: usize) {
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(path).map_or(0, |s| s.lines().count()) < lines {
+        assert!(t0.elapsed().as_secs() < 60, "{} never reached {lines} lines", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctrl_c_saves_and_exits_130_and_a_live_run_keeps_its_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let args = ["train", "--out", run.to_str().unwrap(), "--steps", "1000000", "--batch-size", "8", "--channels", "4", "--latent-dim", "8"];
+    let child = Command::new(env!("CARGO_BIN_EXE_gannet")).args(args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // A header and two rows: it is training.
+    wait_for_lines(&run.join("metrics.csv"), 3);
+
+    let second = gannet(&args);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(stderr(&second).contains("in use by another gannet process"), "{}", stderr(&second));
+
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped at step") && err.contains("checkpoint saved") && !err.contains("done at step"), "{err}");
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    assert!(ckpt.exists());
+
+    // The stopped run resumes; a flag that would change its data is refused, naming both values.
+    let o = gannet(&["train", "--resume", ckpt.to_str().unwrap(), "--data", "/no/such/pictures"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("data.source") && stderr(&o).contains("builtin:digits") && stderr(&o).contains("/no/such/pictures"), "{}", stderr(&o));
+    let o = gannet(&["train", "--resume", ckpt.to_str().unwrap(), "--steps", "1"]);
+    assert!(!o.status.success() && stderr(&o).contains("nothing left to train"), "{}", stderr(&o));
+}

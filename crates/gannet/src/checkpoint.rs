@@ -148,9 +148,17 @@ pub const META_KIND: &str = "gannet_kind";
 /// The kind a checkpoint's metadata names, without loading its tensors (only the header is
 /// read); `None` when the file cannot be read or is not a gannet checkpoint.
 pub fn kind(path: &Path) -> Option<String> {
-    let header = read_header(path).ok()?;
-    let meta: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).ok()?;
-    meta.get("__metadata__")?.get(META_KIND)?.as_str().map(str::to_string)
+    metadata(path).ok()?.remove(META_KIND)
+}
+
+/// A checkpoint's string metadata, read from its header alone (no tensors are loaded, nothing
+/// is verified): for telling what a file is before deciding to load it.
+pub fn metadata(path: &Path) -> std::io::Result<HashMap<String, String>> {
+    let header = read_header(path)?;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut parsed: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    let meta = parsed.remove("__metadata__").ok_or_else(|| bad("no metadata".into()))?;
+    serde_json::from_value(meta).map_err(|e| bad(e.to_string()))
 }
 
 /// The JSON header of a safetensors file, read without its data region.

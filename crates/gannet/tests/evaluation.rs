@@ -283,6 +283,7 @@ fn periodic_eval_writes_csv_and_plots_and_survives_resume() {
     let saved = gannet::train::SavedRun::load(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(saved.step, 3);
     std::fs::write(tmp.path().join("metrics_eval.csv"), format!("{csv}9,1.0,1.0,1.0,1.0\n")).unwrap();
+    drop(t); // a run holds its folder's lock while it lives
     let mut t = Trainer::resume(&ckpt, |c| c.schedule.steps = 5).unwrap();
     t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
     let csv = std::fs::read_to_string(tmp.path().join("metrics_eval.csv")).unwrap();

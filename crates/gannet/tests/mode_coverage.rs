@@ -3,7 +3,8 @@
 //! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test mode_coverage -- --nocapture`).
 
 use gannet::candle_core::Device;
-use gannet::metrics::mode_coverage::{coverage, evaluate, Toy, ToyConfig};
+use gannet::metrics::mode_coverage::{coverage, Toy};
+use gannet::train::toy::{evaluate, ToyConfig};
 
 fn env_cfg() -> ToyConfig {
     let mut c = ToyConfig::default();

@@ -5,8 +5,6 @@ use gannet::loss::GanLoss;
 use gannet::models::{Conditioning, ModelConfig};
 use gannet::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// `--eval-metrics fid,cfid`, checked when the flags are parsed.
 #[derive(Debug, Clone)]
@@ -19,7 +17,7 @@ impl std::str::FromStr for MetricList {
     }
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:\n  \
     gannet train                                   # built-in digits, DCGAN, 3000 steps\n  \
     gannet train --data ../shared/data/fashion-mnist --out runs/fashion\n  \
@@ -145,6 +143,15 @@ impl TrainArgs {
         }
     }
 
+    /// Every flag laid over a resumed run's config; the engine refuses those that would change
+    /// its data, model or seed, naming both values. `--arch` naming the run's own architecture
+    /// keeps its widths.
+    fn apply_resume(&self, cfg: &mut TrainConfig) -> gannet::Result<()> {
+        let same_arch = self.arch.as_deref().is_some_and(|a| ModelConfig::for_arch(a).is_ok_and(|m| m.name() == cfg.model.name()));
+        let arch = if same_arch { None } else { self.arch.clone() };
+        TrainArgs { arch, ..self.clone() }.apply(cfg).map_err(|e| gannet::Error::Config(format!("{e:#}")))
+    }
+
     fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
         self.apply_schedule(cfg);
         if let Some(v) = &self.data {
@@ -189,18 +196,9 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // First Ctrl-C: finish the step, save, stop. Second: stop at once.
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })
-    .context("installing the Ctrl-C handler")?;
-
+    let stop = crate::progress::stop_on_ctrl_c()?;
     let mut trainer = match &args.resume {
-        Some(ckpt) => Trainer::resume(ckpt, |cfg| args.apply_schedule(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
+        Some(ckpt) => Trainer::resume_with(ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
         None => {
             let mut cfg = match (&args.preset, &args.config) {
                 (Some(name), file) => {
@@ -244,13 +242,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut progress = TrainProgress::new();
     let result = trainer.run(&mut progress, &stop);
     progress.finish();
-    result?;
-    eprintln!(
-        "done at step {}: samples {}, checkpoint {}",
-        trainer.step(),
-        trainer.run_dir().latest_grid().display(),
-        trainer.run_dir().latest_checkpoint().display()
-    );
+    let rd = trainer.run_dir();
+    crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
     Ok(())
 }
 

@@ -5,8 +5,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gannet::train::i2i::{presets, I2iConfig, I2iTrainer, Task};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -93,6 +91,12 @@ impl TrainI2iArgs {
         }
     }
 
+    /// Every flag laid over a resumed run's config; the engine refuses those that would change
+    /// its data, model or seed, naming both values.
+    fn apply_resume(&self, cfg: &mut I2iConfig) {
+        self.apply(cfg);
+    }
+
     fn apply(&self, cfg: &mut I2iConfig) {
         self.apply_schedule(cfg);
         if let Some(v) = &self.a {
@@ -145,16 +149,9 @@ impl TrainI2iArgs {
 }
 
 pub fn run(args: TrainI2iArgs) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = crate::progress::stop_on_ctrl_c()?;
     let mut trainer = match &args.resume {
-        Some(ckpt) => I2iTrainer::resume(ckpt, |cfg| args.apply_schedule(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
+        Some(ckpt) => I2iTrainer::resume(ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
         None => {
             let cfg = args.config()?;
             if args.print_config {
@@ -176,16 +173,11 @@ pub fn run(args: TrainI2iArgs) -> Result<()> {
         cfg.schedule.steps,
         trainer.run_dir().root().display()
     );
-    let mut progress = TrainProgress::with_labels("D(real)", "D(fake)", "pixel");
+    let mut progress = TrainProgress::new();
     let result = trainer.run(&mut progress, &stop);
     progress.finish();
-    result?;
-    eprintln!(
-        "done at step {}: grid {}, checkpoint {}",
-        trainer.step(),
-        trainer.run_dir().latest_grid().display(),
-        trainer.run_dir().latest_checkpoint().display()
-    );
+    let rd = trainer.run_dir();
+    crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! - [`Toy::Ring8`]: 8 Gaussians evenly spaced on a circle of radius 2, std 0.02;
 //! - [`Toy::Grid25`]: 25 Gaussians on a 5x5 grid with spacing 2 in [-4, 4]^2, std 0.05.
 //!
-//! [`train_toy`] trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
+//! [`crate::train::toy::train_toy`] trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
 //! a small self-contained loop (one D step, one G step), fully deterministic given the seed:
 //! weights come from [`crate::rng::Stream::Init`], real points from `Stream::Shuffle`, latents
 //! from `Stream::Latent`, and the evaluation latents from `Stream::Sample`.
@@ -12,7 +12,7 @@
 //! 3 std of its nearest mode; a mode is *covered* if at least `min_count` high-quality samples
 //! have it as their nearest mode.
 //!
-//! The default [`ToyConfig`]: 3x128 MLPs, latent 2, non-saturating loss, batch 256, Adam lr 1e-3
+//! The default [`crate::train::toy::ToyConfig`]: 3x128 MLPs, latent 2, non-saturating loss, batch 256, Adam lr 1e-3
 //! (beta1 0.5) held for 60% of 3000 steps, then a cosine decay to 1e-4; batch norm in G's hidden
 //! layers (as the PacGAN/VEEGAN benchmark generators) and samples from an EMA copy of G (decay
 //! 0.99). Measured with seed 0 (`tests/mode_coverage.rs`): Ring8 8/8 modes, 84.1% high quality;
@@ -33,13 +33,6 @@
 //! packing of 2 or 4 samples per D input, with and without BN and up to 4000 steps (0-14/25: the
 //! packed D kept G blurry far longer than our step budget).
 
-use crate::loss::GanLoss;
-use crate::models::mlp::MlpConfig;
-use crate::models::{self, ImageShape, ModelConfig};
-use crate::nn::Mode;
-use crate::optim::{Adam, AdamConfig};
-use crate::rng::{self, Stream};
-use candle_core::{Device, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -127,113 +120,4 @@ pub fn coverage(points: &[[f32; 2]], centers: &[[f32; 2]], std: f32, min_count: 
     }
     let modes_covered = counts.iter().filter(|&&c| c >= min_count).count();
     Coverage { modes_covered, total_modes: centers.len(), high_quality: if points.is_empty() { 0.0 } else { hq as f64 / points.len() as f64 }, counts }
-}
-
-/// Settings of the toy training run and its evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToyConfig {
-    pub seed: u64,
-    pub latent_dim: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    pub steps: usize,
-    pub batch: usize,
-    pub lr: f64,
-    /// Learning rate at the last step as a fraction of `lr`, reached by a cosine decay (both
-    /// networks); 1 keeps it constant. Annealing sharpens the generated modes at the end.
-    pub lr_end: f64,
-    /// Fraction of the steps after which the decay starts (constant before).
-    pub lr_decay_start: f64,
-    pub beta1: f64,
-    pub loss: GanLoss,
-    /// Decay of an EMA (shadow) copy of G's weights ([`crate::train::Ema`]), updated after every
-    /// G step and used for the scored samples; 0 scores the trained G itself. Averaging damps
-    /// the oscillation of G around the modes (Yazici et al. 2019).
-    pub ema_decay: f64,
-    /// Batch normalisation in G's hidden layers ([`MlpConfig::gen_batch_norm`]).
-    pub gen_batch_norm: bool,
-    /// Generated points scored after training.
-    pub eval_samples: usize,
-    /// High-quality samples a mode needs to count as covered.
-    pub min_count: usize,
-}
-
-impl Default for ToyConfig {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            latent_dim: 2,
-            hidden: 128,
-            layers: 3,
-            steps: 3000,
-            batch: 256,
-            lr: 1e-3,
-            lr_end: 0.1,
-            lr_decay_start: 0.6,
-            beta1: 0.5,
-            loss: GanLoss::NonSaturating,
-            gen_batch_norm: true,
-            ema_decay: 0.99,
-            eval_samples: 2500,
-            min_count: 10,
-        }
-    }
-}
-
-/// Trains the MLP GAN on `toy` and returns `cfg.eval_samples` generated points.
-pub fn train_toy(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Vec<[f32; 2]>> {
-    if cfg.batch < 2 || !(cfg.lr_decay_start >= 0.0 && cfg.lr_decay_start < 1.0) {
-        return Err(crate::Error::Config(format!("toy batch must be at least 2 and lr_decay_start in [0, 1), got {} and {}", cfg.batch, cfg.lr_decay_start)));
-    }
-    let mcfg = MlpConfig {
-        latent_dim: cfg.latent_dim,
-        hidden: cfg.hidden,
-        layers: cfg.layers,
-        tanh_output: false,
-        gen_batch_norm: cfg.gen_batch_norm,
-        ..MlpConfig::default()
-    };
-    let shape = ImageShape { channels: 2, resolution: 1 };
-    let models::Gan { gen, disc, gen_params, disc_params } = models::build(&ModelConfig::Mlp(mcfg.clone()), shape, cfg.seed, device)?;
-    let adam = AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: 0.999, ..AdamConfig::default() };
-    let mut opt_g = Adam::new(gen_params.trainable(), adam)?;
-    let mut opt_d = Adam::new(disc_params.trainable(), adam)?;
-    let ema = if cfg.ema_decay > 0.0 {
-        Some(crate::train::Ema::new(&ModelConfig::Mlp(mcfg.clone()), shape, 0, cfg.seed, device, &gen_params, cfg.ema_decay)?)
-    } else {
-        None
-    };
-    let b = cfg.batch;
-    for step in 0..cfg.steps as u64 {
-        let t = ((step as f64 / cfg.steps.max(1) as f64 - cfg.lr_decay_start) / (1.0 - cfg.lr_decay_start)).max(0.0);
-        let lr = cfg.lr * (cfg.lr_end + (1.0 - cfg.lr_end) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()));
-        opt_g.set_lr(lr);
-        opt_d.set_lr(lr);
-        let mut data_rng = rng::rng(cfg.seed, Stream::Shuffle, step);
-        let real = Tensor::from_vec(toy.sample(&mut data_rng, b), (b, 2, 1, 1), device)?;
-        let mut zr = rng::rng(cfg.seed, Stream::Latent, 2 * step);
-        let z = rng::randn(&mut zr, &[b, cfg.latent_dim], device)?;
-        let fake = gen.forward(&z, None, Mode::Train)?;
-        let d_loss = cfg.loss.d_loss(&disc.forward(&real, None, Mode::Train)?, &disc.forward(&fake.detach(), None, Mode::Train)?)?;
-        opt_d.step(&d_loss.backward()?)?;
-        let mut zr = rng::rng(cfg.seed, Stream::Latent, 2 * step + 1);
-        let z = rng::randn(&mut zr, &[b, cfg.latent_dim], device)?;
-        let fake = gen.forward(&z, None, Mode::Train)?;
-        let g_loss = cfg.loss.g_loss(&disc.forward(&fake, None, Mode::Train)?)?;
-        opt_g.step(&g_loss.backward()?)?;
-        if let Some(e) = &ema {
-            e.update(&gen_params, step)?;
-        }
-    }
-    let mut zr = rng::rng(cfg.seed, Stream::Sample, 0);
-    let z = rng::randn(&mut zr, &[cfg.eval_samples, cfg.latent_dim], device)?;
-    let g: &dyn models::Generator = ema.as_ref().map_or(gen.as_ref(), |e| e.gen.as_ref());
-    let x = g.forward(&z, None, Mode::Eval)?.flatten_from(1)?.to_vec2::<f32>()?;
-    Ok(x.into_iter().map(|r| [r[0], r[1]]).collect())
-}
-
-/// Trains on `toy` and scores the result.
-pub fn evaluate(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Coverage> {
-    let pts = train_toy(toy, cfg, device)?;
-    Ok(coverage(&pts, &toy.centers(), toy.std(), cfg.min_count))
 }

@@ -118,6 +118,19 @@ impl ParamStore {
     }
 
     /// Every entry, trainable and buffer, in name order.
+    /// The name of the first weight or buffer holding a NaN or Inf, if any (a diverged run).
+    pub fn first_non_finite(&self) -> crate::Result<Option<String>> {
+        for (name, var) in self.all() {
+            // Any NaN or Inf makes the sum NaN or Inf (so does an f32 overflow of the sum, at
+            // weights around 1e35, which are diverged anyway).
+            let sum = var.as_tensor().sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !sum.is_finite() {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn all(&self) -> Vec<(String, Var)> {
         self.filtered(None)
     }

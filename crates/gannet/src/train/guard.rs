@@ -13,7 +13,6 @@
 //! [`Guard::suspect`]), nor one whose weights are not finite, so the last checkpoint on disk is
 //! one from before the trouble began.
 
-use super::step::StepLosses;
 use crate::loss::GanLoss;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -102,6 +101,16 @@ impl fmt::Display for Signal {
     }
 }
 
+/// What the guard watches of a step: the losses and the mean D logits (or critic values) on real
+/// and on generated images.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuardInput {
+    pub d_loss: f64,
+    pub g_loss: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
 /// Streak counters of the collapse signals.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -118,7 +127,8 @@ impl Guard {
 
     /// Counts one step's losses; returns the signal when the guard trips. Non-finite losses trip
     /// at once.
-    pub fn observe(&mut self, l: &StepLosses) -> Option<Signal> {
+    pub fn observe(&mut self, l: impl Into<GuardInput>) -> Option<Signal> {
+        let l: GuardInput = l.into();
         if !(l.d_loss.is_finite() && l.g_loss.is_finite() && l.d_real.is_finite() && l.d_fake.is_finite()) {
             return Some(Signal::NonFiniteLoss { d_loss: l.d_loss, g_loss: l.g_loss });
         }

@@ -1,26 +1,34 @@
-//! Training: the run configuration, the alternating D/G loop, and what a run writes to disk.
+//! Training: the run configuration, the engine that runs every task, and the tasks.
+//!
+//! - [`engine`]: [`Run`], the one training loop (run folder, logs, grids, checkpoints, the
+//!   divergence guard, periodic evaluation, stopping), generic over a [`engine::Task`].
+//! - [`gan_task`]: GAN training on images ([`Trainer`]); [`step`] is its update rule.
+//! - [`i2i`]: image-to-image tasks (pix2pix, CycleGAN, super-resolution).
+//! - [`toy`]: the MLP GAN on the 2-D mode-coverage benchmarks (in memory, no run folder).
+//! - The stabilisers the GAN step uses: [`augment`], [`ada`], [`penalty`], [`ema`], [`guard`].
 
 pub mod ada;
 pub mod augment;
 pub mod config;
 pub mod ema;
+pub mod engine;
+pub mod gan_task;
 pub mod guard;
 pub mod i2i;
-pub mod metrics_log;
 pub mod penalty;
 pub mod periodic_eval;
 pub mod presets;
-pub mod run_dir;
 pub mod step;
-pub mod trainer;
+pub mod toy;
 
 pub use ada::{AdaConfig, AdaState};
 pub use augment::AugmentPolicy;
 pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 pub use ema::Ema;
+pub use engine::{Observer, Outcome, Quiet, Run, RunDir, StepStats};
+pub use gan_task::{load_dataset, GanTask, SavedRun, Trainer};
 pub use guard::{GuardConfig, Signal};
 pub use penalty::{PenaltyConfig, PenaltyKind};
 pub use periodic_eval::EvalConfig;
 pub use presets::Preset;
 pub use step::{GanState, RealBatch, StepLosses};
-pub use trainer::{load_dataset, Observer, Quiet, SavedRun, StepStats, Trainer};

@@ -32,6 +32,12 @@ pub struct StepLosses {
     pub d_fake: f64,
 }
 
+impl From<&StepLosses> for super::guard::GuardInput {
+    fn from(l: &StepLosses) -> Self {
+        Self { d_loss: l.d_loss, g_loss: l.g_loss, d_real: l.d_real, d_fake: l.d_fake }
+    }
+}
+
 impl StepLosses {
     pub fn is_finite(&self) -> bool {
         self.d_loss.is_finite() && self.g_loss.is_finite()
@@ -167,12 +173,8 @@ impl GanState {
     pub fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
         let ema = self.ema.as_ref().map(|e| ("gen_ema", &e.params));
         for (prefix, store) in [("gen", &self.gan.gen_params), ("disc", &self.gan.disc_params)].into_iter().chain(ema) {
-            for (name, var) in store.all() {
-                // Any NaN or Inf makes the sum NaN or Inf (so does an f32 overflow of the sum,
-                // at weights around 1e35, which are diverged anyway).
-                if !scalar(&var.as_tensor().sum_all()?)?.is_finite() {
-                    return Ok(Some(format!("{prefix}.{name}")));
-                }
+            if let Some(name) = store.first_non_finite()? {
+                return Ok(Some(format!("{prefix}.{name}")));
             }
         }
         Ok(None)

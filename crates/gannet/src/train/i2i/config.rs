@@ -6,6 +6,7 @@
 use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::train::config::OptimConfig;
+use crate::train::guard::GuardConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -62,6 +63,31 @@ pub struct I2iConfig {
     pub schedule: I2iSchedule,
     pub optim: OptimConfig,
     pub output: I2iOutput,
+    /// The divergence guard (as in `gannet train`).
+    #[serde(default)]
+    pub guard: GuardConfig,
+    /// Scores of held-out examples during training.
+    #[serde(default)]
+    pub eval: I2iEvalConfig,
+}
+
+/// `[eval]`: every `every` steps (and at the last step) the held-out examples are translated and
+/// scored into `metrics_eval.csv`: L1, PSNR and SSIM against their targets (pix2pix,
+/// super-resolution), or the FID of the translations against held-out domain-B images
+/// (CycleGAN; Inception-v3, about a second per image on a CPU, so keep `count` small).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct I2iEvalConfig {
+    /// Evaluate every N steps (and at the last step); 0 turns it off.
+    pub every: u64,
+    /// Held-out examples scored (at most all of them).
+    pub count: usize,
+}
+
+impl Default for I2iEvalConfig {
+    fn default() -> Self {
+        Self { every: 0, count: 64 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +224,8 @@ impl I2iConfig {
             schedule: I2iSchedule::default(),
             optim: OptimConfig::default(),
             output: I2iOutput { dir: PathBuf::from(format!("runs/{task}")), ..Default::default() },
+            guard: GuardConfig::default(),
+            eval: I2iEvalConfig::default(),
         };
         match task {
             Task::Pix2pix => {}
@@ -241,6 +269,10 @@ impl I2iConfig {
     /// Rejects settings that cannot run, naming the setting.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Config(m));
+        self.guard.validate()?;
+        if self.eval.every > 0 && self.eval.count < 2 {
+            return bad(format!("eval.count must be at least 2 when eval.every > 0, got {}", self.eval.count));
+        }
         if self.data.a.is_empty() {
             return bad("data.a (--a) is not set: the folder of input images".into());
         }

@@ -6,21 +6,19 @@
 //!   generator, PatchGAN).
 //! - [`step`]: one generator and one discriminator update per task.
 //! - [`pool`]: CycleGAN's history pool of generated images.
-//! - [`trainer`]: the loop, comparison grids, checkpoints and resume.
-//! - [`log`]: `metrics.csv` and `losses.svg`.
+//! - [`task`]: the engine's task (data, grids, checkpoints, evaluation) and [`I2iTrainer`].
 //! - [`presets`]: the tried configurations (`gannet train-i2i --preset NAME`).
 //! - [`eval`]: L1 / PSNR / SSIM against targets, the identity and bicubic baselines, FID.
 
 pub mod config;
 pub mod eval;
-pub mod log;
 pub mod nets;
 pub mod pool;
 pub mod presets;
 pub mod step;
-pub mod trainer;
+pub mod task;
 
-pub use config::{I2iConfig, Task};
+pub use config::{I2iConfig, I2iEvalConfig, Task};
 pub use nets::{Direction, I2iNets};
 pub use step::{downscale, I2iLosses, I2iState};
-pub use trainer::{comparison_grid, HeldOut, I2iTrainer, SavedI2i, KIND_I2I};
+pub use task::{comparison_grid, HeldOut, I2iTask, I2iTrainer, SavedI2i, KIND_I2I};

@@ -11,6 +11,10 @@
 use super::config::{I2iConfig, PixelLoss, Task};
 use super::nets::{I2iNets, Nets};
 use super::pool::ImagePool;
+use crate::models::patchgan::PatchGan;
+use crate::models::resnet_translator::ResnetTranslator;
+use crate::models::srgan::SrGenerator;
+use crate::models::unet::UnetGenerator;
 use crate::models::Translator;
 use crate::nn;
 use crate::ops::avg_pool2x;
@@ -29,6 +33,8 @@ pub struct I2iLosses {
     /// Mean D logit on real and on generated images.
     pub d_real: f64,
     pub d_fake: f64,
+    /// The factor on both base learning rates at this step (the linear decay).
+    pub lr_factor: f64,
 }
 
 /// Networks, optimisers and pools: everything a step changes.
@@ -75,90 +81,108 @@ impl I2iState {
         self.opt_gen.set_lr(self.cfg.optim.gen.lr * f);
         self.opt_disc.set_lr(self.cfg.optim.disc.lr * f);
         let need_b = || b.ok_or_else(|| crate::Error::Msg(format!("{} needs a batch of both domains", self.cfg.task)));
-        match self.cfg.task {
-            Task::Pix2pix => self.pix2pix(a, need_b()?),
-            Task::Cyclegan => self.cyclegan(step, a, need_b()?),
-            Task::Superres => self.superres(a),
-        }
+        let up = Update { cfg: &self.cfg, opt_gen: &mut self.opt_gen, opt_disc: &mut self.opt_disc };
+        let losses = match &self.nets.nets {
+            Nets::Pix2pix { g, d } => pix2pix(up, g, d, a, need_b()?),
+            Nets::Cyclegan { g_ab, g_ba, d_a, d_b } => cyclegan(up, [g_ab, g_ba], [d_a, d_b], [&mut self.pool_a, &mut self.pool_b], step, a, need_b()?),
+            Nets::Superres { g, d } => superres(up, g, d, a),
+        }?;
+        Ok(I2iLosses { lr_factor: f, ..losses })
     }
+}
 
-    fn pix2pix(&mut self, a: &Tensor, b: &Tensor) -> crate::Result<I2iLosses> {
-        let Nets::Pix2pix { g, d } = &self.nets.nets else { unreachable!("built for pix2pix") };
-        let loss = self.cfg.loss;
-        let fake = g.forward(a)?;
-        let real_logits = d.forward_pair(a, b)?;
-        let fake_logits = d.forward_pair(a, &fake.detach())?;
-        let d_loss = (loss.d_loss(&real_logits, &fake_logits)? * 0.5)?;
-        self.opt_disc.step(&d_loss.backward()?)?;
-        // D's weights as constants in G's update, as in the GAN step (nn::frozen).
-        let g_adv = loss.g_loss(&nn::frozen(|| d.forward_pair(a, &fake))?)?;
-        let g_l1 = l1(&fake, b)?;
-        let w = &self.cfg.weights;
-        let g_total = ((&g_adv * w.adversarial)? + (&g_l1 * w.l1)?)?;
-        self.opt_gen.step(&g_total.backward()?)?;
-        Ok(I2iLosses {
-            d_loss: scalar(&d_loss)?,
-            g_adv: scalar(&g_adv)?,
-            g_pixel: scalar(&g_l1)?,
-            d_real: scalar(&real_logits.mean_all()?)?,
-            d_fake: scalar(&fake_logits.mean_all()?)?,
-        })
-    }
+/// What a step updates besides the networks: the optimisers, under the run's config.
+struct Update<'a> {
+    cfg: &'a I2iConfig,
+    opt_gen: &'a mut Adam,
+    opt_disc: &'a mut Adam,
+}
 
-    fn cyclegan(&mut self, step: u64, a: &Tensor, b: &Tensor) -> crate::Result<I2iLosses> {
-        let Nets::Cyclegan { g_ab, g_ba, d_a, d_b } = &self.nets.nets else { unreachable!("built for cyclegan") };
-        let (loss, w) = (self.cfg.loss, &self.cfg.weights);
-        let fake_b = g_ab.forward(a)?;
-        let fake_a = g_ba.forward(b)?;
-        let cycle = (l1(&g_ba.forward(&fake_b)?, a)? + l1(&g_ab.forward(&fake_a)?, b)?)?;
-        let g_adv = (loss.g_loss(&nn::frozen(|| d_b.forward(&fake_b))?)? + loss.g_loss(&nn::frozen(|| d_a.forward(&fake_a))?)?)?;
-        let mut g_total = ((&g_adv * w.adversarial)? + (&cycle * w.cycle)?)?;
-        let mut pixel = cycle;
-        if w.identity > 0.0 {
-            let idt = (l1(&g_ab.forward(b)?, b)? + l1(&g_ba.forward(a)?, a)?)?;
-            g_total = (g_total + (&idt * (w.cycle * w.identity))?)?;
-            pixel = (pixel + idt)?;
-        }
-        self.opt_gen.step(&g_total.backward()?)?;
-        let seed = self.cfg.seed;
-        let pooled_b = self.pool_b.query(&fake_b, seed, step, 0)?;
-        let pooled_a = self.pool_a.query(&fake_a, seed, step, 1)?;
-        let (real_a, fake_a_logits) = (d_a.forward(a)?, d_a.forward(&pooled_a)?);
-        let (real_b, fake_b_logits) = (d_b.forward(b)?, d_b.forward(&pooled_b)?);
-        let d_loss = (loss.d_loss(&real_a, &fake_a_logits)? + loss.d_loss(&real_b, &fake_b_logits)?)?;
-        self.opt_disc.step(&d_loss.backward()?)?;
-        let mean2 = |x: &Tensor, y: &Tensor| -> crate::Result<f64> { Ok((scalar(&x.mean_all()?)? + scalar(&y.mean_all()?)?) / 2.0) };
-        Ok(I2iLosses {
-            d_loss: scalar(&d_loss)?,
-            g_adv: scalar(&g_adv)?,
-            g_pixel: scalar(&pixel)?,
-            d_real: mean2(&real_a, &real_b)?,
-            d_fake: mean2(&fake_a_logits, &fake_b_logits)?,
-        })
-    }
+fn pix2pix(up: Update, g: &UnetGenerator, d: &PatchGan, a: &Tensor, b: &Tensor) -> crate::Result<I2iLosses> {
+    let loss = up.cfg.loss;
+    let fake = g.forward(a)?;
+    let real_logits = d.forward_pair(a, b)?;
+    let fake_logits = d.forward_pair(a, &fake.detach())?;
+    let d_loss = (loss.d_loss(&real_logits, &fake_logits)? * 0.5)?;
+    up.opt_disc.step(&d_loss.backward()?)?;
+    // D's weights as constants in G's update, as in the GAN step (nn::frozen).
+    let g_adv = loss.g_loss(&nn::frozen(|| d.forward_pair(a, &fake))?)?;
+    let g_l1 = l1(&fake, b)?;
+    let w = &up.cfg.weights;
+    let g_total = ((&g_adv * w.adversarial)? + (&g_l1 * w.l1)?)?;
+    up.opt_gen.step(&g_total.backward()?)?;
+    Ok(I2iLosses {
+        d_loss: scalar(&d_loss)?,
+        g_adv: scalar(&g_adv)?,
+        g_pixel: scalar(&g_l1)?,
+        d_real: scalar(&real_logits.mean_all()?)?,
+        d_fake: scalar(&fake_logits.mean_all()?)?,
+        lr_factor: 1.0,
+    })
+}
 
-    fn superres(&mut self, hr: &Tensor) -> crate::Result<I2iLosses> {
-        let Nets::Superres { g, d } = &self.nets.nets else { unreachable!("built for superres") };
-        let (loss, w) = (self.cfg.loss, &self.cfg.weights);
-        let lr_images = downscale(hr, self.cfg.model.scale)?;
-        let sr = g.forward(&lr_images)?;
-        let real_logits = d.forward(hr)?;
-        let fake_logits = d.forward(&sr.detach())?;
-        let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
-        self.opt_disc.step(&d_loss.backward()?)?;
-        let pixel = match w.pixel {
-            PixelLoss::L1 => l1(&sr, hr)?,
-            PixelLoss::Mse => (&sr - hr)?.sqr()?.mean_all()?,
-        };
-        let g_adv = loss.g_loss(&nn::frozen(|| d.forward(&sr))?)?;
-        let g_total = (&pixel + (&g_adv * w.adversarial)?)?;
-        self.opt_gen.step(&g_total.backward()?)?;
-        Ok(I2iLosses {
-            d_loss: scalar(&d_loss)?,
-            g_adv: scalar(&g_adv)?,
-            g_pixel: scalar(&pixel)?,
-            d_real: scalar(&real_logits.mean_all()?)?,
-            d_fake: scalar(&fake_logits.mean_all()?)?,
-        })
+/// CycleGAN's update: generators A->B and B->A, discriminators of A and B, pools of A and B.
+fn cyclegan(
+    up: Update,
+    [g_ab, g_ba]: [&ResnetTranslator; 2],
+    [d_a, d_b]: [&PatchGan; 2],
+    [pool_a, pool_b]: [&mut ImagePool; 2],
+    step: u64,
+    a: &Tensor,
+    b: &Tensor,
+) -> crate::Result<I2iLosses> {
+    let (loss, w) = (up.cfg.loss, &up.cfg.weights);
+    let fake_b = g_ab.forward(a)?;
+    let fake_a = g_ba.forward(b)?;
+    let cycle = (l1(&g_ba.forward(&fake_b)?, a)? + l1(&g_ab.forward(&fake_a)?, b)?)?;
+    let g_adv = (loss.g_loss(&nn::frozen(|| d_b.forward(&fake_b))?)? + loss.g_loss(&nn::frozen(|| d_a.forward(&fake_a))?)?)?;
+    let mut g_total = ((&g_adv * w.adversarial)? + (&cycle * w.cycle)?)?;
+    let mut pixel = cycle;
+    if w.identity > 0.0 {
+        let idt = (l1(&g_ab.forward(b)?, b)? + l1(&g_ba.forward(a)?, a)?)?;
+        g_total = (g_total + (&idt * (w.cycle * w.identity))?)?;
+        pixel = (pixel + idt)?;
     }
+    up.opt_gen.step(&g_total.backward()?)?;
+    let seed = up.cfg.seed;
+    let pooled_b = pool_b.query(&fake_b, seed, step, 0)?;
+    let pooled_a = pool_a.query(&fake_a, seed, step, 1)?;
+    let (real_a, fake_a_logits) = (d_a.forward(a)?, d_a.forward(&pooled_a)?);
+    let (real_b, fake_b_logits) = (d_b.forward(b)?, d_b.forward(&pooled_b)?);
+    let d_loss = (loss.d_loss(&real_a, &fake_a_logits)? + loss.d_loss(&real_b, &fake_b_logits)?)?;
+    up.opt_disc.step(&d_loss.backward()?)?;
+    let mean2 = |x: &Tensor, y: &Tensor| -> crate::Result<f64> { Ok((scalar(&x.mean_all()?)? + scalar(&y.mean_all()?)?) / 2.0) };
+    Ok(I2iLosses {
+        d_loss: scalar(&d_loss)?,
+        g_adv: scalar(&g_adv)?,
+        g_pixel: scalar(&pixel)?,
+        d_real: mean2(&real_a, &real_b)?,
+        d_fake: mean2(&fake_a_logits, &fake_b_logits)?,
+        lr_factor: 1.0,
+    })
+}
+
+fn superres(up: Update, g: &SrGenerator, d: &PatchGan, hr: &Tensor) -> crate::Result<I2iLosses> {
+    let (loss, w) = (up.cfg.loss, &up.cfg.weights);
+    let lr_images = downscale(hr, up.cfg.model.scale)?;
+    let sr = g.forward(&lr_images)?;
+    let real_logits = d.forward(hr)?;
+    let fake_logits = d.forward(&sr.detach())?;
+    let d_loss = loss.d_loss(&real_logits, &fake_logits)?;
+    up.opt_disc.step(&d_loss.backward()?)?;
+    let pixel = match w.pixel {
+        PixelLoss::L1 => l1(&sr, hr)?,
+        PixelLoss::Mse => (&sr - hr)?.sqr()?.mean_all()?,
+    };
+    let g_adv = loss.g_loss(&nn::frozen(|| d.forward(&sr))?)?;
+    let g_total = (&pixel + (&g_adv * w.adversarial)?)?;
+    up.opt_gen.step(&g_total.backward()?)?;
+    Ok(I2iLosses {
+        d_loss: scalar(&d_loss)?,
+        g_adv: scalar(&g_adv)?,
+        g_pixel: scalar(&pixel)?,
+        d_real: scalar(&real_logits.mean_all()?)?,
+        d_fake: scalar(&fake_logits.mean_all()?)?,
+        lr_factor: 1.0,
+    })
 }
