@@ -66,6 +66,10 @@ pub struct TrainI2iArgs {
     /// Write a checkpoint every N steps.
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Score held-out examples every N steps (and at the end) into metrics_eval.csv: L1, PSNR
+    /// and SSIM against targets (pix2pix, superres) or FID (cyclegan); 0 turns it off.
+    #[arg(long)]
+    eval_every: Option<u64>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -82,6 +86,9 @@ impl TrainI2iArgs {
         }
         if let Some(v) = self.checkpoint_every {
             cfg.output.checkpoint_every = v;
+        }
+        if let Some(v) = self.eval_every {
+            cfg.eval.every = v;
         }
         if let Some(v) = &self.device {
             cfg.device = v.clone();

@@ -3,7 +3,7 @@
 //! - [`Toy::Ring8`]: 8 Gaussians evenly spaced on a circle of radius 2, std 0.02;
 //! - [`Toy::Grid25`]: 25 Gaussians on a 5x5 grid with spacing 2 in [-4, 4]^2, std 0.05.
 //!
-//! [`crate::train::toy::train_toy`] trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
+//! `train::toy::train_toy` trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
 //! a small self-contained loop (one D step, one G step), fully deterministic given the seed:
 //! weights come from [`crate::rng::Stream::Init`], real points from `Stream::Shuffle`, latents
 //! from `Stream::Latent`, and the evaluation latents from `Stream::Sample`.
@@ -12,7 +12,7 @@
 //! 3 std of its nearest mode; a mode is *covered* if at least `min_count` high-quality samples
 //! have it as their nearest mode.
 //!
-//! The default [`crate::train::toy::ToyConfig`]: 3x128 MLPs, latent 2, non-saturating loss, batch 256, Adam lr 1e-3
+//! The default `train::toy::ToyConfig`: 3x128 MLPs, latent 2, non-saturating loss, batch 256, Adam lr 1e-3
 //! (beta1 0.5) held for 60% of 3000 steps, then a cosine decay to 1e-4; batch norm in G's hidden
 //! layers (as the PacGAN/VEEGAN benchmark generators) and samples from an EMA copy of G (decay
 //! 0.99). Measured with seed 0 (`tests/mode_coverage.rs`): Ring8 8/8 modes, 84.1% high quality;

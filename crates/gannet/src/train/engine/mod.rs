@@ -157,8 +157,10 @@ pub struct Run<T: Task> {
     device: Device,
     step: u64,
     run: RunDir,
-    /// Held for the whole run: a second process cannot train into the same folder.
-    _lock: RunLock,
+    /// The folder's lock: taken when the run is made, kept while it trains, given up when
+    /// [`Run::run`] returns (the run is over; inspecting it writes nothing) and taken again by
+    /// any later call that writes.
+    lock: Option<RunLock>,
     run_id: String,
     log: MetricsLog<T::Losses>,
     eval: Option<EvalLog>,
@@ -233,7 +235,7 @@ impl<T: Task> Run<T> {
             device,
             step: meta.step,
             run,
-            _lock: lock,
+            lock: Some(lock),
             run_id,
             log,
             eval,
@@ -269,6 +271,7 @@ impl<T: Task> Run<T> {
 
     /// One step; an error naming the last good checkpoint when the divergence guard trips.
     pub fn train_step(&mut self) -> crate::Result<StepStats> {
+        self.hold_lock()?;
         let (stats, signal) = self.guarded_step()?;
         match signal {
             Some(s) => Err(self.divergence_error(&s)),
@@ -293,6 +296,21 @@ impl<T: Task> Run<T> {
     /// checkpoints on their intervals. When `stop` becomes true, saves a checkpoint and returns
     /// [`Outcome::Stopped`].
     pub fn run(&mut self, observer: &mut dyn Observer, stop: &AtomicBool) -> crate::Result<Outcome> {
+        self.hold_lock()?;
+        let outcome = self.train_to_end(observer, stop);
+        self.lock = None;
+        outcome
+    }
+
+    /// Takes the folder's lock again if it was given up.
+    fn hold_lock(&mut self) -> crate::Result<()> {
+        if self.lock.is_none() {
+            self.lock = Some(self.run.lock()?);
+        }
+        Ok(())
+    }
+
+    fn train_to_end(&mut self, observer: &mut dyn Observer, stop: &AtomicBool) -> crate::Result<Outcome> {
         let total = self.cfg.schedule().steps;
         observer.on_start(self.step, total);
         while self.step < total {
@@ -358,6 +376,7 @@ impl<T: Task> Run<T> {
 
     /// Writes the sample grid of this step (and `samples/latest.png`) and redraws the loss chart.
     pub fn write_samples(&mut self) -> crate::Result<PathBuf> {
+        self.hold_lock()?;
         let grid = self.task.sample_grid(self.step)?;
         let path = self.run.sample_grid(self.step);
         crate::image_io::save_png(&grid, &path)?;
@@ -369,6 +388,7 @@ impl<T: Task> Run<T> {
     /// Writes `checkpoints/latest.safetensors` atomically; returns its path. Refuses to write
     /// weights holding a NaN or Inf, so the file on disk stays the last good one.
     pub fn save_checkpoint(&mut self) -> crate::Result<PathBuf> {
+        self.hold_lock()?;
         if let Some(t) = self.task.non_finite_tensor()? {
             return Err(crate::Error::Msg(format!(
                 "not saving a checkpoint at step {}: tensor {t} is not finite; {} is left as it was",

@@ -85,7 +85,8 @@ impl RunDir {
         Ok((run, lock))
     }
 
-    fn lock(&self) -> crate::Result<RunLock> {
+    /// Locks the folder for this process, or says which process holds it.
+    pub fn lock(&self) -> crate::Result<RunLock> {
         let path = self.root.join(".lock");
         let mut file = std::fs::OpenOptions::new()
             .read(true)
