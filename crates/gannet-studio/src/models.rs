@@ -9,7 +9,7 @@ use crate::catalog::{Entry, Source};
 use crate::error::{ApiError, ApiResult};
 use gannet::candle_core::Device;
 use gannet::models::Generator;
-use gannet::train::SavedRun;
+use gannet::saved::SavedRun;
 use image::DynamicImage;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -65,7 +65,7 @@ pub trait ImageToImage {
 /// A->B, or super-resolution), or answers `None` when it is not one (then it is read as a GAN
 /// training checkpoint).
 pub fn load_image_to_image(path: &Path, device: &Device) -> Option<gannet::Result<Box<dyn ImageToImage>>> {
-    if gannet::checkpoint::kind(path).as_deref() != Some(gannet::train::i2i::KIND_I2I) {
+    if gannet::checkpoint::kind(path).as_deref() != Some(gannet::saved::KIND_I2I) {
         return None;
     }
     Some(I2iModel::load(path, device).map(|m| Box::new(m) as Box<dyn ImageToImage>))
@@ -73,7 +73,7 @@ pub fn load_image_to_image(path: &Path, device: &Device) -> Option<gannet::Resul
 
 /// A `train-i2i` checkpoint's A->B generator, as `gannet translate` / `gannet upscale` run it.
 struct I2iModel {
-    nets: gannet::train::i2i::I2iNets,
+    nets: gannet::saved::I2iNets,
     task: gannet::train::i2i::Task,
     step: u64,
     /// The generator's input side (the training resolution; a quarter of it for 4x upscaling).
@@ -85,7 +85,8 @@ struct I2iModel {
 
 impl I2iModel {
     fn load(path: &Path, device: &Device) -> gannet::Result<Self> {
-        use gannet::train::i2i::{SavedI2i, Task};
+        use gannet::saved::SavedI2i;
+        use gannet::train::i2i::Task;
         let saved = SavedI2i::load(path, device)?;
         let nets = saved.nets(device)?;
         let task = saved.config.task;
@@ -123,7 +124,7 @@ impl ImageToImage for I2iModel {
     /// the generator's input side), so any size works; the output has the model's size.
     fn translate(&self, input: &DynamicImage) -> gannet::Result<DynamicImage> {
         let x = gannet::data::folder::image_tensor(input, self.input_side, self.channels, &self.device)?;
-        let g = self.nets.generator(gannet::train::i2i::Direction::AToB)?;
+        let g = self.nets.generator(gannet::saved::Direction::AToB)?;
         let y = gannet::train::i2i::eval::translate_all(g, &x)?.clamp(-1f32, 1f32)?;
         gannet::image_io::to_images(&y)?.pop().ok_or_else(|| gannet::Error::Msg("the model gave no image".into()))
     }

@@ -2,7 +2,8 @@
 //! which needs no download). `cargo run --example evaluate -- CHECKPOINT`
 use gannet::candle_core::Device;
 use gannet::metrics::evaluate::{EvalOptions, Evaluator, Metric, Silent};
-use gannet::train::{load_dataset, SavedRun};
+use gannet::saved::SavedRun;
+use gannet::train::load_dataset;
 
 fn main() -> gannet::Result<()> {
     let ckpt = std::env::args().nth(1).expect("CHECKPOINT");

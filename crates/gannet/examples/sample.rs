@@ -1,7 +1,7 @@
 //! Draws a grid of 16 images from a trained checkpoint.
 //! `cargo run --example sample -- runs/example/checkpoints/latest.safetensors grid.png`
 use gannet::candle_core::Device;
-use gannet::{image_io, metrics::evaluate, nn::Mode, train::SavedRun};
+use gannet::{image_io, metrics::evaluate, nn::Mode, saved::SavedRun};
 
 fn main() -> gannet::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -15,6 +15,7 @@ pub mod autodiff;
 pub mod bench;
 pub mod buffer_cache;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod device;
 pub mod edit;
@@ -28,6 +29,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod saved;
 pub mod train;
 
 pub use candle_core;

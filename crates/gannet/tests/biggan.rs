@@ -11,7 +11,8 @@ use gannet::models::biggan::{orthogonal_penalty, BigganConfig, BigganGenerator, 
 use gannet::models::{self, Conditioning, Generator, ImageShape, ModelConfig};
 use gannet::nn::{Mode, ParamStore};
 use gannet::rng::{self, Stream};
-use gannet::train::{presets, Quiet, RealBatch, SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedRun;
+use gannet::train::{presets, Quiet, RealBatch, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

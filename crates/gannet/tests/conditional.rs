@@ -8,7 +8,8 @@ use gannet::candle_core::{DType, Device, Tensor, D};
 use gannet::data::{self, DataSource, LoadOptions};
 use gannet::models::{self, conditional, dcgan::DcganConfig, mlp::MlpConfig, Conditioning, ImageShape, ModelConfig};
 use gannet::nn::Mode;
-use gannet::train::{presets, Quiet, SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedRun;
+use gannet::train::{presets, Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

@@ -280,7 +280,7 @@ fn periodic_eval_writes_csv_and_plots_and_survives_resume() {
     // Resuming from the step-3 checkpoint drops rows past step 3 (as from a run that went on
     // after its last checkpoint), then appends 4 and 5.
     let ckpt = tmp.path().join("checkpoints/latest.safetensors");
-    let saved = gannet::train::SavedRun::load(&ckpt, &Device::Cpu).unwrap();
+    let saved = gannet::saved::SavedRun::load(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(saved.step, 3);
     std::fs::write(tmp.path().join("metrics_eval.csv"), format!("{csv}9,1.0,1.0,1.0,1.0\n")).unwrap();
     drop(t); // a run holds its folder's lock while it lives

@@ -4,8 +4,9 @@
 use gannet::candle_core::Device;
 use gannet::loss::GanLoss;
 use gannet::models::{dcgan::DcganConfig, mlp::MlpConfig, ModelConfig};
+use gannet::saved::SavedRun;
 use gannet::train::guard::{Guard, GuardConfig, Signal};
-use gannet::train::{Observer, Quiet, SavedRun, StepLosses, TrainConfig, Trainer};
+use gannet::train::{Observer, Quiet, StepLosses, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

@@ -9,7 +9,8 @@ use gannet::candle_core::{Device, Tensor};
 use gannet::checkpoint;
 use gannet::data::{self, Channels, DataSource, LoadOptions};
 use gannet::models::{self, dcgan::DcganConfig, ImageShape, ModelConfig};
-use gannet::train::{SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedRun;
+use gannet::train::{TrainConfig, Trainer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -91,7 +92,7 @@ fn every_numeric_setting_is_checked() {
 
 #[test]
 fn image_to_image_settings_are_checked() {
-    use gannet::train::i2i::config::{I2iConfig, Task};
+    use gannet::config::{I2iConfig, Task};
     let base = || {
         let mut c = I2iConfig::for_task(Task::Cyclegan);
         c.data.a = "a".into();

@@ -11,8 +11,9 @@ use gannet::models::{self, Discriminator, Generator, ImageShape, ModelConfig};
 use gannet::nn::equalized::{EqConv2d, EqLinear, EqOptions};
 use gannet::nn::{minibatch_std, minibatch_stddev, pixel_norm, Mode, ParamStore};
 use gannet::optim::AdamConfig;
+use gannet::saved::SavedRun;
 use gannet::train::penalty::{self, PenaltyKind};
-use gannet::train::{presets, GanState, PenaltyConfig, Quiet, RealBatch, SavedRun, TrainConfig, Trainer};
+use gannet::train::{presets, GanState, PenaltyConfig, Quiet, RealBatch, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

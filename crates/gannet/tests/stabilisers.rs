@@ -5,8 +5,9 @@ mod common;
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
+use gannet::saved::SavedRun;
 use gannet::train::penalty::{self, PenaltyKind};
-use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
+use gannet::train::{Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

@@ -4,7 +4,8 @@ mod common;
 
 use common::{resume, run};
 use gannet::models::ModelConfig;
-use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedRun;
+use gannet::train::{Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

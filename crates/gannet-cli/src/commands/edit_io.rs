@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use gannet::candle_core::{Device, Tensor};
 use gannet::metrics::evaluate;
 use gannet::models::Generator;
-use gannet::train::SavedRun;
+use gannet::saved::SavedRun;
 use std::path::PathBuf;
 
 /// Where the edited images come from: a checkpoint's generator on a device.

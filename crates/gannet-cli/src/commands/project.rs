@@ -91,7 +91,7 @@ fn dataset_targets(source: &str, count: usize, shape: gannet::models::ImageShape
 
 fn write_outputs(
     args: &ProjectArgs,
-    saved: &gannet::train::SavedRun,
+    saved: &gannet::saved::SavedRun,
     targets: &Tensor,
     result: &project::Projection,
     names: &[String],

@@ -4,7 +4,7 @@ use clap::Args;
 use gannet::image_io;
 use gannet::metrics::evaluate;
 use gannet::rng::{self, Stream};
-use gannet::train::SavedRun;
+use gannet::saved::SavedRun;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

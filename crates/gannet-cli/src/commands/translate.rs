@@ -7,7 +7,8 @@ use clap::Args;
 use gannet::candle_core::Tensor;
 use gannet::data::{load_paired, load_unpaired, Split};
 use gannet::metrics::FidInception;
-use gannet::train::i2i::{eval, Direction, SavedI2i, Task};
+use gannet::saved::{Direction, SavedI2i};
+use gannet::train::i2i::{eval, Task};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gannet::data::{load_unpaired, Split};
 use gannet::image_io::resize_bicubic;
-use gannet::train::i2i::{downscale, eval, SavedI2i, Task};
+use gannet::saved::SavedI2i;
+use gannet::train::i2i::{downscale, eval, Task};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -52,7 +53,7 @@ pub fn run(args: UpscaleArgs) -> Result<()> {
     let cfg = &saved.config;
     anyhow::ensure!(cfg.task == Task::Superres, "{} is a {} model: use `gannet translate`", args.checkpoint.display(), cfg.task);
     let nets = saved.nets(&device).with_context(|| format!("loading {}", args.checkpoint.display()))?;
-    let g = nets.generator(gannet::train::i2i::Direction::AToB)?;
+    let g = nets.generator(gannet::saved::Direction::AToB)?;
     let scale = cfg.model.scale;
     // (low-res inputs, originals when known, names)
     let (inputs, targets, names) = match &args.input {

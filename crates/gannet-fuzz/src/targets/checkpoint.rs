@@ -17,8 +17,10 @@ use gannet::candle_core::{DType, Device, Tensor};
 use gannet::checkpoint;
 use gannet::models::Generator;
 use gannet::nn::Mode;
-use gannet::train::i2i::{I2iConfig, I2iTrainer, SavedI2i};
-use gannet::train::{SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedI2i;
+use gannet::saved::SavedRun;
+use gannet::train::i2i::{I2iConfig, I2iTrainer};
+use gannet::train::{TrainConfig, Trainer};
 use gannet_studio::catalog::Source;
 use gannet_studio::models::StudioModel;
 use std::collections::BTreeMap;
@@ -155,7 +157,7 @@ impl Target for Checkpoint {
             Err(e) => out.push(format!("studio: {}", e.message.lines().next().unwrap_or(""))),
         }
         // G and D as a resumed run builds them.
-        if kind.as_deref() == Some(gannet::train::i2i::KIND_I2I) {
+        if kind.as_deref() == Some(gannet::saved::KIND_I2I) {
             out.push(outcome("i2i nets", &SavedI2i::load(&path, &dev).and_then(|s| s.nets(&dev).map(|_| ()))));
         } else {
             out.push(outcome("saved run gan", &SavedRun::load(&path, &dev).and_then(|s| s.gan(&dev).map(|_| ()))));

@@ -1,4 +1,5 @@
-//! Training: the run configuration, the engine that runs every task, and the tasks.
+//! Training: the engine that runs every task, and the tasks. Their settings are in
+//! [`crate::config`]; loading a trained model to use it is [`crate::saved`].
 //!
 //! - [`engine`]: [`Run`], the one training loop (run folder, logs, grids, checkpoints, the
 //!   divergence guard, periodic evaluation, stopping), generic over a [`engine::Task`].
@@ -9,26 +10,22 @@
 
 pub mod ada;
 pub mod augment;
-pub mod config;
 pub mod ema;
 pub mod engine;
 pub mod gan_task;
 pub mod guard;
 pub mod i2i;
 pub mod penalty;
-pub mod periodic_eval;
 pub mod presets;
 pub mod step;
 pub mod toy;
 
-pub use ada::{AdaConfig, AdaState};
-pub use augment::AugmentPolicy;
-pub use config::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
+pub use crate::config::{
+    AdaConfig, AdaState, AugmentPolicy, DataConfig, EvalConfig, GuardConfig, OptimConfig, OutputConfig, PenaltyConfig, PenaltyKind, ScheduleConfig, TrainConfig,
+};
 pub use ema::Ema;
 pub use engine::{Observer, Outcome, Quiet, Run, RunDir, StepStats};
-pub use gan_task::{load_dataset, GanTask, SavedRun, Trainer};
-pub use guard::{GuardConfig, Signal};
-pub use penalty::{PenaltyConfig, PenaltyKind};
-pub use periodic_eval::EvalConfig;
+pub use gan_task::{load_dataset, GanTask, Trainer};
+pub use guard::Signal;
 pub use presets::Preset;
 pub use step::{GanState, RealBatch, StepLosses};

@@ -6,7 +6,7 @@
 //! [`crate::data::data_root`], the shared data folder. The README lists the presets with the
 //! results of their runs.
 
-use super::config::TrainConfig;
+use crate::config::TrainConfig;
 
 /// One preset: its name, a one-line summary, and its TOML.
 #[derive(Debug, Clone, Copy)]
@@ -62,28 +62,8 @@ impl Preset {
         let mut base: toml::Table = toml::from_str(&self.resolved_toml()).map_err(ctx)?;
         if let Some(text) = overrides {
             let over: toml::Table = toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))?;
-            merge(&mut base, over);
+            crate::config::merge(&mut base, over);
         }
         TrainConfig::from_toml_str(&toml::to_string(&base).expect("a table serialises")).map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
-    }
-}
-
-/// Lays `over` onto `base`, table by table. A `[model]` table naming another `arch` replaces the
-/// preset's model table whole, since the architectures' settings differ.
-pub fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (key, value) in over {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
-                let other_arch = key == "model" && o.get("arch").is_some_and(|a| Some(a) != b.get("arch"));
-                if other_arch {
-                    *b = o;
-                } else {
-                    merge(b, o);
-                }
-            }
-            (_, v) => {
-                base.insert(key, v);
-            }
-        }
     }
 }

@@ -8,9 +8,9 @@
 
 use super::ada::{self, AdaState};
 use super::augment::{self, Role};
-use super::config::TrainConfig;
 use super::ema::Ema;
 use super::penalty::{self, PenaltyKind};
+use crate::config::TrainConfig;
 use crate::models::{self, Gan, Generator, ImageShape};
 use crate::nn::{self, Mode};
 use crate::optim::Adam;

@@ -4,7 +4,8 @@
 
 use gannet::candle_core::Device;
 use gannet::models::{dcgan::DcganConfig, ModelConfig};
-use gannet::train::{Quiet, SavedRun, TrainConfig, Trainer};
+use gannet::saved::SavedRun;
+use gannet::train::{Quiet, TrainConfig, Trainer};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

@@ -15,12 +15,12 @@
 
 pub mod eval_log;
 pub mod log;
-pub mod record;
+pub mod resume;
 pub mod run_dir;
 
+pub use crate::checkpoint::record::{Record, RunMeta};
 pub use eval_log::EvalLog;
 pub use log::MetricsLog;
-pub use record::{Record, RunMeta};
 pub use run_dir::{RunDir, RunLock};
 
 use super::guard::{Guard, GuardConfig, GuardInput, Signal};
@@ -178,7 +178,7 @@ impl<T: Task> Run<T> {
     pub fn new(cfg: T::Config) -> crate::Result<Self> {
         cfg.validate()?;
         let (run, lock) = RunDir::create_fresh(&cfg.schedule().dir)?;
-        Self::build(cfg, run, lock, None, record::new_run_id())
+        Self::build(cfg, run, lock, None, resume::new_run_id())
     }
 
     /// Continues the run saved in `checkpoint`. `adjust` applies what the user asked for
@@ -200,7 +200,7 @@ impl<T: Task> Run<T> {
         let mut cfg = before.clone();
         adjust(&mut cfg)?;
         cfg.validate()?;
-        record::check_fixed(&before, &cfg, T::Config::FIXED_ON_RESUME)?;
+        resume::check_fixed(&before, &cfg, T::Config::FIXED_ON_RESUME)?;
         let steps = cfg.schedule().steps;
         if steps <= saved.run.step {
             return Err(crate::Error::Config(format!(
@@ -401,7 +401,7 @@ impl<T: Task> Run<T> {
         let meta =
             RunMeta { step: self.step, elapsed_s: self.elapsed(), run_id: self.run_id.clone(), rollbacks: self.rollbacks, guard_streaks: self.guard.streaks() };
         let path = self.run.latest_checkpoint();
-        Record::write(&path, T::KIND, &self.cfg.to_toml(), &meta, &saved)?;
+        Record::write(&path, T::KIND, &self.cfg.to_toml(), &meta, &saved.tensors, &saved.meta)?;
         self.last_good = Some((self.step, path.clone()));
         Ok(path)
     }

@@ -3,7 +3,7 @@
 //! defaults; `${GANNET_DATA}` stands for [`crate::data::data_root`]. A `--config` file and flags
 //! override a preset.
 
-use super::config::I2iConfig;
+use crate::config::I2iConfig;
 
 #[derive(Debug, Clone, Copy)]
 pub struct I2iPreset {
@@ -40,7 +40,7 @@ impl I2iPreset {
             .map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))?;
         if let Some(text) = overrides {
             let over: toml::Table = toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))?;
-            crate::train::presets::merge(&mut table, over);
+            crate::config::merge(&mut table, over);
         }
         I2iConfig::from_toml_over_defaults(&toml::to_string(&table).expect("a table serialises"), None)
             .map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))

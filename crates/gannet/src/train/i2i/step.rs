@@ -8,9 +8,8 @@
 //! - Super-resolution: D on high-res images vs G(downscaled), then G on the pixel loss +
 //!   `adversarial` * the adversarial loss.
 
-use super::config::{I2iConfig, PixelLoss, Task};
-use super::nets::{I2iNets, Nets};
 use super::pool::ImagePool;
+use crate::config::i2i::{I2iConfig, PixelLoss, Task};
 use crate::models::patchgan::PatchGan;
 use crate::models::resnet_translator::ResnetTranslator;
 use crate::models::srgan::SrGenerator;
@@ -19,6 +18,7 @@ use crate::models::Translator;
 use crate::nn;
 use crate::ops::avg_pool2x;
 use crate::optim::Adam;
+use crate::saved::{I2iNets, Nets};
 use candle_core::{Device, Tensor};
 
 /// What one step measured (means over the batch).

@@ -3,23 +3,19 @@
 //! checkpoints. Data order depends only on (seed, step) and the pools are saved, so a resumed
 //! run repeats the unbroken one exactly.
 
-use super::config::{I2iConfig, Task};
-use super::nets::{Direction, I2iNets};
 use super::step::{downscale, I2iLosses, I2iState};
 use crate::checkpoint;
+use crate::config::{I2iConfig, Task};
 use crate::data::{load_paired, load_unpaired, BatchLoader, Dataset, Split};
 use crate::metrics::FidInception;
 use crate::rng::{self, Stream};
+use crate::saved::{self, i2i::KIND_I2I, Direction, I2iNets};
 use crate::train::engine::{self, Losses, Record, Run, RunDir, Saved, Schedule, TaskConfig};
 use crate::train::guard::GuardInput;
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The checkpoint kind of `gannet train-i2i` runs.
-pub const KIND_I2I: &str = "i2i";
 
 /// An image-to-image training run (`gannet train-i2i`).
 pub type I2iTrainer = Run<I2iTask>;
@@ -73,13 +69,6 @@ impl TaskConfig for I2iConfig {
     fn from_toml(text: &str) -> crate::Result<Self> {
         I2iConfig::from_toml_str(text)
     }
-}
-
-/// What an image-to-image checkpoint keeps besides tensors and the run's record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct I2iMeta {
-    /// Channels of one image.
-    channels: usize,
 }
 
 /// The training data: one loader of paired (channel-stacked) or single images, and for CycleGAN a
@@ -251,7 +240,7 @@ impl engine::Task for I2iTask {
                 tensors.insert(name.to_string(), t);
             }
         }
-        let meta = I2iMeta { channels: self.loaders.channels };
+        let meta = saved::i2i::I2iMeta { channels: self.loaders.channels };
         Ok(Saved { tensors, meta: serde_json::to_value(meta).expect("plain struct") })
     }
 
@@ -321,14 +310,8 @@ impl Run<I2iTask> {
     }
 }
 
-fn load_weights(tensors: &BTreeMap<String, Tensor>, nets: &I2iNets) -> crate::Result<()> {
-    let on = |e: crate::Error| crate::Error::Msg(format!("checkpoint does not fit the model: {e}"));
-    nets.gen_params.load(&checkpoint::strip_prefix("gen", tensors)).map_err(on)?;
-    nets.disc_params.load(&checkpoint::strip_prefix("disc", tensors)).map_err(on)
-}
-
 fn restore(tensors: &BTreeMap<String, Tensor>, state: &mut I2iState) -> crate::Result<()> {
-    load_weights(tensors, &state.nets)?;
+    saved::i2i::load_weights(tensors, &state.nets)?;
     state.opt_gen.load_state(&checkpoint::strip_prefix("opt_gen", tensors))?;
     state.opt_disc.load_state(&checkpoint::strip_prefix("opt_disc", tensors))?;
     state.pool_a.load(tensors.get("pool_a"))?;
@@ -347,16 +330,6 @@ pub fn comparison_grid(cfg: &I2iConfig, inputs: &Tensor, outputs: &Tensor, targe
     crate::image_io::comparison_grid(&cols, 4, 2)
 }
 
-/// An image-to-image checkpoint read back.
-pub struct SavedI2i {
-    pub config: I2iConfig,
-    pub step: u64,
-    pub elapsed_s: f64,
-    /// Channels of one image.
-    pub channels: usize,
-    pub tensors: BTreeMap<String, Tensor>,
-}
-
 /// Refuses a batch whose training step could not fit in memory, before any of it is allocated.
 /// An estimate from the widest feature maps: every generator and discriminator layer keeps about
 /// `g_channels` maps at the full resolution, forward values and gradients, for two domains.
@@ -370,26 +343,4 @@ fn check_step_memory(cfg: &I2iConfig) -> crate::Result<()> {
         &format!("a training step of {} images at {r}x{r}", cfg.schedule.batch_size),
         "lower schedule.batch_size, model.g_channels or data.resolution",
     )
-}
-
-impl SavedI2i {
-    pub fn load(path: &Path, device: &Device) -> crate::Result<Self> {
-        let record = Record::read(path, KIND_I2I, "gannet train-i2i", device)?;
-        let err = |m: String| crate::Error::checkpoint(path, m);
-        let config = I2iConfig::from_toml_str(&record.config).map_err(|e| err(e.to_string()))?;
-        // Checksummed but not trusted: a crafted config must not size the networks.
-        config.validate().map_err(|e| err(format!("its saved config is not valid: {e}")))?;
-        let meta: I2iMeta = record.task_meta(path)?;
-        if !matches!(meta.channels, 1 | 3) {
-            return Err(err(format!("bad channels in metadata: {} (gannet makes 1 or 3)", meta.channels)));
-        }
-        Ok(Self { config, step: record.run.step, elapsed_s: record.run.elapsed_s, channels: meta.channels, tensors: record.tensors })
-    }
-
-    /// The networks with the saved weights, on `device` (for translating).
-    pub fn nets(&self, device: &Device) -> crate::Result<I2iNets> {
-        let nets = I2iNets::build(&self.config, self.channels, device)?;
-        load_weights(&self.tensors, &nets)?;
-        Ok(nets)
-    }
 }

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
+pub mod record;
+
 /// Version written by this build; files with a larger number are refused.
 pub const FORMAT_VERSION: u32 = 1;
 const KEY_FORMAT: &str = "gannet_format";

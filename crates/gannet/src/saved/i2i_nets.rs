@@ -1,7 +1,7 @@
 //! The networks of each task, built from an [`I2iConfig`]: generators in one parameter store
 //! (`gen.*` in checkpoints; CycleGAN's two under `ab.` and `ba.`), discriminators in another.
 
-use super::config::{I2iConfig, Task};
+use crate::config::{I2iConfig, Task};
 use crate::models::patchgan::{PatchGan, PatchGanConfig};
 use crate::models::resnet_translator::{ResnetTranslator, ResnetTranslatorConfig};
 use crate::models::srgan::{SrConfig, SrGenerator};

@@ -2,7 +2,7 @@
 //! the last step, the sampling generator (the EMA one when kept) makes `eval.count` images from a
 //! fixed latent batch; they are scored against the training data with
 //! [`crate::metrics::evaluate`], one row is appended to `metrics_eval.csv`
-//! ([`super::engine::EvalLog`]), and each metric is
+//! (`train::engine::EvalLog`), and each metric is
 //! drawn against step in `eval_METRIC.svg`. Off by default (`every = 0`). The default metric,
 //! classifier FID with 1000 images, costs about a second on a CPU; Inception metrics (fid, kid,
 //! pr) cost about a second per image there, so keep `count` small with them.

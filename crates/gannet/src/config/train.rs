@@ -1,11 +1,7 @@
 //! The run configuration, read from TOML and overridden by command-line flags.
 //! Every field has a default, so an empty file (or none) is a valid DCGAN-on-digits run.
 
-use super::ada::AdaConfig;
-use super::augment::AugmentPolicy;
-use super::guard::GuardConfig;
-use super::penalty::PenaltyConfig;
-use super::periodic_eval::EvalConfig;
+use super::{AdaConfig, AugmentPolicy, EvalConfig, GuardConfig, PenaltyConfig};
 use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
@@ -25,9 +21,9 @@ pub struct TrainConfig {
     /// `gen_ema.*` and sample grids / `gannet sample` use the shadow generator.
     pub ema_decay: f64,
     /// DiffAugment applied to every batch D sees (real and fake, D and G updates):
-    /// `"color,translation,cutout"`, any subset, or `"none"` (default). See [`super::augment`].
+    /// `"color,translation,cutout"`, any subset, or `"none"` (default). See `train::augment`.
     pub augment: AugmentPolicy,
-    /// `[ada]`: adaptive augmentation probability (off by default). See [`super::ada`].
+    /// `[ada]`: adaptive augmentation probability (off by default). See `train::ada`.
     pub ada: AdaConfig,
     pub loss: GanLoss,
     pub data: DataConfig,
@@ -36,13 +32,13 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     pub output: OutputConfig,
     /// `[penalty]`: gradient penalty on D (R1 or WGAN-GP), off by default. See
-    /// [`super::penalty`] and `docs/stabilisers.md`.
+    /// `train::penalty` and `docs/stabilisers.md`.
     pub penalty: PenaltyConfig,
     /// `[eval]`: metrics computed during training (off by default). See
-    /// [`super::periodic_eval`].
+    /// [`super::eval`].
     pub eval: EvalConfig,
     /// `[guard]`: divergence detection (NaN/Inf, collapsed D) and optional rollback. See
-    /// [`super::guard`] and `docs/stabilisers.md`.
+    /// `train::guard` and `docs/stabilisers.md`.
     pub guard: GuardConfig,
 }
 

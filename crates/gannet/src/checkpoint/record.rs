@@ -1,12 +1,12 @@
 //! The one checkpoint record every task writes and reads: a kind, the run's config (TOML), the
 //! engine's metadata ([`RunMeta`]), the task's metadata (JSON) and the tensors, in one verified
-//! safetensors file ([`crate::checkpoint`]).
+//! safetensors file (this module's parent).
 //!
 //! Metadata keys: `gannet_kind`, `config`, `run` (JSON), `task` (JSON). Checkpoints written
 //! before the record existed kept each field under a key of its own (`step`, `elapsed_s`,
 //! `guard_rollbacks`, `image_shape`, ...); [`Record::read`] still reads them.
 
-use crate::checkpoint::{self, META_KIND};
+use super::META_KIND;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,19 +46,19 @@ pub struct Record {
 
 impl Record {
     /// Writes a checkpoint of kind `kind` atomically.
-    pub fn write(path: &Path, kind: &str, config: &str, run: &RunMeta, saved: &super::Saved) -> crate::Result<()> {
+    pub fn write(path: &Path, kind: &str, config: &str, run: &RunMeta, tensors: &BTreeMap<String, Tensor>, task: &serde_json::Value) -> crate::Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert(META_KIND.to_string(), kind.to_string());
         meta.insert(META_CONFIG.to_string(), config.to_string());
         meta.insert(META_RUN.to_string(), serde_json::to_string(run).expect("plain struct"));
-        meta.insert(META_TASK.to_string(), saved.meta.to_string());
-        checkpoint::save(path, &saved.tensors, &meta)
+        meta.insert(META_TASK.to_string(), task.to_string());
+        super::save(path, tensors, &meta)
     }
 
     /// Reads and verifies the checkpoint at `path`, which must be of kind `kind` (`command`
     /// names what trains that kind, for the error).
     pub fn read(path: &Path, kind: &str, command: &str, device: &Device) -> crate::Result<Self> {
-        let (tensors, meta) = checkpoint::load(path, device)?;
+        let (tensors, meta) = super::load(path, device)?;
         Self::from_parts(path, kind, command, tensors, meta)
     }
 
@@ -116,54 +116,4 @@ fn legacy(mut meta: BTreeMap<String, String>) -> Result<(RunMeta, serde_json::Va
         })
         .collect();
     Ok((run, serde_json::Value::Object(task)))
-}
-
-/// A new run id: the time and the process, so two runs started anywhere never share one.
-pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{:x}-{:x}", nanos, std::process::id())
-}
-
-/// Refuses a resumed config that changes a setting under one of `fixed` (dotted paths), naming
-/// the setting and both values.
-pub fn check_fixed<C: Serialize>(saved: &C, asked: &C, fixed: &[&str]) -> crate::Result<()> {
-    let (a, b) = (serde_json::to_value(saved).expect("configs serialise"), serde_json::to_value(asked).expect("configs serialise"));
-    for path in fixed {
-        let (mut x, mut y) = (&a, &b);
-        for key in path.split('.') {
-            x = x.get(key).unwrap_or(&serde_json::Value::Null);
-            y = y.get(key).unwrap_or(&serde_json::Value::Null);
-        }
-        let mut diffs = Vec::new();
-        differences(path, x, y, &mut diffs);
-        if let Some((name, was, now)) = diffs.into_iter().next() {
-            return Err(crate::Error::Config(format!(
-                "a resumed run cannot change {name}: the checkpoint has {was}, this command asks for {now}. \
-                 A resumed run keeps its data, model and seed; to change them start a new run (another --out)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The leaves where `x` and `y` differ: (dotted name, value in x, value in y).
-fn differences(name: &str, x: &serde_json::Value, y: &serde_json::Value, out: &mut Vec<(String, String, String)>) {
-    use serde_json::Value;
-    match (x, y) {
-        (Value::Object(a), Value::Object(b)) if a.get("arch") == b.get("arch") => {
-            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                differences(&format!("{name}.{k}"), a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
-            }
-        }
-        _ if x != y => {
-            let show = |v: &Value| match v {
-                Value::Null => "none".to_string(),
-                Value::Object(o) if o.contains_key("arch") => format!("{} (with its settings)", o["arch"]),
-                v => v.to_string(),
-            };
-            out.push((name.to_string(), show(x), show(y)));
-        }
-        _ => {}
-    }
 }

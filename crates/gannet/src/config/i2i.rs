@@ -3,10 +3,9 @@
 //! [`I2iConfig::for_task`] gives each task's defaults; presets and `--config` files are laid
 //! over them, and the whole config is saved in every checkpoint so `--resume` continues exactly.
 
+use super::{GuardConfig, OptimConfig};
 use crate::data::Channels;
 use crate::loss::GanLoss;
-use crate::train::config::OptimConfig;
-use crate::train::guard::GuardConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -253,7 +252,7 @@ impl I2iConfig {
             None => task.ok_or_else(|| crate::Error::Config("the config names no task: set task = \"pix2pix\", \"cyclegan\" or \"superres\"".into()))?,
         };
         let mut base: toml::Table = toml::from_str(&Self::for_task(task).to_toml()).expect("defaults serialise");
-        crate::train::presets::merge(&mut base, over);
+        crate::config::merge(&mut base, over);
         toml::from_str(&toml::to_string(&base).expect("a table serialises")).map_err(|e| crate::Error::Config(e.to_string()))
     }
 
@@ -287,8 +286,8 @@ impl I2iConfig {
         }
         self.optim.gen.validate("gen")?;
         self.optim.disc.validate("disc")?;
-        if self.schedule.batch_size > crate::train::config::MAX_BATCH {
-            return bad(format!("schedule.batch_size must be at most {}, got {}", crate::train::config::MAX_BATCH, self.schedule.batch_size));
+        if self.schedule.batch_size > super::train::MAX_BATCH {
+            return bad(format!("schedule.batch_size must be at most {}, got {}", super::train::MAX_BATCH, self.schedule.batch_size));
         }
         let r = self.data.resolution;
         crate::limits::check_resolution(r, "data.resolution (--resolution)")?;
@@ -306,8 +305,8 @@ impl I2iConfig {
         if m.g_blocks > 64 {
             return bad(format!("model.g_blocks must be at most 64, got {}", m.g_blocks));
         }
-        if self.output.sample_count == 0 || self.output.sample_count > crate::train::config::MAX_GRID {
-            return bad(format!("output.sample_count must be between 1 and {}, got {}", crate::train::config::MAX_GRID, self.output.sample_count));
+        if self.output.sample_count == 0 || self.output.sample_count > super::train::MAX_GRID {
+            return bad(format!("output.sample_count must be between 1 and {}, got {}", super::train::MAX_GRID, self.output.sample_count));
         }
         // Each stride-2 layer halves the size; the stride-1 conv and the head take 1 pixel each
         // off, and instance norm needs at least 2x2.
