@@ -1,6 +1,7 @@
 //! `gannet`: train generative adversarial networks and use them, from the command line.
 //! The work is done by the `gannet` library; this crate only parses flags and reports progress.
 
+mod bench;
 mod commands;
 mod progress;
 

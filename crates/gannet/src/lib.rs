@@ -12,7 +12,6 @@
 //! - [`limits`]: the memory budget and the bounds on sizes read from configs and files.
 
 pub mod autodiff;
-pub mod bench;
 pub mod buffer_cache;
 pub mod checkpoint;
 pub mod config;

@@ -1,6 +1,6 @@
+use crate::bench::{self, BenchOptions, Workload};
 use anyhow::Result;
 use clap::Args;
-use gannet::bench::{self, BenchOptions, Workload};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Benchmarks (DCGAN, nz 100, ngf = ndf = 64, 3 channels, synthetic data):\n  \

@@ -1,7 +1,7 @@
 //! Throughput benchmarks (`gannet bench`): DCGAN train steps and generation on synthetic data.
 //!
 //! - `train64` / `train32`: one training step at batch 64 — one D update (real + fake) and one G
-//!   update — exactly [`crate::train::GanState::step`], the code [`crate::train::Trainer`]
+//!   update — exactly [`gannet::train::GanState::step`], the code [`gannet::train::Trainer`]
 //!   runs, with Adam and the non-saturating loss (the DCGAN recipe, no EMA or penalty). Data are random images, which
 //!   does not change the work done.
 //! - `gen64`: a 64x64 generator forward pass at batch 256 in eval mode.
@@ -15,13 +15,13 @@
 //! backward (real, detached fake, fake for G's loss: 9 D). BatchNorm, activations and Adam are not
 //! counted (they are a few percent of the FLOPs).
 
-use crate::loss::GanLoss;
-use crate::models::dcgan::DcganConfig;
-use crate::models::{ImageShape, ModelConfig};
-use crate::nn::Mode;
-use crate::rng::{self, Stream};
-use crate::train::{GanState, RealBatch, TrainConfig};
-use candle_core::{Device, Tensor};
+use gannet::candle_core::{self, Device, Tensor};
+use gannet::loss::GanLoss;
+use gannet::models::dcgan::DcganConfig;
+use gannet::models::{ImageShape, ModelConfig};
+use gannet::nn::Mode;
+use gannet::rng::{self, Stream};
+use gannet::train::{GanState, RealBatch, TrainConfig};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -44,8 +44,8 @@ impl Workload {
         }
     }
 
-    pub fn parse(s: &str) -> crate::Result<Self> {
-        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| crate::Error::Config(format!("unknown benchmark '{s}': choose train64, train32 or gen64")))
+    pub fn parse(s: &str) -> gannet::Result<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| gannet::Error::Config(format!("unknown benchmark '{s}': choose train64, train32 or gen64")))
     }
 
     fn resolution(&self) -> usize {
@@ -158,9 +158,9 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Runs one benchmark on `device`.
-pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> crate::Result<BenchResult> {
+pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
     if opts.reps == 0 {
-        return Err(crate::Error::Config("--reps must be at least 1".into()));
+        return Err(gannet::Error::Config("--reps must be at least 1".into()));
     }
     let cfg = dcgan();
     let shape = ImageShape { channels: 3, resolution: w.resolution() };
@@ -183,10 +183,10 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> crate::Result<B
                 let images = rng::rand_uniform(&mut r, &[batch, 3, shape.resolution, shape.resolution], -1.0, 1.0, device)?;
                 let mut next = Some(RealBatch { images, labels: None });
                 let t = Instant::now();
-                let out = state.step(step, |_| next.take().ok_or_else(|| crate::Error::Msg("one D step per G step".into())))?;
+                let out = state.step(step, |_| next.take().ok_or_else(|| gannet::Error::Msg("one D step per G step".into())))?;
                 let dt = t.elapsed().as_secs_f64();
                 if !out.is_finite() {
-                    return Err(crate::Error::Msg(format!("benchmark diverged at step {step}")));
+                    return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
                 }
                 if i >= opts.warmup {
                     times.push(dt);
@@ -227,7 +227,7 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> crate::Result<B
 }
 
 /// Waits for the device to finish (reads one value back).
-fn sync(t: &Tensor) -> crate::Result<()> {
+fn sync(t: &Tensor) -> gannet::Result<()> {
     let _ = t.flatten_all()?.get(0)?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
     Ok(())
 }
@@ -235,7 +235,7 @@ fn sync(t: &Tensor) -> crate::Result<()> {
 /// `{"framework": "gannet", "device": .., "threads": .., "results": [..]}` plus, for easy
 /// comparison with `scripts/pytorch_dcgan_bench.py`, `train_img_per_s` (train64) and
 /// `gen_img_per_s` (gen64) where those ran.
-pub fn results_json(results: &[BenchResult], device: &str) -> crate::Result<String> {
+pub fn results_json(results: &[BenchResult], device: &str) -> gannet::Result<String> {
     let find = |n: &str| results.iter().find(|r| r.name == n).map(|r| r.img_per_s);
     let v = serde_json::json!({
         "framework": "gannet",
@@ -246,5 +246,5 @@ pub fn results_json(results: &[BenchResult], device: &str) -> crate::Result<Stri
         "gen_img_per_s": find("gen64"),
         "results": results,
     });
-    Ok(serde_json::to_string(&v).map_err(|e| crate::Error::Msg(e.to_string()))?)
+    Ok(serde_json::to_string(&v).map_err(|e| gannet::Error::Msg(e.to_string()))?)
 }
