@@ -1,23 +1,26 @@
-use crate::progress;
+use crate::progress::TrainProgress;
 use anyhow::{Context, Result};
 use clap::Args;
-use gannet::data::{self, DataSource, Dataset, LoadOptions};
-use gannet::metrics::classifier::{Classifier, ClassifierConfig, ClassifierTraining};
-use std::path::{Path, PathBuf};
+use gannet::config::ClassifierRunConfig;
+use gannet::train::ClassifierTrainer;
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     gannet classifier --data ../shared/data/mnist --out classifier-mnist.safetensors\n  \
     gannet classifier --data ../shared/data/fashion-mnist --out fashion.safetensors --steps 3000\n  \
-    gannet classifier --data my-labelled-folder --test-data my-test-folder --out mine.safetensors\n\n\
-    The test accuracy is measured on the IDX folder's t10k split, on --test-data, or else on a\n\
-    held-out tenth of the images, and saved in the file. `gannet eval --classifier FILE` uses it.")]
+    gannet classifier --data my-labelled-folder --test-data my-test-folder --out mine.safetensors\n  \
+    gannet classifier --resume runs/classifier/checkpoints/latest.safetensors --steps 4000 --out mine.safetensors\n\n\
+    Training runs in a run folder (--run-dir: config.toml, metrics.csv, losses.svg, checkpoints/),\n\
+    so Ctrl-C saves and --resume continues. The test accuracy is measured on the IDX folder's t10k\n\
+    split, on --test-data, or else on a held-out tenth of the images, and saved in the --out file.\n\
+    `gannet eval --classifier FILE` uses it.")]
 pub struct ClassifierArgs {
     /// Labelled training images: an IDX folder (MNIST layout: train-* and t10k-* files), an
     /// IDX images file with its labels file beside it, a folder with one subfolder per class,
     /// or builtin:digits.
-    #[arg(long, short)]
-    data: String,
+    #[arg(long, short, required_unless_present = "resume")]
+    data: Option<String>,
     /// Labelled test images (same forms as --data). Default: the t10k split of an IDX folder,
     /// else a held-out tenth of --data.
     #[arg(long)]
@@ -25,89 +28,92 @@ pub struct ClassifierArgs {
     /// Where to save the trained classifier.
     #[arg(long, short, default_value = "classifier.safetensors")]
     out: PathBuf,
-    /// Training steps (batches).
-    #[arg(long, default_value_t = ClassifierTraining::default().steps)]
-    steps: usize,
-    #[arg(long, default_value_t = ClassifierTraining::default().batch_size)]
-    batch_size: usize,
-    /// Adam learning rate (decayed by a cosine to 5% of it).
-    #[arg(long, default_value_t = ClassifierTraining::default().lr)]
-    lr: f64,
-    /// Square input size (a multiple of 4).
-    #[arg(long, default_value_t = 28)]
-    resolution: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// The training run's folder [default: runs/classifier].
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue the training run saved in this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Training steps (batches) [default: 2000].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// [default: 128]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate, decayed by a cosine to 5% of it [default: 0.002].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Square input size, a multiple of 4 [default: 28].
+    #[arg(long)]
+    resolution: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Test accuracy every N steps (and at the end) into the run's metrics_eval.csv.
+    #[arg(long)]
+    eval_every: Option<u64>,
     /// cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long)]
+    device: Option<String>,
 }
 
-fn source(spec: &str) -> Result<DataSource> {
-    match spec {
-        "builtin:digits" => Ok(DataSource::BuiltinDigits),
-        s if s.starts_with("builtin:") => anyhow::bail!("unknown built-in dataset '{s}': the only one is builtin:digits"),
-        s => Ok(DataSource::Path(PathBuf::from(s))),
+impl ClassifierArgs {
+    fn apply(&self, cfg: &mut ClassifierRunConfig) {
+        if let Some(v) = &self.data {
+            cfg.data.source = v.clone();
+        }
+        if let Some(v) = &self.test_data {
+            cfg.data.test = Some(v.clone());
+        }
+        if let Some(v) = &self.run_dir {
+            cfg.output.dir = v.clone();
+        }
+        if let Some(v) = self.steps {
+            cfg.schedule.steps = v;
+        }
+        if let Some(v) = self.batch_size {
+            cfg.schedule.batch_size = v;
+        }
+        if let Some(v) = self.lr {
+            cfg.schedule.lr = v;
+        }
+        if let Some(v) = self.resolution {
+            cfg.data.resolution = v;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        if let Some(v) = self.eval_every {
+            cfg.eval_every = v;
+        }
+        if let Some(v) = &self.device {
+            cfg.device = v.clone();
+        }
     }
-}
-
-/// The t10k images file of an IDX folder, if there is one.
-fn idx_test_split(dir: &Path) -> Option<PathBuf> {
-    ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"].iter().map(|n| dir.join(n)).find(|p| p.is_file())
-}
-
-/// Training and test sets, and a description of where the test set came from.
-fn load_splits(args: &ClassifierArgs, opts: &LoadOptions) -> Result<(Dataset, Dataset, String)> {
-    let train = data::load(&source(&args.data)?, opts).with_context(|| format!("loading training data {}", args.data))?;
-    if let Some(t) = &args.test_data {
-        let test = data::load(&source(t)?, opts).with_context(|| format!("loading test data {t}"))?;
-        return Ok((train, test, t.clone()));
-    }
-    if let Some(p) = Path::new(&args.data).is_dir().then(|| idx_test_split(Path::new(&args.data))).flatten() {
-        let test = data::load(&DataSource::Path(p.clone()), opts).with_context(|| format!("loading test split {}", p.display()))?;
-        return Ok((train, test, p.display().to_string()));
-    }
-    let perm = data::epoch_permutation(train.len(), args.seed, 1_000_000);
-    let held = train.len() / 10;
-    anyhow::ensure!(held >= 1, "{}: too few images ({}) to hold out a test set; give --test-data", args.data, train.len());
-    let test = train.subset(&perm[..held]);
-    let rest = train.subset(&perm[held..]);
-    Ok((rest, test, format!("a held-out tenth of {} ({held} images)", args.data)))
 }
 
 pub fn run(args: ClassifierArgs) -> Result<()> {
-    let device = gannet::device::parse_device(&args.device)?;
-    let opts = LoadOptions::new(args.resolution, data::Channels::Auto);
-    let (train, test, test_desc) = load_splits(&args, &opts)?;
-    anyhow::ensure!(train.labels().is_some(), "{}: the images have no labels (IDX needs a labels file; folders need one subfolder per class)", args.data);
-    anyhow::ensure!(
-        test.labels().is_some() && test.num_classes() <= train.num_classes() && test.channels() == train.channels(),
-        "the test set {test_desc} must be labelled with the training set's classes and channels"
-    );
-    let cfg = ClassifierConfig { resolution: args.resolution, channels: train.channels(), classes: train.num_classes(), ..Default::default() };
-    let training = ClassifierTraining { steps: args.steps, batch_size: args.batch_size, lr: args.lr, seed: args.seed };
-    eprintln!(
-        "training a classifier on {} ({} images, {} classes, {}x{}x{}) for {} steps",
-        train.source(),
-        train.len(),
-        train.num_classes(),
-        train.channels(),
-        train.height(),
-        train.width(),
-        args.steps
-    );
-    let bar = progress::bar(args.steps as u64, "training");
-    let mut net = Classifier::train(&train, cfg, &training, &device, &mut |step, _, loss| {
-        bar.set_position(step as u64);
-        if step % 10 == 0 {
-            bar.set_message(format!("loss {loss:.4}"));
+    let stop = crate::progress::stop_on_ctrl_c()?;
+    let mut trainer = match &args.resume {
+        Some(ckpt) => ClassifierTrainer::resume(ckpt, |cfg| args.apply(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
+        None => {
+            let mut cfg = ClassifierRunConfig::default();
+            args.apply(&mut cfg);
+            ClassifierTrainer::new(cfg)?
         }
-    })?;
-    bar.finish();
-    let acc = net.accuracy(&test)?;
-    net.set_test_accuracy(acc);
+    };
+    eprintln!("training a classifier on {} for {} steps -> {}", trainer.task().describe(), trainer.config().schedule.steps, trainer.run_dir().root().display());
+    let mut progress = TrainProgress::new();
+    let result = trainer.run(&mut progress, &stop);
+    progress.finish();
+    let outcome = result?;
+    if outcome != gannet::train::Outcome::Finished {
+        // Saved and stopped: exits with status 130, exporting nothing.
+        let rd = trainer.run_dir();
+        crate::progress::finish_run(outcome, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
+    }
+    let (net, accuracy) = trainer.task().export()?;
     net.save(&args.out)?;
-    println!("test accuracy {:.2}% on {} ({} images)", acc * 100.0, test_desc, test.len());
-    eprintln!("saved {}", args.out.display());
+    println!("test accuracy {:.2}% ({})", accuracy * 100.0, trainer.task().describe());
+    eprintln!("saved {} (run folder {})", args.out.display(), trainer.run_dir().root().display());
     Ok(())
 }

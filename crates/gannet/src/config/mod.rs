@@ -4,11 +4,13 @@
 //!
 //! - [`train`]: [`TrainConfig`], a GAN run (`gannet train`): data, model, loss, schedule, output.
 //! - [`i2i`]: [`I2iConfig`], an image-to-image run (`gannet train-i2i`).
+//! - [`classifier`]: [`ClassifierRunConfig`], training the metrics' classifier (`gannet classifier`).
 //! - the stabilisers' settings: [`augment`], [`ada`], [`penalty`], [`guard`]; [`eval`], metrics
 //!   during training.
 
 pub mod ada;
 pub mod augment;
+pub mod classifier;
 pub mod eval;
 pub mod guard;
 pub mod i2i;
@@ -17,6 +19,7 @@ pub mod train;
 
 pub use ada::{AdaConfig, AdaState};
 pub use augment::AugmentPolicy;
+pub use classifier::ClassifierRunConfig;
 pub use eval::EvalConfig;
 pub use guard::GuardConfig;
 pub use i2i::{I2iConfig, I2iEvalConfig, Task};

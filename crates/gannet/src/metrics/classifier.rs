@@ -6,22 +6,20 @@
 //! Architecture (inputs in [0, 1], mapped to [-1, 1] like the GANs' images):
 //! `conv3x3(C->c1) relu maxpool2 | conv3x3(c1->c2) relu maxpool2 | linear(c2*R/4*R/4 -> hidden)
 //! relu | linear(hidden -> classes)`. The `hidden`-d activations after the first linear layer are
-//! the [`Classifier::features`]. Trained with Adam and cross-entropy, learning rate decayed by a
-//! cosine to 5% at the end. Saved as a gannet checkpoint (kind `classifier`) with the config,
+//! the [`Classifier::features`]. Trained (`train::classifier_task`, `gannet classifier`) with Adam
+//! and cross-entropy, learning rate decayed by a cosine to 5% at the end. Saved as a gannet checkpoint (kind `classifier`) with the config,
 //! class names and measured test accuracy in the metadata.
 
 use super::pool::resize_bilinear;
 use crate::checkpoint;
-use crate::data::{BatchLoader, Dataset};
+use crate::data::Dataset;
 use crate::nn::{Conv2d, Init, Linear, ParamStore};
 use crate::ops::ConvSpec;
-use crate::optim::{Adam, AdamConfig};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Checkpoint metadata keys.
 const META_KIND: &str = "gannet_kind";
@@ -52,22 +50,6 @@ impl Default for ClassifierConfig {
     /// 28x28 grey digits, 10 classes: about 105k parameters (420 KB as f32).
     fn default() -> Self {
         Self { resolution: 28, channels: 1, conv1: 16, conv2: 32, hidden: 64, classes: 10 }
-    }
-}
-
-/// Settings of [`Classifier::train`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassifierTraining {
-    pub steps: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub seed: u64,
-}
-
-impl Default for ClassifierTraining {
-    /// About 4 epochs of MNIST's 60k training images.
-    fn default() -> Self {
-        Self { steps: 2000, batch_size: 128, lr: 2e-3, seed: 0 }
     }
 }
 
@@ -219,51 +201,19 @@ impl Classifier {
         Ok(correct as f64 / dataset.len().max(1) as f64)
     }
 
-    /// Trains a classifier on the labelled `dataset` (its size and channels set the network's),
-    /// calling `progress(step, steps, loss)` after every step.
-    pub fn train(
-        dataset: &Dataset,
-        cfg: ClassifierConfig,
-        opts: &ClassifierTraining,
-        device: &Device,
-        progress: &mut dyn FnMut(usize, usize, f64),
-    ) -> Result<Self> {
-        if dataset.labels().is_none() || dataset.num_classes() < 2 {
-            return Err(Error::data(dataset.source(), "a classifier needs labelled images of at least 2 classes"));
-        }
-        if dataset.height() != cfg.resolution || dataset.channels() != cfg.channels || dataset.num_classes() != cfg.classes {
-            return Err(Error::Config(format!(
-                "classifier config {cfg:?} does not fit the data ({} classes, {}x{}x{})",
-                dataset.num_classes(),
-                dataset.channels(),
-                dataset.height(),
-                dataset.width()
-            )));
-        }
-        if opts.steps == 0 {
-            return Err(Error::Config("the classifier needs at least 1 training step (--steps)".into()));
-        }
-        let adam = AdamConfig { lr: opts.lr, beta1: 0.9, beta2: 0.999, ..AdamConfig::default() };
-        adam.validate("classifier").map_err(|_| Error::Config(format!("--lr must be a positive number, got {}", opts.lr)))?;
-        let mut net = Self::new(cfg, dataset.class_names().to_vec(), opts.seed, device)?;
-        net.trained_on = dataset.source().to_string();
-        let mut opt = Adam::new(net.params.trainable(), adam)?;
-        let mut loader = BatchLoader::new(Arc::new(dataset.clone()), opts.batch_size, opts.seed, 0)?;
-        for step in 0..opts.steps {
-            let t = step as f64 / opts.steps.max(1) as f64;
-            opt.set_lr(opts.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())));
-            let (x, labels) = loader.next_batch()?.to_tensors(device)?;
-            let labels = labels.expect("labelled dataset");
-            let (_, logits) = net.forward_m11(&x)?;
-            let loss = cross_entropy(&logits, &labels)?;
-            opt.step(&loss.backward()?)?;
-            let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !l.is_finite() {
-                return Err(Error::Msg(format!("classifier training diverged at step {step} (loss {l})")));
-            }
-            progress(step + 1, opts.steps, l);
-        }
-        Ok(net)
+    /// The weights and buffers (training updates them; `train::classifier_task`).
+    pub(crate) fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Logits of a batch already in the network's input form ([-1, 1], its size and channels).
+    pub(crate) fn logits_m11(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_m11(x)?.1)
+    }
+
+    /// Names the data the network was trained on (saved in the file).
+    pub(crate) fn set_trained_on(&mut self, source: &str) {
+        self.trained_on = source.to_string();
     }
 
     /// Records the measured test accuracy (saved with the weights).

@@ -161,10 +161,10 @@ impl engine::Task for GanTask {
 
     /// The fixed latent batch through the sampling generator (in eval mode). Conditional models
     /// get one class per row, the same latents in every row.
-    fn sample_grid(&mut self, step: u64) -> crate::Result<image::DynamicImage> {
+    fn sample_grid(&mut self, step: u64) -> crate::Result<Option<image::DynamicImage>> {
         self.state.set_step(step);
         let images = self.state.sampling_generator().forward(&self.fixed_latents, self.fixed_labels.as_ref(), Mode::Eval)?;
-        crate::image_io::grid(&images, self.grid_columns, 2)
+        crate::image_io::grid(&images, self.grid_columns, 2).map(Some)
     }
 
     fn save(&self, _step: u64) -> crate::Result<Saved> {

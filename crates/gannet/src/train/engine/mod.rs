@@ -132,8 +132,8 @@ pub trait Task: Sized {
     fn images_per_step(&self) -> usize;
     /// The first tensor of the state holding a NaN or infinity.
     fn non_finite_tensor(&self) -> crate::Result<Option<String>>;
-    /// The sample grid after `step` steps.
-    fn sample_grid(&mut self, step: u64) -> crate::Result<image::DynamicImage>;
+    /// The sample grid after `step` steps (None: the task draws none, e.g. a classifier).
+    fn sample_grid(&mut self, step: u64) -> crate::Result<Option<image::DynamicImage>>;
     /// Tensors and metadata to checkpoint after `step` steps.
     fn save(&self, step: u64) -> crate::Result<Saved>;
     /// Periodic evaluation after `step` steps: the values of [`Task::eval_columns`].
@@ -343,8 +343,9 @@ impl<T: Task> Run<T> {
             self.log.flush(self.step, self.elapsed())?;
         }
         if self.step.is_multiple_of(s.sample_every) {
-            let p = self.write_samples()?;
-            observer.on_event(&format!("step {}: samples in {}", self.step, p.display()));
+            if let Some(p) = self.write_samples()? {
+                observer.on_event(&format!("step {}: samples in {}", self.step, p.display()));
+            }
         }
         if self.step.is_multiple_of(s.checkpoint_every) {
             if self.guard.suspect() {
@@ -374,15 +375,16 @@ impl<T: Task> Run<T> {
         self.elapsed_before + self.started.elapsed().as_secs_f64()
     }
 
-    /// Writes the sample grid of this step (and `samples/latest.png`) and redraws the loss chart.
-    pub fn write_samples(&mut self) -> crate::Result<PathBuf> {
+    /// Redraws the loss chart and writes the sample grid of this step (and
+    /// `samples/latest.png`), when the task draws one; returns the grid's path.
+    pub fn write_samples(&mut self) -> crate::Result<Option<PathBuf>> {
         self.hold_lock()?;
-        let grid = self.task.sample_grid(self.step)?;
+        self.log.plot(&self.run.loss_plot())?;
+        let Some(grid) = self.task.sample_grid(self.step)? else { return Ok(None) };
         let path = self.run.sample_grid(self.step);
         crate::image_io::save_png(&grid, &path)?;
         crate::image_io::save_png(&grid, &self.run.latest_grid())?;
-        self.log.plot(&self.run.loss_plot())?;
-        Ok(path)
+        Ok(Some(path))
     }
 
     /// Writes `checkpoints/latest.safetensors` atomically; returns its path. Refuses to write

@@ -221,10 +221,10 @@ impl engine::Task for I2iTask {
     }
 
     /// The comparison grid of the held-out sample batch: input | output | target.
-    fn sample_grid(&mut self, _step: u64) -> crate::Result<image::DynamicImage> {
+    fn sample_grid(&mut self, _step: u64) -> crate::Result<Option<image::DynamicImage>> {
         let g = self.state.nets.generator(Direction::AToB)?;
         let out = g.forward(&self.held_out.inputs)?.detach();
-        comparison_grid(&self.cfg, &self.held_out.inputs, &out, self.held_out.targets.as_ref())
+        comparison_grid(&self.cfg, &self.held_out.inputs, &out, self.held_out.targets.as_ref()).map(Some)
     }
 
     /// Weights, optimiser state and CycleGAN's pools.

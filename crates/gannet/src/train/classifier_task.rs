@@ -1,0 +1,237 @@
+//! Training the metrics' image classifier ([`Classifier`]) as an engine task (`gannet
+//! classifier`): cross-entropy on batches of the labelled training set, Adam with a cosine
+//! decay, test accuracy as periodic evaluation, resumable checkpoints. [`ClassifierTask::export`]
+//! gives the trained network with its measured test accuracy, ready to save as a classifier file.
+
+use super::engine::{self, Losses, Record, Run, RunDir, Saved, Schedule, TaskConfig};
+use super::guard::GuardInput;
+use crate::checkpoint;
+use crate::config::{ClassifierRunConfig, GuardConfig};
+use crate::data::{self, BatchLoader, Channels, DataSource, Dataset, LoadOptions};
+use crate::metrics::classifier::{cross_entropy, Classifier, ClassifierConfig};
+use crate::optim::{Adam, AdamConfig};
+use candle_core::{DType, Device, D};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The checkpoint kind of classifier training runs.
+pub const KIND_CLASSIFIER_RUN: &str = "classifier-run";
+
+/// A classifier training run (`gannet classifier`).
+pub type ClassifierTrainer = Run<ClassifierTask>;
+
+/// Cross-entropy and accuracy on one training batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassLosses {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+impl Losses for ClassLosses {
+    const COLUMNS: &'static [&'static str] = &["loss", "accuracy"];
+    const PLOTTED: &'static [&'static str] = &["loss"];
+    fn values(&self) -> Vec<f64> {
+        vec![self.loss, self.accuracy]
+    }
+    /// Only a non-finite loss trips the guard (there is no adversarial game to collapse).
+    fn guard_input(&self) -> GuardInput {
+        GuardInput { d_loss: self.loss, g_loss: 0.0, d_real: 0.0, d_fake: 0.0 }
+    }
+    fn summary(&self) -> String {
+        format!("loss {:.4} | batch accuracy {:.1}%", self.loss, self.accuracy * 100.0)
+    }
+}
+
+impl TaskConfig for ClassifierRunConfig {
+    const FIXED_ON_RESUME: &'static [&'static str] = &["data", "model", "seed", "schedule.batch_size"];
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            dir: self.output.dir.clone(),
+            steps: self.schedule.steps,
+            log_every: self.output.log_every,
+            sample_every: u64::MAX,
+            checkpoint_every: self.output.checkpoint_every,
+            eval_every: self.eval_every,
+            // A well-trained classifier's loss goes to ~0: only NaN/Inf is a divergence here.
+            guard: GuardConfig { collapse_steps: 0, ..GuardConfig::default() },
+            loss: crate::loss::GanLoss::NonSaturating,
+        }
+    }
+    fn validate(&self) -> crate::Result<()> {
+        ClassifierRunConfig::validate(self)
+    }
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn scale_learning_rates(&mut self, factor: f64) {
+        self.schedule.lr *= factor;
+    }
+    fn learning_rates(&self) -> (f64, f64) {
+        (self.schedule.lr, self.schedule.lr)
+    }
+    fn to_toml(&self) -> String {
+        ClassifierRunConfig::to_toml(self)
+    }
+    fn from_toml(text: &str) -> crate::Result<Self> {
+        ClassifierRunConfig::from_toml_str(text)
+    }
+}
+
+/// The network, its optimiser and the training and test sets.
+pub struct ClassifierTask {
+    cfg: ClassifierRunConfig,
+    net: Classifier,
+    opt: Adam,
+    loader: BatchLoader,
+    device: Device,
+    test: Dataset,
+    test_source: String,
+    /// The training set in a few words.
+    train_desc: String,
+}
+
+impl engine::Task for ClassifierTask {
+    type Config = ClassifierRunConfig;
+    type Losses = ClassLosses;
+    const KIND: &'static str = KIND_CLASSIFIER_RUN;
+    const COMMAND: &'static str = "gannet classifier";
+
+    fn build(cfg: &ClassifierRunConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
+        let (train, test, test_source) = load_splits(cfg)?;
+        let net_cfg = ClassifierConfig {
+            resolution: cfg.data.resolution,
+            channels: train.channels(),
+            conv1: cfg.model.conv1,
+            conv2: cfg.model.conv2,
+            hidden: cfg.model.hidden,
+            classes: train.num_classes(),
+        };
+        let mut net = Classifier::new(net_cfg, train.class_names().to_vec(), cfg.seed, device)?;
+        net.set_trained_on(train.source());
+        let adam = AdamConfig { lr: cfg.schedule.lr, beta1: 0.9, beta2: 0.999, ..AdamConfig::default() };
+        let mut opt = Adam::new(net.params().trainable(), adam)?;
+        let step = match saved {
+            Some(r) => {
+                let fit = |e: crate::Error| crate::Error::Msg(format!("checkpoint does not fit the classifier: {e}"));
+                net.params().load(&checkpoint::strip_prefix("net", &r.tensors)).map_err(fit)?;
+                opt.load_state(&checkpoint::strip_prefix("opt", &r.tensors))?;
+                r.run.step
+            }
+            None => 0,
+        };
+        let train_desc =
+            format!("{} ({} images, {} classes, {}x{}x{})", train.source(), train.len(), train.num_classes(), train.channels(), train.height(), train.width());
+        let loader = BatchLoader::new(Arc::new(train), cfg.schedule.batch_size, cfg.seed, step)?;
+        Ok(Self { cfg: cfg.clone(), net, opt, loader, device: device.clone(), test, test_source, train_desc })
+    }
+
+    fn step(&mut self, step: u64) -> crate::Result<ClassLosses> {
+        self.opt.set_lr(self.cfg.lr_at(step));
+        let (x, labels) = self.loader.next_batch()?.to_tensors(&self.device)?;
+        let labels = labels.ok_or_else(|| crate::Error::Msg("the training batch has no labels".into()))?;
+        let logits = self.net.logits_m11(&x)?;
+        let loss = cross_entropy(&logits, &labels)?;
+        self.opt.step(&loss.backward()?)?;
+        let right = logits.argmax(D::Minus1)?.eq(&labels)?.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()?;
+        Ok(ClassLosses { loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, accuracy: right })
+    }
+
+    fn images_per_step(&self) -> usize {
+        self.cfg.schedule.batch_size
+    }
+
+    fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
+        Ok(self.net.params().first_non_finite()?.map(|n| format!("net.{n}")))
+    }
+
+    fn sample_grid(&mut self, _step: u64) -> crate::Result<Option<image::DynamicImage>> {
+        Ok(None)
+    }
+
+    fn save(&self, _step: u64) -> crate::Result<Saved> {
+        let mut tensors = BTreeMap::new();
+        tensors.extend(checkpoint::prefixed("net", self.net.params().tensors()));
+        tensors.extend(checkpoint::prefixed("opt", self.opt.state()));
+        Ok(Saved { tensors, meta: serde_json::json!({ "class_names": self.net.class_names() }) })
+    }
+
+    fn evaluate(&mut self, _step: u64) -> crate::Result<Vec<f64>> {
+        Ok(vec![self.net.accuracy(&self.test)?])
+    }
+
+    fn eval_columns(&self) -> Vec<(String, Vec<String>)> {
+        vec![("accuracy".into(), vec!["test_accuracy".into()])]
+    }
+
+    fn eval_note(&self) -> String {
+        format!(" (on {}, {} images)", self.test_source, self.test.len())
+    }
+}
+
+impl ClassifierTask {
+    /// The training set's size and classes, and where the test set came from.
+    pub fn describe(&self) -> String {
+        format!("{}; test set {} ({} images)", self.train_desc, self.test_source, self.test.len())
+    }
+
+    /// The trained network with its test accuracy measured now, ready to save as a classifier
+    /// file; also returns the accuracy.
+    pub fn export(&self) -> crate::Result<(Classifier, f64)> {
+        let accuracy = self.net.accuracy(&self.test)?;
+        let mut net = Classifier::new(self.net.config().clone(), self.net.class_names().to_vec(), self.cfg.seed, &self.device)?;
+        net.params().load(&self.net.params().tensors())?;
+        net.set_trained_on(self.net.trained_on());
+        net.set_test_accuracy(accuracy);
+        Ok((net, accuracy))
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.net
+    }
+}
+
+fn source(spec: &str) -> crate::Result<DataSource> {
+    match spec {
+        "builtin:digits" => Ok(DataSource::BuiltinDigits),
+        s if s.starts_with("builtin:") => Err(crate::Error::Config(format!("unknown built-in dataset '{s}': the only one is builtin:digits"))),
+        s => Ok(DataSource::Path(PathBuf::from(s))),
+    }
+}
+
+/// The t10k images file of an IDX folder, if there is one.
+fn idx_test_split(dir: &Path) -> Option<PathBuf> {
+    ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"].iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
+/// Training and test sets, and where the test set came from: `data.test`, else the t10k split
+/// of an IDX folder, else a held-out tenth of the training images (drawn from the seed).
+fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, String)> {
+    let opts = LoadOptions::new(cfg.data.resolution, Channels::Auto);
+    let spec = &cfg.data.source;
+    let train = data::load(&source(spec)?, &opts)?;
+    if train.labels().is_none() || train.num_classes() < 2 {
+        return Err(crate::Error::data(
+            train.source(),
+            "a classifier needs labelled images of at least 2 classes (IDX needs a labels file; folders need one subfolder per class)",
+        ));
+    }
+    let (train, test, desc) = if let Some(t) = &cfg.data.test {
+        (train, data::load(&source(t)?, &opts)?, t.clone())
+    } else if let Some(p) = Path::new(spec).is_dir().then(|| idx_test_split(Path::new(spec))).flatten() {
+        let test = data::load(&DataSource::Path(p.clone()), &opts)?;
+        (train, test, p.display().to_string())
+    } else {
+        let perm = data::epoch_permutation(train.len(), cfg.seed, 1_000_000);
+        let held = train.len() / 10;
+        if held == 0 {
+            return Err(crate::Error::data(train.source(), format!("too few images ({}) to hold out a test set; give data.test (--test-data)", train.len())));
+        }
+        let (test, rest) = (train.subset(&perm[..held]), train.subset(&perm[held..]));
+        (rest, test, format!("a held-out tenth of {spec}"))
+    };
+    if test.labels().is_none() || test.num_classes() > train.num_classes() || test.channels() != train.channels() {
+        return Err(crate::Error::data(test.source(), format!("the test set {desc} must be labelled with the training set's classes and channels")));
+    }
+    Ok((train, test, desc))
+}
