@@ -3,8 +3,11 @@
 //! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test mode_coverage -- --nocapture`).
 
 use gannet::candle_core::Device;
+use gannet::config::ToyConfig;
 use gannet::metrics::mode_coverage::{coverage, Toy};
-use gannet::train::toy::{evaluate, ToyConfig};
+use gannet::train::toy::{evaluate, ToyTrainer};
+use gannet::train::Quiet;
+use std::sync::atomic::AtomicBool;
 
 fn env_cfg() -> ToyConfig {
     let mut c = ToyConfig::default();
@@ -76,6 +79,8 @@ fn ring8_covered() {
         cfg.seed = 2;
     }
     let t = std::time::Instant::now();
+    let run = tempfile::tempdir().unwrap();
+    cfg.dir = run.path().to_path_buf();
     let ring = evaluate(Toy::Ring8, &cfg, &Device::Cpu).unwrap();
     eprintln!("ring8: {ring:?} in {:?}", t.elapsed());
     // Measured (seed 2, default config): 8/8 modes, 83.7% high quality, ~50 s of CPU time.
@@ -86,11 +91,44 @@ fn ring8_covered() {
 /// The goal: at least 23 of the 25 grid modes.
 #[test]
 fn grid25_covered() {
-    let cfg = env_cfg();
+    let mut cfg = env_cfg();
+    let run = tempfile::tempdir().unwrap();
+    cfg.dir = run.path().to_path_buf();
     let t = std::time::Instant::now();
     let grid = evaluate(Toy::Grid25, &cfg, &Device::Cpu).unwrap();
     eprintln!("grid25: {grid:?} in {:?}", t.elapsed());
     // Measured (seed 0, default config): 23/25 modes, 58.0% high quality, ~60 s of CPU time.
     assert!(grid.modes_covered >= 23, "{grid:?}");
     assert!(grid.high_quality > 0.5, "{grid:?}");
+}
+
+#[test]
+fn toy_runs_write_a_run_folder_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = |dir: &str| ToyConfig {
+        dir: tmp.path().join(dir),
+        steps: 40,
+        batch: 64,
+        hidden: 16,
+        sample_every: 20,
+        checkpoint_every: 20,
+        eval_every: 20,
+        eval_samples: 200,
+        ..ToyConfig::default()
+    };
+    let mut unbroken = ToyTrainer::new(cfg("a")).unwrap();
+    unbroken.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    let rd = unbroken.run_dir();
+    for p in [rd.metrics_csv(), rd.sample_grid(20), rd.sample_grid(40), rd.metrics_eval_csv(), rd.latest_checkpoint()] {
+        assert!(p.exists(), "{} missing", p.display());
+    }
+    let mut first = ToyTrainer::new(cfg("b")).unwrap();
+    for _ in 0..20 {
+        first.train_step().unwrap();
+    }
+    let ckpt = first.save_checkpoint().unwrap();
+    drop(first);
+    let mut resumed = ToyTrainer::resume(&ckpt, |_| {}).unwrap();
+    resumed.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!(unbroken.task().points().unwrap(), resumed.task().points().unwrap(), "20 + 20 steps must equal 40 unbroken steps");
 }

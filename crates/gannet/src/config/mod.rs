@@ -5,6 +5,7 @@
 //! - [`train`]: [`TrainConfig`], a GAN run (`gannet train`): data, model, loss, schedule, output.
 //! - [`i2i`]: [`I2iConfig`], an image-to-image run (`gannet train-i2i`).
 //! - [`classifier`]: [`ClassifierRunConfig`], training the metrics' classifier (`gannet classifier`).
+//! - [`toy`]: [`ToyConfig`], the 2-D mode-coverage benchmark runs.
 //! - the stabilisers' settings: [`augment`], [`ada`], [`penalty`], [`guard`]; [`eval`], metrics
 //!   during training.
 
@@ -15,6 +16,7 @@ pub mod eval;
 pub mod guard;
 pub mod i2i;
 pub mod penalty;
+pub mod toy;
 pub mod train;
 
 pub use ada::{AdaConfig, AdaState};
@@ -24,6 +26,7 @@ pub use eval::EvalConfig;
 pub use guard::GuardConfig;
 pub use i2i::{I2iConfig, I2iEvalConfig, Task};
 pub use penalty::{PenaltyConfig, PenaltyKind};
+pub use toy::ToyConfig;
 pub use train::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 
 /// Lays `over` onto `base`, table by table. A `[model]` table naming another `arch` replaces the

@@ -3,7 +3,7 @@
 //! - [`Toy::Ring8`]: 8 Gaussians evenly spaced on a circle of radius 2, std 0.02;
 //! - [`Toy::Grid25`]: 25 Gaussians on a 5x5 grid with spacing 2 in [-4, 4]^2, std 0.05.
 //!
-//! `train::toy::train_toy` trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
+//! `train::toy` trains the MLP GAN ([`crate::models::mlp`], no output tanh) on one of them with
 //! a small self-contained loop (one D step, one G step), fully deterministic given the seed:
 //! weights come from [`crate::rng::Stream::Init`], real points from `Stream::Shuffle`, latents
 //! from `Stream::Latent`, and the evaluation latents from `Stream::Sample`.
@@ -37,7 +37,8 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// A 2-D mixture-of-Gaussians benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Toy {
     Ring8,
     Grid25,
