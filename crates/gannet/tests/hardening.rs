@@ -150,7 +150,9 @@ fn crafted_checkpoint_metadata_cannot_size_a_huge_model() {
     assert!(e.contains("model.latent_dim") && e.contains("huge.safetensors"), "{e}");
 
     let (_, tensors, mut meta) = tiny_checkpoint(&dir.path().join("2"));
-    meta.insert("image_shape".into(), r#"{"channels":3,"resolution":1000000}"#.into());
+    let mut task: serde_json::Value = serde_json::from_str(&meta["task"]).unwrap();
+    task["image_shape"]["resolution"] = 1_000_000.into();
+    meta.insert("task".into(), task.to_string());
     checkpoint::save(&bad, &tensors, &meta).unwrap();
     assert!(err(SavedRun::load(&bad, &Device::Cpu)).contains("resolution"));
 }

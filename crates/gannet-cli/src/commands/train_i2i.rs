@@ -66,6 +66,12 @@ pub struct TrainI2iArgs {
     /// Write a checkpoint every N steps.
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Generator learning rate (may be changed on --resume, e.g. after a divergence).
+    #[arg(long)]
+    lr_g: Option<f64>,
+    /// Discriminator learning rate (may be changed on --resume).
+    #[arg(long)]
+    lr_d: Option<f64>,
     /// Score held-out examples every N steps (and at the end) into metrics_eval.csv: L1, PSNR
     /// and SSIM against targets (pix2pix, superres) or FID (cyclegan); 0 turns it off.
     #[arg(long)]
@@ -89,6 +95,12 @@ impl TrainI2iArgs {
         }
         if let Some(v) = self.eval_every {
             cfg.eval.every = v;
+        }
+        if let Some(v) = self.lr_g {
+            cfg.optim.gen.lr = v;
+        }
+        if let Some(v) = self.lr_d {
+            cfg.optim.disc.lr = v;
         }
         if let Some(v) = &self.device {
             cfg.device = v.clone();

@@ -96,6 +96,7 @@ impl engine::Task for ClassifierTask {
     type Losses = ClassLosses;
     const KIND: &'static str = KIND_CLASSIFIER_RUN;
     const COMMAND: &'static str = "gannet classifier";
+    const LOWER_LR: &'static str = "--lr ..";
 
     fn build(cfg: &ClassifierRunConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
         let (train, test, test_source) = load_splits(cfg)?;

@@ -81,6 +81,7 @@ impl engine::Task for ToyTask {
     type Losses = StepLosses;
     const KIND: &'static str = KIND_TOY;
     const COMMAND: &'static str = "train::toy";
+    const LOWER_LR: &'static str = "with a lower ToyConfig::lr";
 
     fn build(cfg: &ToyConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
         let model = ModelConfig::Mlp(cfg.mlp());

@@ -122,6 +122,8 @@ pub trait Task: Sized {
     const KIND: &'static str;
     /// The command that trains this kind (named in errors).
     const COMMAND: &'static str;
+    /// How that command lowers the learning rates (named in the divergence advice).
+    const LOWER_LR: &'static str = "--lr-g .. --lr-d ..";
 
     /// Builds the data, networks and optimisers of `cfg`, restoring `saved` when resuming.
     /// `step` is the step training starts at (0 for a fresh run).
@@ -419,15 +421,18 @@ impl<T: Task> Run<T> {
         let next = match &self.last_good {
             Some((step, path)) => format!(
                 "the last good checkpoint is {} (step {step}); continue from it with lower learning rates \
-                 ({} --resume {} --lr-g .. --lr-d ..), or set [guard] rollback = true",
+                 ({} --resume {} {}), or set [guard] rollback = true",
                 path.display(),
                 T::COMMAND,
-                path.display()
+                path.display(),
+                T::LOWER_LR
             ),
             None => format!(
                 "no checkpoint had been written yet (the first is due at step {}, output.checkpoint_every); start again \
-                 with lower learning rates, or set [guard] rollback = true",
-                self.cfg.schedule().checkpoint_every
+                 with lower learning rates ({} {}), or set [guard] rollback = true",
+                self.cfg.schedule().checkpoint_every,
+                T::COMMAND,
+                T::LOWER_LR
             ),
         };
         crate::Error::Msg(format!("training diverged at step {}{exhausted}: {signal}; {next}", self.step))
