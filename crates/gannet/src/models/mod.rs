@@ -5,6 +5,7 @@
 //! Conditional models (`conditional = "projection" | "acgan"`, see [`conditional`]) also take the
 //! class of every image; the number of classes comes from the dataset.
 
+pub mod arch;
 pub mod biggan;
 pub mod conditional;
 pub mod dcgan;
@@ -17,6 +18,7 @@ pub mod srgan;
 pub mod stylegan2;
 pub mod unet;
 
+pub use arch::Architecture;
 pub use conditional::Conditioning;
 
 use crate::nn::{Mode, ParamStore};
@@ -143,50 +145,42 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    pub fn latent_dim(&self) -> usize {
+    /// The architecture's own facts and builders: the one place that tells the variants apart.
+    pub fn arch(&self) -> &dyn Architecture {
         match self {
-            ModelConfig::Mlp(c) => c.latent_dim,
-            ModelConfig::Dcgan(c) => c.latent_dim,
-            ModelConfig::Resnet(c) => c.latent_dim,
-            ModelConfig::Stylegan2(c) => c.latent_dim,
-            ModelConfig::Progan(c) => c.latent_dim,
-            ModelConfig::Biggan(c) => c.latent_dim,
+            ModelConfig::Mlp(c) => c,
+            ModelConfig::Dcgan(c) => c,
+            ModelConfig::Resnet(c) => c,
+            ModelConfig::Stylegan2(c) => c,
+            ModelConfig::Progan(c) => c,
+            ModelConfig::Biggan(c) => c,
         }
+    }
+
+    fn arch_mut(&mut self) -> &mut dyn Architecture {
+        match self {
+            ModelConfig::Mlp(c) => c,
+            ModelConfig::Dcgan(c) => c,
+            ModelConfig::Resnet(c) => c,
+            ModelConfig::Stylegan2(c) => c,
+            ModelConfig::Progan(c) => c,
+            ModelConfig::Biggan(c) => c,
+        }
+    }
+
+    pub fn latent_dim(&self) -> usize {
+        self.arch().latent_dim()
     }
 
     /// Whether and how the model uses class labels.
     pub fn conditioning(&self) -> Conditioning {
-        match self {
-            ModelConfig::Mlp(c) => c.conditional,
-            ModelConfig::Dcgan(c) => c.conditional,
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) => Conditioning::None,
-            // Conditional BatchNorm in G and a projection D, always.
-            ModelConfig::Biggan(_) => Conditioning::Projection,
-        }
+        self.arch().conditioning()
     }
 
     /// Sets the conditioning (the CLI's `--conditional`); the ResNet, ProGAN and StyleGAN2 models
     /// are unconditional only, BigGAN is projection-conditional only.
     pub fn set_conditioning(&mut self, cond: Conditioning) -> crate::Result<()> {
-        match self {
-            ModelConfig::Mlp(c) => c.conditional = cond,
-            ModelConfig::Dcgan(c) => c.conditional = cond,
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) if !cond.is_conditional() => {}
-            ModelConfig::Resnet(_) | ModelConfig::Stylegan2(_) | ModelConfig::Progan(_) => {
-                return Err(crate::Error::Config(format!(
-                    "arch = \"{}\" has no conditional version yet: use arch = \"dcgan\" or \"mlp\" with conditional = \"{cond}\"",
-                    self.name()
-                )))
-            }
-            ModelConfig::Biggan(_) if cond == Conditioning::Projection => {}
-            ModelConfig::Biggan(_) => {
-                return Err(crate::Error::Config(format!(
-                    "arch = \"biggan\" is always class-conditional with a projection discriminator (conditional \
-                     BatchNorm in G): conditional = \"{cond}\" is not available, use \"projection\" or leave it out"
-                )))
-            }
-        }
-        Ok(())
+        self.arch_mut().set_conditioning(cond)
     }
 
     /// The number of classes the networks are built for: `dataset_classes` for a conditional
@@ -216,70 +210,26 @@ impl ModelConfig {
 
     /// Sets the latent width (the CLI's `--latent-dim`).
     pub fn set_latent_dim(&mut self, v: usize) {
-        match self {
-            ModelConfig::Mlp(c) => c.latent_dim = v,
-            ModelConfig::Dcgan(c) => c.latent_dim = v,
-            ModelConfig::Resnet(c) => c.latent_dim = v,
-            ModelConfig::Stylegan2(c) => c.latent_dim = v,
-            ModelConfig::Progan(c) => c.latent_dim = v,
-            ModelConfig::Biggan(c) => c.latent_dim = v,
-        }
+        self.arch_mut().set_latent_dim(v)
     }
 
     /// Sets the width of both networks (the CLI's `--channels`): base channels of the conv
     /// models, the hidden width of the MLP, the largest layer of StyleGAN2.
     pub fn set_width(&mut self, v: usize) {
-        match self {
-            ModelConfig::Mlp(c) => c.hidden = v,
-            ModelConfig::Dcgan(c) => (c.g_channels, c.d_channels) = (v, v),
-            ModelConfig::Resnet(c) => (c.g_channels, c.d_channels) = (v, v),
-            ModelConfig::Stylegan2(c) => c.max_channels = v,
-            ModelConfig::Progan(c) => c.max_channels = v,
-            ModelConfig::Biggan(c) => (c.g_channels, c.d_channels) = (v, v),
-        }
+        self.arch_mut().set_width(v)
     }
 
     /// Whether training differentiates a gradient (StyleGAN2's path-length penalty), so the
     /// process must turn on candle's second-order gradients before its first backward pass.
     pub fn needs_second_order(&self) -> bool {
-        matches!(self, ModelConfig::Stylegan2(c) if c.pl_weight > 0.0)
-    }
-
-    /// Every width and depth of the config with its setting name, for [`Self::validate_sizes`].
-    fn sizes(&self) -> Vec<(&'static str, usize, usize)> {
-        use crate::limits::MAX_WIDTH as W;
-        match self {
-            ModelConfig::Mlp(c) => vec![("model.latent_dim", c.latent_dim, W), ("model.hidden", c.hidden, W), ("model.layers", c.layers, 64)],
-            ModelConfig::Dcgan(c) => {
-                vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)]
-            }
-            ModelConfig::Resnet(c) => {
-                vec![("model.latent_dim", c.latent_dim, W), ("model.g_channels", c.g_channels, W / 16), ("model.d_channels", c.d_channels, W / 16)]
-            }
-            ModelConfig::Stylegan2(c) => vec![
-                ("model.latent_dim", c.latent_dim, W),
-                ("model.w_dim", c.w_dim, W),
-                ("model.mapping_layers", c.mapping_layers, 64),
-                ("model.channel_base", c.channel_base, W * crate::limits::MAX_RESOLUTION),
-                ("model.max_channels", c.max_channels, W),
-            ],
-            ModelConfig::Progan(c) => {
-                vec![("model.latent_dim", c.latent_dim, W), ("model.max_channels", c.max_channels, W), ("model.min_channels", c.min_channels, W)]
-            }
-            ModelConfig::Biggan(c) => vec![
-                ("model.latent_dim", c.latent_dim, W),
-                ("model.shared_dim", c.shared_dim, W),
-                ("model.g_channels", c.g_channels, W / 16),
-                ("model.d_channels", c.d_channels, W / 16),
-            ],
-        }
+        self.arch().needs_second_order()
     }
 
     /// Rejects widths and depths of 0 or beyond what any machine could hold, naming the setting
     /// (whether a size within these bounds fits this machine is [`Self::step_bytes_per_image`]'s
     /// and the parameter store's business).
     pub fn validate_sizes(&self) -> crate::Result<()> {
-        for (name, value, max) in self.sizes() {
+        for (name, value, max) in self.arch().sizes() {
             if value == 0 || value > max {
                 return Err(crate::Error::Config(format!("{name} must be between 1 and {max}, got {value}")));
             }
@@ -292,40 +242,13 @@ impl ModelConfig {
     /// architecture: sum over resolutions of channels x pixels. An estimate for refusing
     /// impossible requests before allocating, not a measurement; None on overflow.
     pub fn step_bytes_per_image(&self, shape: ImageShape) -> Option<u64> {
-        let r_max = shape.resolution as u64;
-        let channels_at = |r: u64| -> u64 {
-            match self {
-                ModelConfig::Mlp(c) => c.hidden as u64,
-                ModelConfig::Dcgan(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
-                ModelConfig::Resnet(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
-                ModelConfig::Biggan(c) => c.g_channels.max(c.d_channels) as u64 * (r_max / r).clamp(1, 16),
-                ModelConfig::Stylegan2(c) => c.channels(r as usize) as u64,
-                ModelConfig::Progan(c) => c.max_channels as u64,
-            }
-        };
-        let mut elems = shape.numel() as u64;
-        if let ModelConfig::Mlp(c) = self {
-            elems = elems.checked_add((c.hidden as u64).checked_mul(c.layers as u64 + 1)?)?;
-        } else {
-            let mut r = 4u64;
-            while r <= r_max.max(4) {
-                elems = elems.checked_add(channels_at(r).checked_mul(r * r)?)?;
-                r *= 2;
-            }
-        }
+        let elems = (shape.numel() as u64).checked_add(self.arch().activation_elems(shape.resolution as u64)?)?;
         // G and D; forward values, gradients and unfolded inputs: ~8 floats of 4 bytes each.
         elems.checked_mul(2 * 8 * 4)
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            ModelConfig::Mlp(_) => "mlp",
-            ModelConfig::Dcgan(_) => "dcgan",
-            ModelConfig::Resnet(_) => "resnet",
-            ModelConfig::Stylegan2(_) => "stylegan2",
-            ModelConfig::Progan(_) => "progan",
-            ModelConfig::Biggan(_) => "biggan",
-        }
+        self.arch().name()
     }
 }
 
@@ -348,29 +271,8 @@ pub fn build_with_classes(cfg: &ModelConfig, shape: ImageShape, classes: usize, 
     let k = cfg.classes_for(classes)?;
     let gen_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
     let disc_params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 2), device);
-    let (gen, disc): (Box<dyn Generator>, Box<dyn Discriminator>) = match cfg {
-        ModelConfig::Mlp(c) => {
-            (Box::new(mlp::MlpGenerator::new(&gen_params.root(), c, shape, k)?), Box::new(mlp::MlpDiscriminator::new(&disc_params.root(), c, shape, k)?))
-        }
-        ModelConfig::Dcgan(c) => (
-            Box::new(dcgan::DcganGenerator::new(&gen_params.root(), c, shape, k)?),
-            Box::new(dcgan::DcganDiscriminator::new(&disc_params.root(), c, shape, k)?),
-        ),
-        ModelConfig::Resnet(c) => {
-            (Box::new(resnet::ResnetGenerator::new(&gen_params.root(), c, shape)?), Box::new(resnet::ResnetDiscriminator::new(&disc_params.root(), c, shape)?))
-        }
-        ModelConfig::Stylegan2(c) => (
-            Box::new(stylegan2::Stylegan2Generator::new(&gen_params.root(), c, shape, seed)?),
-            Box::new(stylegan2::Stylegan2Discriminator::new(&disc_params.root(), c, shape)?),
-        ),
-        ModelConfig::Progan(c) => {
-            (Box::new(progan::ProganGenerator::new(&gen_params.root(), c, shape)?), Box::new(progan::ProganDiscriminator::new(&disc_params.root(), c, shape)?))
-        }
-        ModelConfig::Biggan(c) => (
-            Box::new(biggan::BigganGenerator::new(&gen_params.root(), c, shape, k)?),
-            Box::new(biggan::BigganDiscriminator::new(&disc_params.root(), c, shape, k)?),
-        ),
-    };
+    let gen = cfg.arch().generator(&gen_params, shape, k, seed)?;
+    let disc = cfg.arch().discriminator(&disc_params, shape, k)?;
     Ok(Gan { gen, disc, gen_params, disc_params })
 }
 
@@ -390,13 +292,6 @@ pub fn build_generator_with_classes(
 ) -> crate::Result<(Box<dyn Generator>, ParamStore)> {
     let k = cfg.classes_for(classes)?;
     let params = ParamStore::new(crate::rng::mix(seed, crate::rng::Stream::Init, 1), device);
-    let gen: Box<dyn Generator> = match cfg {
-        ModelConfig::Mlp(c) => Box::new(mlp::MlpGenerator::new(&params.root(), c, shape, k)?),
-        ModelConfig::Dcgan(c) => Box::new(dcgan::DcganGenerator::new(&params.root(), c, shape, k)?),
-        ModelConfig::Resnet(c) => Box::new(resnet::ResnetGenerator::new(&params.root(), c, shape)?),
-        ModelConfig::Stylegan2(c) => Box::new(stylegan2::Stylegan2Generator::new(&params.root(), c, shape, seed)?),
-        ModelConfig::Progan(c) => Box::new(progan::ProganGenerator::new(&params.root(), c, shape)?),
-        ModelConfig::Biggan(c) => Box::new(biggan::BigganGenerator::new(&params.root(), c, shape, k)?),
-    };
+    let gen = cfg.arch().generator(&params, shape, k, seed)?;
     Ok((gen, params))
 }
