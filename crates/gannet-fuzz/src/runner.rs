@@ -485,7 +485,9 @@ fn short_backtrace(bt: &str) -> String {
         let at = lines.get(i + 1).filter(|l| l.trim_start().starts_with("at "));
         i += 1 + at.is_some() as usize;
         let n = name.trim_start();
-        if !n.split(':').next().is_some_and(|k| k.trim().parse::<usize>().is_ok()) {
+        // Frame lines start with their number ("  12: name"); anything else (a header) is skipped.
+        let index = n.split(':').next().unwrap_or(n);
+        if index.trim().parse::<usize>().is_err() {
             continue;
         }
         let f = n.split_once(": ").map_or("", |x| x.1);

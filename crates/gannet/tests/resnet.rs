@@ -191,7 +191,7 @@ fn time_train_steps() {
     };
     let dc = |c| ModelConfig::Dcgan(DcganConfig { g_channels: c, d_channels: c, ..Default::default() });
     let rn = |c| ModelConfig::Resnet(ResnetConfig { g_channels: c, d_channels: c, ..Default::default() });
-    let mut states = vec![
+    let mut states = [
         ("dcgan-32", mk(dc(32), AugmentPolicy::NONE)),
         ("dcgan-32 + augment", mk(dc(32), AugmentPolicy::ALL)),
         ("resnet-32", mk(rn(32), AugmentPolicy::NONE)),

@@ -100,7 +100,7 @@ fn divergence_is_reported_with_the_last_good_checkpoint() {
     cfg.optim.disc.lr = 1e30;
     cfg.optim.gen.lr = 1e30;
     let mut t = Trainer::new(cfg).unwrap();
-    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().expect("must diverge").to_string();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).expect_err("must diverge").to_string();
     // tests/guard.rs checks the message in detail (with and without a checkpoint on disk).
     assert!(err.contains("diverged") && err.contains("checkpoint") && err.contains("rollback"), "{err}");
 }

@@ -72,6 +72,8 @@ fn fmt_row(step: u64, values: &[f64]) -> String {
 impl PeriodicEval {
     /// None when `cfg.every` is 0. Embeds the reference (training) images; keeps the CSV rows
     /// up to `up_to_step` (a resumed run drops what the checkpoint had not reached).
+    // Independent pieces of the trainer's state, passed once per run: a struct would only repeat them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &EvalConfig,
         dataset: &Dataset,
