@@ -346,8 +346,13 @@ impl Shm {
         use std::os::fd::AsRawFd;
         let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
         let len = SHM_HEADER + SHM_MAX_INPUT;
-        // SAFETY: a shared mapping of a file we own, of its full length; it stays mapped for the
-        // life of the process.
+        // Touching a mapped page past the end of the file would be a SIGBUS.
+        if f.metadata()?.len() < len as u64 {
+            return Err(std::io::Error::other(format!("shorter than {len} bytes")));
+        }
+        // SAFETY: mmap has no preconditions on its arguments (the kernel checks them; a failure is
+        // MAP_FAILED). The mapping of the file's first `len` bytes outlives the descriptor and is
+        // never unmapped (Shm has no Drop), so `ptr` stays valid for the life of the process.
         let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
@@ -355,12 +360,16 @@ impl Shm {
         Ok(Shm { ptr: ptr as *mut u8 })
     }
     fn word(&self, i: usize) -> &AtomicU64 {
-        // SAFETY: the header is 3 aligned u64 words at the start of a page-aligned mapping.
+        assert!(i < SHM_HEADER / 8, "header word {i}");
+        // SAFETY: the header is 3 u64 words (i < 3 above) at the start of a page-aligned mapping
+        // that lives as long as the process, touched only through atomics in this process (the
+        // supervisor reads the file).
         unsafe { &*(self.ptr.add(i * 8) as *const AtomicU64) }
     }
     fn begin(&self, data: &[u8]) {
         let n = data.len().min(SHM_MAX_INPUT);
-        // SAFETY: the mapping holds SHM_MAX_INPUT bytes after the header.
+        // SAFETY: the mapping holds SHM_MAX_INPUT >= n bytes after the header, and no Rust slice
+        // points into it (`data` cannot overlap it).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(SHM_HEADER), n) };
         self.word(2).store(n as u64, Ordering::SeqCst);
         self.word(1).store(1, Ordering::SeqCst);
@@ -453,7 +462,8 @@ fn on_memory_limit(msg: String) -> ! {
     if keep_going && !note_key(&format!("oom at {}", gannet_frame(&bt))) {
         eprintln!("fuzz: {msg} at {} (known)", gannet_frame(&bt));
         let _ = std::io::stderr().flush();
-        // SAFETY: see below.
+        // SAFETY: _exit has no preconditions; it skips destructors and atexit handlers, which must
+        // not run here (we are inside the allocator).
         unsafe { libc::_exit(1) }
     }
     let replaying = REPLAYING.lock().ok().and_then(|r| r.clone());
@@ -470,7 +480,8 @@ fn on_memory_limit(msg: String) -> ! {
         eprintln!("fuzz: {msg} outside an input\n{bt}");
     }
     let _ = std::io::stderr().flush();
-    // SAFETY: ends the process at once, without running destructors (we are inside the allocator).
+    // SAFETY: _exit has no preconditions; it skips destructors and atexit handlers, which must
+    // not run here (we are inside the allocator).
     unsafe { libc::_exit(1) }
 }
 
