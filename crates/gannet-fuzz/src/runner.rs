@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Header of the shared file: exec counter, in-exec flag, input length; the input follows.
@@ -421,7 +421,14 @@ fn known_keys_file() -> Option<PathBuf> {
 
 /// Records a crash location; false when it was known.
 fn note_key(key: &str) -> bool {
-    let mut k = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut k = match KNOWN.try_lock() {
+        Ok(k) => k,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        // Only the worker's main thread notes keys, so a held lock means this thread crossed a
+        // memory limit while noting one (the allocator's report calls this): report it as new
+        // rather than hang.
+        Err(TryLockError::WouldBlock) => return true,
+    };
     let set =
         k.get_or_insert_with(|| known_keys_file().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default().lines().map(str::to_string).collect());
     if !set.insert(key.to_string()) {
@@ -619,14 +626,15 @@ enum Verdict {
 
 impl Worker<'_> {
     fn exec(&mut self, data: &[u8]) -> Verdict {
+        // Nothing is allocated while CURRENT is held: the allocator's report on a crossed memory
+        // limit locks it, and on this thread that would hang. The last input goes first, so that a
+        // copy crossing the limit is not blamed on it.
         if let Ok(mut c) = CURRENT.lock() {
-            match c.as_mut() {
-                Some(cur) => {
-                    cur.2.clear();
-                    cur.2.extend_from_slice(data);
-                }
-                None => *c = Some((self.name.clone(), self.opts.crashes.clone(), data.to_vec())),
-            }
+            *c = None;
+        }
+        let current = Some((self.name.clone(), self.opts.crashes.clone(), data.to_vec()));
+        if let Ok(mut c) = CURRENT.lock() {
+            *c = current;
         }
         self.shm.begin(data);
         let t0 = Instant::now();
@@ -744,8 +752,10 @@ fn worker(opts: &Options, shm_path: &Path) -> ExitCode {
             w.shm.end();
             continue;
         }
+        // Copied before locking, as CURRENT in exec: the memory-limit report locks REPLAYING too.
+        let replaying = Some(origin.clone());
         if let Ok(mut r) = REPLAYING.lock() {
-            *r = Some(origin.clone());
+            *r = replaying;
         }
         crate::alloc::take_peak();
         let t = Instant::now();
