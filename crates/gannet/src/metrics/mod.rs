@@ -17,8 +17,9 @@
 //! evaluation during training), caching the reference features; [`eval_folder`] reads image
 //! folders for it as pytorch-fid does.
 //!
-//! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
-//! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
+//! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only),
+//! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs) and [`support`]
+//! (progress reports, the cache folder, the shared Inception weights file's name).
 
 pub mod class_accuracy;
 pub mod class_histogram;
@@ -37,6 +38,7 @@ pub mod pool;
 pub mod precision_recall;
 pub mod psnr;
 pub mod ssim;
+pub mod support;
 pub mod torch_legacy;
 
 pub use class_accuracy::ClassAccuracy;
