@@ -3,7 +3,7 @@
 //! (No test here lowers the memory budget: it is process-wide, and the other tests in this
 //! binary run in parallel. The requests below exceed any machine's memory.)
 
-mod common;
+use crate::common;
 
 use gannet::candle_core::{Device, Tensor};
 use gannet::checkpoint;

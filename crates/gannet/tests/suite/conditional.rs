@@ -1,7 +1,7 @@
 //! Class-conditional models: label dependence, projection gradients, the AC-GAN loss, tiny
 //! conditional runs that learn and resume exactly, presets, and labelled folders.
 
-mod common;
+use crate::common;
 
 use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor, D};

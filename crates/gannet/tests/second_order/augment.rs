@@ -1,7 +1,7 @@
 //! DiffAugment: each op's effect on known inputs, gradients through the ops, determinism,
 //! config parsing, and exact resume of an augmented run.
 
-mod common;
+use crate::common;
 
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
