@@ -57,13 +57,13 @@ fn check(size: usize) {
                 LIVE_LIMIT.load(Ordering::Relaxed) >> 20
             )
         };
-        match ON_LIMIT.get() {
+        // An allocator must not unwind (GlobalAlloc's contract), and reporting can panic (eprintln!
+        // on a closed pipe): a panic here ends the process like the report would have.
+        let _ = std::panic::catch_unwind(move || match ON_LIMIT.get() {
             Some(f) => f(msg),
-            None => {
-                eprintln!("{msg}");
-                std::process::abort()
-            }
-        }
+            None => eprintln!("{msg}"),
+        });
+        std::process::abort()
     }
 }
 
@@ -75,9 +75,12 @@ fn added(size: usize) {
     }
 }
 
+// SAFETY: every call goes to System with the caller's arguments unchanged; around it only counters
+// are updated, and `check` does not unwind (it may end the process).
 unsafe impl GlobalAlloc for LimitAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         check(layout.size());
+        // SAFETY: the caller's request, unchanged.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             added(layout.size());
@@ -86,6 +89,7 @@ unsafe impl GlobalAlloc for LimitAlloc {
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         check(layout.size());
+        // SAFETY: the caller's request, unchanged.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             added(layout.size());
@@ -93,6 +97,7 @@ unsafe impl GlobalAlloc for LimitAlloc {
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from System with `layout` (every block here does).
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
@@ -103,6 +108,7 @@ unsafe impl GlobalAlloc for LimitAlloc {
                 check(new_size);
             }
         }
+        // SAFETY: the caller's request, unchanged; `ptr` came from System with `layout`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);

@@ -9,7 +9,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -18,7 +18,7 @@ impl Rng {
     }
     /// Uniform in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     /// True with probability `1 / n`.
     pub fn one_in(&mut self, n: usize) -> bool {
@@ -107,7 +107,7 @@ pub fn mutate_bytes(d: &mut Vec<u8>, r: &mut Rng, other: &[u8], dict: &[Vec<u8>]
         }
         1 => {
             let i = r.below(d.len());
-            d[i] = r.next() as u8;
+            d[i] = r.next_u64() as u8;
         }
         2 => {
             let i = r.below(d.len());
@@ -189,7 +189,7 @@ pub fn mutate_bytes(d: &mut Vec<u8>, r: &mut Rng, other: &[u8], dict: &[Vec<u8>]
         }
         _ => {
             let i = r.below(d.len());
-            d[i] = r.next() as u8;
+            d[i] = r.next_u64() as u8;
         }
     }
     d.truncate(max_len);
@@ -212,8 +212,8 @@ fn insert_bytes(d: &mut Vec<u8>, r: &mut Rng, other: &[u8], dict: &[Vec<u8>]) {
             let from = r.below(other.len() - n + 1);
             other[from..from + n].to_vec()
         }
-        2 => vec![r.next() as u8; r.small_len(128)],
-        _ => (0..r.small_len(16)).map(|_| r.next() as u8).collect(),
+        2 => vec![r.next_u64() as u8; r.small_len(128)],
+        _ => (0..r.small_len(16)).map(|_| r.next_u64() as u8).collect(),
     };
     d.splice(at..at, block);
 }

@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Header of the shared file: exec counter, in-exec flag, input length; the input follows.
@@ -346,8 +346,13 @@ impl Shm {
         use std::os::fd::AsRawFd;
         let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
         let len = SHM_HEADER + SHM_MAX_INPUT;
-        // SAFETY: a shared mapping of a file we own, of its full length; it stays mapped for the
-        // life of the process.
+        // Touching a mapped page past the end of the file would be a SIGBUS.
+        if f.metadata()?.len() < len as u64 {
+            return Err(std::io::Error::other(format!("shorter than {len} bytes")));
+        }
+        // SAFETY: mmap has no preconditions on its arguments (the kernel checks them; a failure is
+        // MAP_FAILED). The mapping of the file's first `len` bytes outlives the descriptor and is
+        // never unmapped (Shm has no Drop), so `ptr` stays valid for the life of the process.
         let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
@@ -355,12 +360,16 @@ impl Shm {
         Ok(Shm { ptr: ptr as *mut u8 })
     }
     fn word(&self, i: usize) -> &AtomicU64 {
-        // SAFETY: the header is 3 aligned u64 words at the start of a page-aligned mapping.
+        assert!(i < SHM_HEADER / 8, "header word {i}");
+        // SAFETY: the header is 3 u64 words (i < 3 above) at the start of a page-aligned mapping
+        // that lives as long as the process, touched only through atomics in this process (the
+        // supervisor reads the file).
         unsafe { &*(self.ptr.add(i * 8) as *const AtomicU64) }
     }
     fn begin(&self, data: &[u8]) {
         let n = data.len().min(SHM_MAX_INPUT);
-        // SAFETY: the mapping holds SHM_MAX_INPUT bytes after the header.
+        // SAFETY: the mapping holds SHM_MAX_INPUT >= n bytes after the header, and no Rust slice
+        // points into it (`data` cannot overlap it).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(SHM_HEADER), n) };
         self.word(2).store(n as u64, Ordering::SeqCst);
         self.word(1).store(1, Ordering::SeqCst);
@@ -412,7 +421,14 @@ fn known_keys_file() -> Option<PathBuf> {
 
 /// Records a crash location; false when it was known.
 fn note_key(key: &str) -> bool {
-    let mut k = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut k = match KNOWN.try_lock() {
+        Ok(k) => k,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        // Only the worker's main thread notes keys, so a held lock means this thread crossed a
+        // memory limit while noting one (the allocator's report calls this): report it as new
+        // rather than hang.
+        Err(TryLockError::WouldBlock) => return true,
+    };
     let set =
         k.get_or_insert_with(|| known_keys_file().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default().lines().map(str::to_string).collect());
     if !set.insert(key.to_string()) {
@@ -453,7 +469,8 @@ fn on_memory_limit(msg: String) -> ! {
     if keep_going && !note_key(&format!("oom at {}", gannet_frame(&bt))) {
         eprintln!("fuzz: {msg} at {} (known)", gannet_frame(&bt));
         let _ = std::io::stderr().flush();
-        // SAFETY: see below.
+        // SAFETY: _exit has no preconditions; it skips destructors and atexit handlers, which must
+        // not run here (we are inside the allocator).
         unsafe { libc::_exit(1) }
     }
     let replaying = REPLAYING.lock().ok().and_then(|r| r.clone());
@@ -470,7 +487,8 @@ fn on_memory_limit(msg: String) -> ! {
         eprintln!("fuzz: {msg} outside an input\n{bt}");
     }
     let _ = std::io::stderr().flush();
-    // SAFETY: ends the process at once, without running destructors (we are inside the allocator).
+    // SAFETY: _exit has no preconditions; it skips destructors and atexit handlers, which must
+    // not run here (we are inside the allocator).
     unsafe { libc::_exit(1) }
 }
 
@@ -485,7 +503,9 @@ fn short_backtrace(bt: &str) -> String {
         let at = lines.get(i + 1).filter(|l| l.trim_start().starts_with("at "));
         i += 1 + at.is_some() as usize;
         let n = name.trim_start();
-        if !n.split(':').next().is_some_and(|k| k.trim().parse::<usize>().is_ok()) {
+        // Frame lines start with their number ("  12: name"); anything else (a header) is skipped.
+        let index = n.split(':').next().unwrap_or(n);
+        if index.trim().parse::<usize>().is_err() {
             continue;
         }
         let f = n.split_once(": ").map_or("", |x| x.1);
@@ -606,14 +626,15 @@ enum Verdict {
 
 impl Worker<'_> {
     fn exec(&mut self, data: &[u8]) -> Verdict {
+        // Nothing is allocated while CURRENT is held: the allocator's report on a crossed memory
+        // limit locks it, and on this thread that would hang. The last input goes first, so that a
+        // copy crossing the limit is not blamed on it.
         if let Ok(mut c) = CURRENT.lock() {
-            match c.as_mut() {
-                Some(cur) => {
-                    cur.2.clear();
-                    cur.2.extend_from_slice(data);
-                }
-                None => *c = Some((self.name.clone(), self.opts.crashes.clone(), data.to_vec())),
-            }
+            *c = None;
+        }
+        let current = Some((self.name.clone(), self.opts.crashes.clone(), data.to_vec()));
+        if let Ok(mut c) = CURRENT.lock() {
+            *c = current;
         }
         self.shm.begin(data);
         let t0 = Instant::now();
@@ -731,8 +752,10 @@ fn worker(opts: &Options, shm_path: &Path) -> ExitCode {
             w.shm.end();
             continue;
         }
+        // Copied before locking, as CURRENT in exec: the memory-limit report locks REPLAYING too.
+        let replaying = Some(origin.clone());
         if let Ok(mut r) = REPLAYING.lock() {
-            *r = Some(origin.clone());
+            *r = replaying;
         }
         crate::alloc::take_peak();
         let t = Instant::now();

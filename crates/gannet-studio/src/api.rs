@@ -17,9 +17,10 @@
 
 use crate::catalog::{Catalog, Entry};
 use crate::error::{rejected, ApiError, ApiResult};
+use crate::messages::GenerateResponse;
 use crate::models::{GanModel, StudioModel};
 use crate::pool::Pool;
-use crate::render::{self, GenerateResponse};
+use crate::render;
 use crate::{assets, MAX_COUNT, MAX_UPLOAD_BYTES};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
@@ -29,8 +30,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gannet::candle_core::Device;
-use serde::Deserialize;
 use std::sync::Arc;
+
+// The request types live in `messages`, which `render` uses too; their paths here still work.
+pub use crate::messages::{GenerateRequest, InterpolateRequest, SampleRef, StyleMixRequest, TranslateQuery};
 
 pub struct AppState {
     pub catalog: Catalog,
@@ -56,70 +59,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method") })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
-}
-
-fn default_count() -> usize {
-    16
-}
-fn one() -> f32 {
-    1.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateRequest {
-    pub checkpoint: String,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "default_count")]
-    pub count: usize,
-    #[serde(default = "one")]
-    pub truncation: f32,
-    /// Conditional models: every image of this class (else classes in turn).
-    #[serde(default)]
-    pub class: Option<usize>,
-}
-
-/// Sample `index` of the batch generated with `seed`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SampleRef {
-    pub seed: u64,
-    #[serde(default)]
-    pub index: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InterpolateRequest {
-    pub checkpoint: String,
-    pub a: SampleRef,
-    pub b: SampleRef,
-    /// 0 = a, 1 = b.
-    pub t: f32,
-    #[serde(default = "one")]
-    pub truncation: f32,
-    #[serde(default)]
-    pub class: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StyleMixRequest {
-    pub checkpoint: String,
-    pub coarse: SampleRef,
-    pub fine: SampleRef,
-    pub crossover: usize,
-    #[serde(default = "one")]
-    pub truncation: f32,
-    #[serde(default)]
-    pub class: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TranslateQuery {
-    pub checkpoint: String,
 }
 
 fn check_truncation(psi: f32) -> ApiResult<()> {

@@ -7,7 +7,8 @@
 //! - [`models`]: what a checkpoint can do ([`models::Capabilities`]), the [`models::ImageToImage`]
 //!   trait new model kinds implement (style mixing comes with `Generator::as_style`);
 //! - [`pool`]: the worker threads that run the models, behind a bounded queue;
-//! - [`api`] and [`render`]: routes, validation, and the work per request;
+//! - [`api`] and [`render`]: routes, validation, and the work per request; [`messages`]: the
+//!   request and response bodies both use;
 //! - [`guard`]: which requests are answered at all (Host names, cross-origin POSTs);
 //! - [`http`]: connections: how many at once, and the timeouts that close stalled ones;
 //! - [`client`]: a minimal HTTP/1.1 client for the tests and the load test ([`loadtest`]).
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod http;
 pub mod latent;
 pub mod loadtest;
+pub mod messages;
 pub mod models;
 pub mod pool;
 pub mod render;

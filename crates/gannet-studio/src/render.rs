@@ -1,31 +1,18 @@
 //! The work a model worker does for each request: latents in, PNG files (with gannet's
-//! provenance text chunks) out. Requests arrive here already validated (see [`crate::api`]).
+//! provenance text chunks) out. Requests arrive here already validated (by `api`).
 
-use crate::api::{GenerateRequest, InterpolateRequest, SampleRef, StyleMixRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::latent;
+use crate::messages::{GenerateRequest, InterpolateRequest, SampleRef, StyleMixRequest};
 use crate::models::{GanModel, ImageToImage};
 use gannet::candle_core::{Device, Tensor};
 use gannet::image_io;
 use gannet::nn::Mode;
 use image::DynamicImage;
-use serde::Serialize;
 use std::io::Cursor;
 
-/// `POST /api/generate`'s answer: every image and the grid as `data:` URLs, so the page can show,
-/// pick and download them without another request.
-#[derive(Debug, Serialize)]
-pub struct GenerateResponse {
-    pub images: Vec<String>,
-    pub grid: String,
-    /// Images per grid row.
-    pub nrow: usize,
-    /// The class of every image (conditional models), else null.
-    pub labels: Option<Vec<u32>>,
-    pub seed: u64,
-    pub truncation: f32,
-    pub step: u64,
-}
+// Its path here still works.
+pub use crate::messages::GenerateResponse;
 
 /// A batch of `count` images from `seed`: the images `gannet sample --seed` makes (at psi = 1),
 /// latents scaled by psi. A conditional model without a class gets classes in turn (image i has

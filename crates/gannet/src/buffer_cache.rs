@@ -60,9 +60,9 @@ impl<A> BufferCache<A> {
     }
 }
 
-/// The class of a request and the size every block of that class has; `None` when the request is
-/// not cached (too small, too large, or over-aligned).
-fn class_of(layout: Layout) -> Option<(usize, usize)> {
+/// The class of a request and the layout every block of that class is allocated with; `None` when
+/// the request is not cached (too small, too large, or over-aligned).
+fn class_of(layout: Layout) -> Option<(usize, Layout)> {
     let size = layout.size();
     if size < MIN_CACHED || layout.align() > ALIGN {
         return None;
@@ -72,11 +72,15 @@ fn class_of(layout: Layout) -> Option<(usize, usize)> {
     let quarters = size.div_ceil(step); // 4..=8
     let index = (octave as usize - MIN_CACHED.trailing_zeros() as usize) * 4 + quarters - 4;
     // quarters == 8 is the next octave's first class, which the formula lands on as well.
-    (index < CLASSES).then(|| (index, quarters * step))
+    if index >= CLASSES {
+        return None;
+    }
+    // Checked: on a 32-bit target a request just under isize::MAX rounds up past it.
+    Layout::from_size_align(quarters * step, ALIGN).ok().map(|block| (index, block))
 }
 
 impl<A: GlobalAlloc> BufferCache<A> {
-    fn take(&self, class: usize, block: usize) -> Option<*mut u8> {
+    fn take(&self, class: usize, block: Layout) -> Option<*mut u8> {
         let mut slots = self.classes[class].lock().unwrap_or_else(|e| e.into_inner());
         if slots.len == 0 {
             return None;
@@ -84,20 +88,20 @@ impl<A: GlobalAlloc> BufferCache<A> {
         slots.len -= 1;
         let ptr = slots.ptrs[slots.len];
         drop(slots);
-        self.cached_bytes.fetch_sub(block, Ordering::Relaxed);
+        self.cached_bytes.fetch_sub(block.size(), Ordering::Relaxed);
         Some(ptr as *mut u8)
     }
 
-    fn keep(&self, class: usize, block: usize, ptr: *mut u8) -> bool {
-        let limit = self.limit.load(Ordering::Relaxed);
-        if self.cached_bytes.fetch_add(block, Ordering::Relaxed) + block > limit {
-            self.cached_bytes.fetch_sub(block, Ordering::Relaxed);
+    fn keep(&self, class: usize, block: Layout, ptr: *mut u8) -> bool {
+        let (limit, bytes) = (self.limit.load(Ordering::Relaxed), block.size());
+        if self.cached_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > limit {
+            self.cached_bytes.fetch_sub(bytes, Ordering::Relaxed);
             return false;
         }
         let mut slots = self.classes[class].lock().unwrap_or_else(|e| e.into_inner());
         if slots.len == SLOTS {
             drop(slots);
-            self.cached_bytes.fetch_sub(block, Ordering::Relaxed);
+            self.cached_bytes.fetch_sub(bytes, Ordering::Relaxed);
             return false;
         }
         let len = slots.len;
@@ -107,51 +111,75 @@ impl<A: GlobalAlloc> BufferCache<A> {
     }
 }
 
+// SAFETY: a request of a cached class gets a block of the class's layout: at least as large
+// (`class_of`) and aligned to ALIGN, at least the request's alignment. The block comes from the
+// inner allocator with that layout, or from the cache, where only blocks freed by requests of
+// the same class go, and a class has one layout; so each block goes back to the inner allocator
+// with the layout it came with. Other requests pass through unchanged. Nothing here unwinds
+// (a poisoned lock is entered anyway, every index is in range), and the locks are never held
+// across an allocation.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for BufferCache<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(layout) {
-            None => self.inner.alloc(layout),
+            // SAFETY: the caller's request, unchanged.
+            None => unsafe { self.inner.alloc(layout) },
             Some((class, block)) => match self.take(class, block) {
                 Some(ptr) => ptr,
-                None => self.inner.alloc(Layout::from_size_align_unchecked(block, ALIGN)),
+                // SAFETY: `block` is a valid layout of at least MIN_CACHED bytes (not zero-sized).
+                None => unsafe { self.inner.alloc(block) },
             },
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match class_of(layout) {
-            None => self.inner.alloc_zeroed(layout),
+            // SAFETY: the caller's request, unchanged.
+            None => unsafe { self.inner.alloc_zeroed(layout) },
             Some((class, block)) => match self.take(class, block) {
                 Some(ptr) => {
-                    ptr.write_bytes(0, layout.size());
+                    // SAFETY: a cached block of this class has at least `layout.size()` bytes and
+                    // belongs to no one else until it is returned here.
+                    unsafe { ptr.write_bytes(0, layout.size()) };
                     ptr
                 }
-                None => self.inner.alloc_zeroed(Layout::from_size_align_unchecked(block, ALIGN)),
+                // SAFETY: `block` is a valid layout of at least MIN_CACHED bytes (not zero-sized).
+                None => unsafe { self.inner.alloc_zeroed(block) },
             },
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match class_of(layout) {
-            None => self.inner.dealloc(ptr, layout),
+            // SAFETY: an uncached request's block came from the inner allocator with this layout.
+            None => unsafe { self.inner.dealloc(ptr, layout) },
             Some((class, block)) => {
                 if !self.keep(class, block, ptr) {
-                    self.inner.dealloc(ptr, Layout::from_size_align_unchecked(block, ALIGN));
+                    // SAFETY: every block of this class came from the inner allocator as `block`.
+                    unsafe { self.inner.dealloc(ptr, block) };
                 }
             }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        // SAFETY: realloc's contract: `new_size` is not zero and, rounded up to `layout.align()`
+        // (a power of two, from a valid layout), does not overflow isize.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         match (class_of(layout), class_of(new_layout)) {
-            (None, None) => self.inner.realloc(ptr, layout, new_size),
+            // SAFETY: both uncached: the block came from the inner allocator with `layout`, and the
+            // caller's contract holds for it as for us.
+            (None, None) => unsafe { self.inner.realloc(ptr, layout, new_size) },
             (Some((old, _)), Some((new, _))) if old == new => ptr,
             _ => {
-                let new_ptr = self.alloc(new_layout);
+                // SAFETY: `new_layout` is valid and not zero-sized (above).
+                let new_ptr = unsafe { self.alloc(new_layout) };
                 if !new_ptr.is_null() {
-                    new_ptr.copy_from_nonoverlapping(ptr, layout.size().min(new_size));
-                    self.dealloc(ptr, layout);
+                    // SAFETY: the old block holds `layout.size()` bytes and the new one `new_size`;
+                    // two live blocks do not overlap. `ptr` was allocated here with `layout`.
+                    unsafe {
+                        new_ptr.copy_from_nonoverlapping(ptr, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
                 }
                 new_ptr
             }
@@ -169,6 +197,8 @@ mod tests {
         let mut last: Option<(usize, usize)> = None;
         for size in (MIN_CACHED..(64 << 20)).step_by(4093) {
             let (class, block) = class_of(Layout::from_size_align(size, 4).unwrap()).unwrap();
+            assert_eq!(block.align(), ALIGN);
+            let block = block.size();
             assert!(block >= size && (block - size) * 4 <= size, "{size} -> {block}");
             if let Some((c, b)) = last {
                 // Classes grow with the size, and one class always means one block size.
@@ -184,6 +214,8 @@ mod tests {
     #[test]
     fn a_freed_block_serves_the_next_request_of_its_class_and_zeroes_when_asked() {
         let cache = BufferCache::new(System);
+        // SAFETY: each block is written and read within the size it was allocated (or reallocated)
+        // with, and freed once, with that layout.
         unsafe {
             let a = Layout::from_size_align(3 << 20, 4).unwrap();
             let p = cache.alloc(a);
@@ -209,6 +241,7 @@ mod tests {
     fn the_limit_sends_blocks_back_to_the_inner_allocator() {
         let cache = BufferCache::new(System);
         cache.set_limit(2 << 20);
+        // SAFETY: each block is freed once, with the layout it was allocated with.
         unsafe {
             let l = Layout::from_size_align(2 << 20, 4).unwrap();
             let (p, q) = (cache.alloc(l), cache.alloc(l));

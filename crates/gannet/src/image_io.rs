@@ -96,7 +96,7 @@ pub fn save_grid(batch: &Tensor, path: &Path) -> crate::Result<()> {
 
 /// Keywords of the text chunks gannet writes into generated images.
 pub mod text_keys {
-    /// "gannet <version>" (a keyword the PNG specification defines).
+    /// `"gannet <version>"` (a keyword the PNG specification defines).
     pub const SOFTWARE: &str = "Software";
     /// A human-readable note that the image is synthetic (PNG-defined keyword).
     pub const COMMENT: &str = "Comment";

@@ -19,13 +19,15 @@ fn a_penalty_without_second_order_gradients_fails_loudly() {
     assert!(err.contains("CANDLE_GRAD_DO_NOT_DETACH"), "{err}");
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 8, layers: 1, tanh_output: true, ..Default::default() });
+    let mut cfg = TrainConfig {
+        model: ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 8, layers: 1, tanh_output: true, ..Default::default() }),
+        ..Default::default()
+    };
     cfg.schedule.batch_size = 4;
     cfg.schedule.steps = 1;
     cfg.output.dir = tmp.path().to_path_buf();
     cfg.penalty = PenaltyConfig { kind: PenaltyKind::R1, weight: 1.0, every: 1, ..Default::default() };
     let mut t = Trainer::new(cfg).unwrap();
-    let err = t.train_step().err().expect("must refuse").to_string();
+    let err = t.train_step().expect_err("must refuse").to_string();
     assert!(err.contains("second-order"), "{err}");
 }

@@ -7,6 +7,9 @@ use gannet::rng::{self, Stream};
 use gannet::saved::SavedRun;
 use std::path::PathBuf;
 
+/// The class label of image `i` (None for an unconditional model).
+type LabelOf = Box<dyn Fn(usize) -> Option<u32>>;
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     gannet sample --checkpoint runs/default/checkpoints/latest.safetensors --out grid.png\n  \
@@ -90,7 +93,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let names = &saved.class_names;
     let k = saved.num_classes();
     // Images in all, images per grid row, and the class of image i.
-    let (total, nrow, label_of): (usize, Option<usize>, Box<dyn Fn(usize) -> Option<u32>>) = match plan {
+    let (total, nrow, label_of): (usize, Option<usize>, LabelOf) = match plan {
         Plan::Unconditional => (args.count, None, Box::new(|_| None)),
         Plan::OneClass(c) => (args.count, None, Box::new(move |_| Some(c as u32))),
         Plan::AllClasses if args.out.is_some() => {

@@ -11,6 +11,7 @@
 //! task, written by the library at start.
 
 use super::config::{default_configs, mutate_toml};
+use super::tiny::{train_toml, TINY_MODELS};
 use super::{outcome, Target};
 use crate::mutate::{mutate_bytes, Rng, INTERESTING_NUMBERS};
 use gannet::candle_core::{DType, Device, Tensor};
@@ -37,16 +38,6 @@ const RESERVED: [&str; 3] = ["gannet_format", "crc32", "header_crc32"];
 const META_KEYS: [&str; 11] =
     ["gannet_kind", "config", "step", "elapsed_s", "image_shape", "class_names", "guard_rollbacks", "guard_streaks", "ada", "channels", "gannet_format"];
 
-/// A training config of tiny networks on the built-in digits, as TOML.
-fn train_toml(out: &Path, name: &str, resolution: Option<usize>, model: &str) -> String {
-    let res = resolution.map_or(String::new(), |r| format!("resolution = {r}\n"));
-    format!(
-        "seed = 1\nema_decay = 0.9\n\n[data]\nsource = \"builtin:digits\"\n{res}\n[model]\n{model}\n\n[schedule]\nsteps = 1\nbatch_size = 4\n\n\
-         [output]\ndir = {:?}\nsample_count = 4\n",
-        out.join(name).display().to_string()
-    )
-}
-
 fn i2i_toml(out: &Path, task: &str, a: &Path, b: &Path) -> String {
     format!(
         "task = \"{task}\"\n\n[data]\na = {:?}\nb = {:?}\nresolution = 16\n\n[model]\ng_channels = 2\ng_blocks = 1\nd_channels = 2\nd_layers = 1\nscale = 2\n\n\
@@ -55,22 +46,6 @@ fn i2i_toml(out: &Path, task: &str, a: &Path, b: &Path) -> String {
         b.display().to_string(),
         out.join(task).display().to_string()
     )
-}
-
-/// Tiny networks of every architecture: (name, resolution, `[model]` table).
-const TINY_MODELS: [(&str, Option<usize>, &str); 7] = [
-    ("dcgan-acgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 8\ng_channels = 4\nd_channels = 4\nconditional = \"acgan\""),
-    ("dcgan", Some(16), "arch = \"dcgan\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
-    ("stylegan2", Some(8), "arch = \"stylegan2\"\nlatent_dim = 8\nw_dim = 8\nmapping_layers = 1\nchannel_base = 32\nmax_channels = 4"),
-    ("mlp", Some(8), "arch = \"mlp\"\nlatent_dim = 4\nhidden = 8\nlayers = 2\nconditional = \"projection\""),
-    ("resnet", Some(16), "arch = \"resnet\"\nlatent_dim = 4\ng_channels = 2\nd_channels = 2"),
-    ("progan", Some(8), "arch = \"progan\"\nlatent_dim = 4\nmax_channels = 4\nmin_channels = 2\nstart_resolution = 4"),
-    ("biggan", Some(16), "arch = \"biggan\"\nlatent_dim = 6\nshared_dim = 4\ng_channels = 2\nd_channels = 2\nattention_resolution = 8"),
-];
-
-/// Training configs of tiny networks of every architecture, writing into `runs/<arch>`.
-pub fn tiny_train_tomls(runs: &Path) -> Vec<String> {
-    TINY_MODELS.iter().map(|(name, res, model)| train_toml(runs, name, *res, model)).collect()
 }
 
 /// Tiny checkpoints of every architecture (`train-<arch>`) and image-to-image task

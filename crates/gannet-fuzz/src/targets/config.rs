@@ -158,7 +158,7 @@ impl Target for Config {
         seeds.extend(gannet::train::presets::ALL.iter().map(|p| p.toml.as_bytes().to_vec()));
         seeds.extend(gannet::train::i2i::presets::ALL.iter().map(|p| p.toml.as_bytes().to_vec()));
         // Small networks of every architecture (built and trained one step by the target).
-        seeds.extend(super::checkpoint::tiny_train_tomls(std::path::Path::new("runs")).into_iter().map(String::into_bytes));
+        seeds.extend(super::tiny::tiny_train_tomls(std::path::Path::new("runs")).into_iter().map(String::into_bytes));
         // Short image-to-image overrides (laid over a task's defaults).
         for t in ["pix2pix", "cyclegan", "superres"] {
             seeds.push(format!("task = \"{t}\"\n\n[data]\nresolution = 64\n\n[model]\nscale = 4\nd_layers = 2\n").into_bytes());

@@ -162,7 +162,7 @@ impl Target for Idx {
                     None
                 };
                 if let Some(n) = need.filter(|&n| n <= 4 << 20) {
-                    let fill = r.next() as u8;
+                    let fill = r.next_u64() as u8;
                     raw.resize(n, fill);
                 }
                 *d = if gz { gzip(&raw) } else { raw };

@@ -225,7 +225,7 @@ fn png_bytes(chunks: &[Chunk]) -> Vec<u8> {
 fn png_bomb(r: &mut Rng) -> Vec<u8> {
     type Cache = std::collections::HashMap<u64, Vec<u8>>;
     static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
-    let key = r.next();
+    let key = r.next_u64();
     let mut pick = Rng::new(key % 512);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     cache.get_or_insert_with(Default::default).entry(key % 512).or_insert_with(|| make_png_bomb(&mut pick)).clone()

@@ -9,6 +9,7 @@ pub mod config;
 pub mod idx;
 pub mod image;
 pub mod studio;
+pub mod tiny;
 
 pub trait Target {
     /// Runs one input; returns its outcome in a few words (an error message, or what worked).

@@ -99,7 +99,7 @@ impl ClassifierRunConfig {
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Config(m));
         let r = self.data.resolution;
-        if r == 0 || r % 4 != 0 || r > 512 {
+        if r == 0 || !r.is_multiple_of(4) || r > 512 {
             return bad(format!("data.resolution (--resolution) must be a positive multiple of 4 up to 512, got {r}"));
         }
         let w = &self.model;

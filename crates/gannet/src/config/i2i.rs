@@ -318,7 +318,7 @@ impl I2iConfig {
                 3 << layers
             ));
         }
-        if self.task == Task::Superres && (r % self.model.scale != 0 || r / self.model.scale < 2) {
+        if self.task == Task::Superres && (!r.is_multiple_of(self.model.scale) || r / self.model.scale < 2) {
             return bad(format!("data.resolution {r} must be a multiple of model.scale {} (and at least twice it)", self.model.scale));
         }
         Ok(())

@@ -264,7 +264,7 @@ fn png_problem(bytes: &[u8]) -> Option<String> {
     while at + 8 <= bytes.len() {
         let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         let kind = &bytes[at + 4..at + 8];
-        if kind == b"PLTE" && (len == 0 || len % 3 != 0 || len > 3 * 256) {
+        if kind == b"PLTE" && (len == 0 || !len.is_multiple_of(3) || len > 3 * 256) {
             return Some(format!("its palette chunk has {len} bytes, not 1 to 256 RGB entries"));
         }
         if kind == b"IDAT" || kind == b"IEND" {

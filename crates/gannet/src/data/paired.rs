@@ -45,7 +45,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Whether the file stem `name` is in the held-out 10%.
 pub fn is_held_out(name: &str) -> bool {
-    fnv1a(name.as_bytes()) % 10 == 0
+    fnv1a(name.as_bytes()).is_multiple_of(10)
 }
 
 /// The stem of an image file: the pairing key and the name outputs are written under.

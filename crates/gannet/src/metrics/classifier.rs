@@ -1,6 +1,6 @@
 //! A small CNN image classifier that gannet trains itself, for the class-based metrics of
 //! generated images: the class histogram ([`super::class_histogram`]), the "classifier FID"
-//! ([`super::classifier_fid`]) and checking that class-conditional samples are of the requested
+//! ([`super::classifier_fid()`]) and checking that class-conditional samples are of the requested
 //! class ([`Classifier::predict`]).
 //!
 //! Architecture (inputs in [0, 1], mapped to [-1, 1] like the GANs' images):
@@ -75,7 +75,7 @@ pub const BUILTIN: [&str; 2] = ["mnist", "fashion-mnist"];
 impl Classifier {
     /// A freshly initialised network (PyTorch's default init), weights drawn from `seed`.
     pub fn new(cfg: ClassifierConfig, class_names: Vec<String>, seed: u64, device: &Device) -> Result<Self> {
-        if cfg.resolution == 0 || cfg.resolution % 4 != 0 || !(cfg.channels == 1 || cfg.channels == 3) || cfg.classes < 2 {
+        if cfg.resolution == 0 || !cfg.resolution.is_multiple_of(4) || !(cfg.channels == 1 || cfg.channels == 3) || cfg.classes < 2 {
             return Err(Error::Config(format!(
                 "classifier needs a resolution that is a positive multiple of 4, 1 or 3 channels and >= 2 classes, got {cfg:?}"
             )));
@@ -285,7 +285,7 @@ fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     Ok(shifted.broadcast_sub(&lse)?)
 }
 
-/// Mean cross-entropy of logits [N, K] against class indices [N] (u32).
+/// Mean cross-entropy of logits `[N, K]` against class indices `[N]` (u32).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let (n, _k) = logits.dims2()?;
     let picked = log_softmax(logits)?.gather(&labels.reshape((n, 1))?, 1)?;

@@ -27,6 +27,9 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+// In `support`, which inception and inception_weights use too; their paths here still work.
+pub use super::support::{cache_dir, EvalObserver, Silent};
+
 /// One metric `gannet eval --metrics` and `[eval] metrics` can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,20 +119,6 @@ impl std::fmt::Display for Metric {
     }
 }
 
-/// Progress reports of long stages (embedding images, generating); every method is optional.
-pub trait EvalObserver {
-    /// A stage of `total` units (images) starts.
-    fn stage(&mut self, _name: &str, _total: usize) {}
-    /// `n` more units of the current stage are done.
-    fn advance(&mut self, _n: usize) {}
-    /// Something worth telling the user (e.g. that cached features were used).
-    fn note(&mut self, _message: &str) {}
-}
-
-/// An observer that ignores everything.
-pub struct Silent;
-impl EvalObserver for Silent {}
-
 /// What to compute and where to cache.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalOptions {
@@ -158,22 +147,6 @@ impl Default for EvalOptions {
             cache_dir: Some(cache_dir()),
             inception_weights: None,
         }
-    }
-}
-
-/// The cache of reference features: `$GANNET_CACHE`, else `$XDG_CACHE_HOME/gannet`, else
-/// `~/.cache/gannet`, else `.gannet-cache` in the current folder.
-pub fn cache_dir() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(d) = env("GANNET_CACHE") {
-        return d;
-    }
-    if let Some(d) = env("XDG_CACHE_HOME") {
-        return d.join("gannet");
-    }
-    match env("HOME") {
-        Some(h) => h.join(".cache").join("gannet"),
-        None => PathBuf::from(".gannet-cache"),
     }
 }
 

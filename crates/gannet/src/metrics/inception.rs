@@ -8,6 +8,7 @@
 
 use super::inception_weights::WeightsLookup;
 use super::pool::{avg_pool2d_exclude_pad, is_float, max_pool2d, resize_bilinear};
+use super::support::{cache_dir, Silent};
 use super::torch_legacy;
 use crate::ops::{conv2d, ConvSpec};
 use crate::{Error, Result};
@@ -15,9 +16,9 @@ use candle_core::{DType, Device, Tensor, D};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// File name of the shared weights (see `shared/models/README.md`); pytorch-fid's release file
-/// is [`super::inception_weights::RELEASE_FILE`].
-pub const WEIGHTS_FILE: &str = "pt_inception-2015-12-05-nofc.pth";
+// In `support`, which inception_weights uses too; its path here still works.
+pub use super::support::WEIGHTS_FILE;
+
 /// Largest weights file read (the real ones are 87-96 MB).
 const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 /// Side of the network's input images.
@@ -218,10 +219,9 @@ pub struct FidInception {
 
 impl FidInception {
     /// The weights [`WeightsLookup`] finds: the shared file in [`super::models_dir`], else
-    /// pytorch-fid's release file in the cache ([`super::evaluate::cache_dir`]), downloaded
-    /// there on first use.
+    /// pytorch-fid's release file in the cache ([`cache_dir`]), downloaded there on first use.
     pub fn load_default(device: &Device) -> Result<Self> {
-        let path = WeightsLookup::from_env(None, super::evaluate::cache_dir()).resolve(&mut super::evaluate::Silent)?;
+        let path = WeightsLookup::from_env(None, cache_dir()).resolve(&mut Silent)?;
         Self::load(path, device)
     }
 

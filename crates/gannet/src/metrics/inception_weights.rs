@@ -12,8 +12,7 @@
 //! release file adds the unused classifier (`fc.*`) and is in PyTorch's legacy format
 //! ([`super::torch_legacy`]).
 
-use super::evaluate::EvalObserver;
-use super::inception::WEIGHTS_FILE;
+use super::support::{EvalObserver, WEIGHTS_FILE};
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};

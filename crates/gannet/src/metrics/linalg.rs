@@ -26,7 +26,8 @@ pub fn pivoted_cholesky(s: &[f64], d: usize, rel_tol: f64) -> (Vec<f64>, usize) 
     let mut used = vec![false; d];
     while cols.len() < d {
         let (p, &dp) = diag.iter().enumerate().filter(|(i, _)| !used[*i]).max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
-        if !(dp > rel_tol * max0) || dp <= 0.0 {
+        // Not greater also when either side is NaN: a NaN pivot ends the factorisation.
+        if dp.partial_cmp(&(rel_tol * max0)) != Some(std::cmp::Ordering::Greater) || dp <= 0.0 {
             break;
         }
         used[p] = true;

@@ -3,13 +3,13 @@
 //!   [`inception_weights`] finds (or downloads) its weights, [`torch_legacy`] reads pytorch-fid's
 //!   release file.
 //! - [`fid`]: feature statistics (cacheable) and the Frechet distance.
-//! - [`kid`]: kernel inception distance (unbiased MMD^2, cubic polynomial kernel, subsets).
-//! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019).
+//! - [`kid`](mod@kid): kernel inception distance (unbiased MMD^2, cubic polynomial kernel, subsets).
+//! - [`precision_recall`](mod@precision_recall): improved precision and recall (Kynkäänniemi et al. 2019).
 //! - [`mode_coverage`]: modes covered / high-quality share on the 8-ring and 25-grid 2-D toys.
 //! - [`classifier`]: a small CNN digit (or any labelled set) classifier that gannet trains.
 //! - [`class_histogram`]: predicted-class counts of generated images (mode coverage on MNIST).
 //! - [`class_accuracy`]: per class, the share of a conditional G's class-k images labelled k.
-//! - [`classifier_fid`]: the Frechet distance in the classifier's feature space.
+//! - [`classifier_fid`](mod@classifier_fid): the Frechet distance in the classifier's feature space.
 //! - [`l1`], [`psnr`], [`ssim`]: per-image distances of outputs to known targets (image-to-image
 //!   translation and super-resolution).
 //!
@@ -17,8 +17,9 @@
 //! evaluation during training), caching the reference features; [`eval_folder`] reads image
 //! folders for it as pytorch-fid does.
 //!
-//! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only) and
-//! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs).
+//! Helpers shared by them: [`pool`] (pooling with padding, bilinear resize; forward only),
+//! [`linalg`] (the f64 symmetric eigenvalue code the Frechet distance needs) and [`support`]
+//! (progress reports, the cache folder, the shared Inception weights file's name).
 
 pub mod class_accuracy;
 pub mod class_histogram;
@@ -37,6 +38,7 @@ pub mod pool;
 pub mod precision_recall;
 pub mod psnr;
 pub mod ssim;
+pub mod support;
 pub mod torch_legacy;
 
 pub use class_accuracy::ClassAccuracy;

@@ -15,7 +15,7 @@
 //! The default `train::toy::ToyConfig`: 3x128 MLPs, latent 2, non-saturating loss, batch 256, Adam lr 1e-3
 //! (beta1 0.5) held for 60% of 3000 steps, then a cosine decay to 1e-4; batch norm in G's hidden
 //! layers (as the PacGAN/VEEGAN benchmark generators) and samples from an EMA copy of G (decay
-//! 0.99). Measured with seed 0 (`tests/mode_coverage.rs`): Ring8 8/8 modes, 84.1% high quality;
+//! 0.99). Measured with seed 0 (`tests/suite/mode_coverage.rs`): Ring8 8/8 modes, 84.1% high quality;
 //! Grid25 23/25 modes, 58.0% high quality; about 60 s of CPU time per toy (46 s user + 16 s
 //! system; 90-100 s wall on 2 cores shared with two other training runs). Other seeds on the
 //! grid: seed 1 21/25, seed 2 23/25; the grid is where the seed matters.
@@ -74,7 +74,7 @@ impl Toy {
         }
     }
 
-    /// `n` points from the mixture (components chosen uniformly), as a flat [n*2] vector.
+    /// `n` points from the mixture (components chosen uniformly), as a flat `[n * 2]` vector.
     pub fn sample(&self, rng: &mut impl Rng, n: usize) -> Vec<f32> {
         let centers = self.centers();
         let s = self.std();
@@ -102,7 +102,7 @@ pub struct Coverage {
     pub counts: Vec<usize>,
 }
 
-/// Scores `points` ([n][2]) against `centers` with component std `std`.
+/// Scores `points` (`[n][2]`) against `centers` with component std `std`.
 pub fn coverage(points: &[[f32; 2]], centers: &[[f32; 2]], std: f32, min_count: usize) -> Coverage {
     let mut counts = vec![0usize; centers.len()];
     let mut hq = 0usize;

@@ -143,7 +143,7 @@ impl SelfAttention {
         })
     }
 
-    /// The learned residual weight, [1].
+    /// The learned residual weight, `[1]`.
     pub fn gamma(&self) -> &Tensor {
         self.gamma.as_tensor()
     }

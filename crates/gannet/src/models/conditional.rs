@@ -71,7 +71,7 @@ pub(crate) fn projection(embed: &Embedding, features: &Tensor, labels: &Tensor) 
     Ok((embed.forward(labels)? * features)?.sum(D::Minus1)?)
 }
 
-/// Mean cross-entropy of class logits [N, K] against labels [N] (u32), computed stably as
+/// Mean cross-entropy of class logits `[N, K]` against labels `[N]` (u32), computed stably as
 /// `logsumexp(logits) - logits[label]`.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> crate::Result<Tensor> {
     let (_, k) = logits.dims2()?;

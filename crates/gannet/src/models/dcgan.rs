@@ -50,7 +50,7 @@ struct Plan {
 impl Plan {
     fn for_resolution(r: usize) -> crate::Result<Self> {
         for base in [4, 7] {
-            if r % base == 0 && (r / base).is_power_of_two() && r / base >= 4 {
+            if r.is_multiple_of(base) && (r / base).is_power_of_two() && r / base >= 4 {
                 return Ok(Plan { base, doublings: (r / base).trailing_zeros() as usize });
             }
         }

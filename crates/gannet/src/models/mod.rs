@@ -1,7 +1,7 @@
 //! Generators and discriminators, chosen by [`ModelConfig`].
 //!
-//! A generator maps latents [N, latent_dim] (and, for conditional models, labels [N]) to images
-//! [N, C, H, W] in [-1, 1]; a discriminator maps images to one logit per image, [N].
+//! A generator maps latents `[N, latent_dim]` (and, for conditional models, labels `[N]`) to images
+//! `[N, C, H, W]` in [-1, 1]; a discriminator maps images to one logit per image, `[N]`.
 //! Conditional models (`conditional = "projection" | "acgan"`, see [`conditional`]) also take the
 //! class of every image; the number of classes comes from the dataset.
 
@@ -83,7 +83,7 @@ pub trait StyleGenerator {
     fn num_ws(&self) -> usize;
     /// z [N, latent_dim] -> w [N, w_dim].
     fn mapping(&self, z: &Tensor) -> crate::Result<Tensor>;
-    /// The running mean of w tracked during training, [w_dim]: the centre of truncation.
+    /// The running mean of w tracked during training, `[w_dim]`: the centre of truncation.
     fn w_avg(&self) -> crate::Result<Tensor>;
     /// ws [N, num_ws, w_dim] -> images [N, C, H, W] in [-1, 1] (fixed noise: the same ws give the
     /// same images).
@@ -119,7 +119,7 @@ pub trait Discriminator {
         Ok(Vec::new())
     }
 
-    /// The logits [N] and, for an AC-GAN discriminator, its class logits [N, classes], from one
+    /// The logits `[N]` and, for an AC-GAN discriminator, its class logits `[N, classes]`, from one
     /// forward pass (BatchNorm statistics and spectral-norm iterations advance once).
     fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
         Ok((self.forward(x, labels, mode)?, None))

@@ -46,7 +46,7 @@ impl Default for ResnetConfig {
 /// Starting size and doublings of G for a resolution: `base * 2^k`, base 4 or 7, k >= 2.
 fn plan(r: usize) -> crate::Result<(usize, usize)> {
     for base in [4, 7] {
-        if r % base == 0 && (r / base).is_power_of_two() && r / base >= 4 {
+        if r.is_multiple_of(base) && (r / base).is_power_of_two() && r / base >= 4 {
             return Ok((base, (r / base).trailing_zeros() as usize));
         }
     }
@@ -187,7 +187,7 @@ impl DBlock {
 pub(crate) fn d_blocks(p: &ParamPath, shape: ImageShape, ch: usize, sn: bool) -> crate::Result<Vec<(DBlock, usize)>> {
     let mut side = shape.resolution / 2;
     let mut blocks = vec![(DBlock::new(&p.sub("block0"), DKind::Optimized, shape.channels, ch, sn)?, side)];
-    while side > 8 && side % 2 == 0 {
+    while side > 8 && side.is_multiple_of(2) {
         side /= 2;
         blocks.push((DBlock::new(&p.sub(format!("block{}", blocks.len())), DKind::Down, ch, ch, sn)?, side));
     }

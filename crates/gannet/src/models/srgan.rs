@@ -1,7 +1,7 @@
 //! The super-resolution generator (SRGAN's layout, Ledig et al. 2017, with EDSR's simplification):
 //! a 3x3 conv, `blocks` residual blocks (conv, ReLU, conv; no batch norm, which EDSR found to hurt
 //! PSNR), a conv with a skip around the blocks, then one sub-pixel upsampling stage per factor
-//! of two (conv to 4x the channels, [`pixel_shuffle`] by 2, ReLU) and a conv to the image.
+//! of two (conv to 4x the channels, [`pixel_shuffle()`] by 2, ReLU) and a conv to the image.
 //!
 //! The network predicts a correction to the nearest-neighbour upscaled input, rather than the
 //! whole image (a global residual, as VDSR): the colours and layout are right from the first

@@ -1,6 +1,6 @@
 //! Class labels as vectors: one-hot encoding and a learned embedding table.
 //!
-//! Labels are `u32` tensors of shape [N] (what the data loader yields). The embedding is a
+//! Labels are `u32` tensors of shape `[N]` (what the data loader yields). The embedding is a
 //! one-hot matrix product rather than an index lookup: the classes are few (tens), and the
 //! product is differentiable on every backend, including second-order gradients for penalties.
 

@@ -8,7 +8,7 @@
 //!
 //! Why not candle's own: `upsample_nearest2d`'s backward pass *assigns* the input's gradient
 //! instead of adding to it, so gradient is lost when the input also feeds another layer (as in a
-//! residual block; checked in `tests/resnet.rs`). The reshape/sum versions are exact but slow on
+//! residual block; checked in `tests/second_order/resnet.rs`). The reshape/sum versions are exact but slow on
 //! the CPU (strided reductions): measured at [64, 32, 28, 28] on 2 busy cores, the 2x2 average
 //! pool took 118 ms forward versus 5 ms for candle's `avg_pool2d`.
 

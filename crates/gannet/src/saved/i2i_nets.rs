@@ -29,6 +29,9 @@ impl std::str::FromStr for Direction {
     }
 }
 
+// One value per run, built once and never copied around: boxing the big variant would only add
+// indirection to every use.
+#[allow(clippy::large_enum_variant)]
 pub enum Nets {
     Pix2pix { g: UnetGenerator, d: PatchGan },
     Cyclegan { g_ab: ResnetTranslator, g_ba: ResnetTranslator, d_a: PatchGan, d_b: PatchGan },

@@ -40,7 +40,7 @@ pub fn r1(d: &dyn Fn(&Tensor) -> crate::Result<Tensor>, real: &Tensor) -> crate:
 }
 
 /// Unweighted WGAN-GP term `E (||grad D(x_hat)|| - 1)^2` with `x_hat = eps*real + (1-eps)*fake`,
-/// `eps` [N] in [0, 1) per sample. Both inputs are detached: the penalty trains D only.
+/// `eps` `[N]` in [0, 1) per sample. Both inputs are detached: the penalty trains D only.
 pub fn wgan_gp(d: &dyn Fn(&Tensor) -> crate::Result<Tensor>, real: &Tensor, fake: &Tensor, eps: &Tensor) -> crate::Result<Tensor> {
     let n = real.dim(0)?;
     let mut shape = vec![n];

@@ -70,7 +70,7 @@ impl ResidualDiscriminator {
         Ok(out)
     }
 
-    /// Images [N, C, R, R] -> logits [N].
+    /// Images `[N, C, R, R]` -> logits `[N]`.
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         let mut h = leaky_relu_gain(&self.from_rgb.forward(x)?)?;
         for b in &self.blocks {

@@ -86,7 +86,7 @@ impl<L: Losses> MetricsLog<L> {
     pub fn plot(&self, path: &Path) -> crate::Result<()> {
         const COLORS: [RGBColor; 4] = [RGBColor(214, 39, 40), RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
         let columns = Self::columns();
-        let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = L::PLOTTED
+        let series: Vec<Series> = L::PLOTTED
             .iter()
             .enumerate()
             .filter_map(|(i, name)| {
@@ -114,8 +114,11 @@ fn line(r: &[f64]) -> String {
     fields.join(",") + "\n"
 }
 
+/// One line of a chart: its name, colour and (x, y) points.
+pub type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 /// A line chart of named series as SVG text.
-pub fn plot_lines(title: &str, x_label: &str, series: &[(&str, RGBColor, Vec<(f64, f64)>)]) -> crate::Result<String> {
+pub fn plot_lines(title: &str, x_label: &str, series: &[Series]) -> crate::Result<String> {
     let points = series.iter().flat_map(|s| s.2.iter()).filter(|p| p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {

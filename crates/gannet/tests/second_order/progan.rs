@@ -2,7 +2,7 @@
 //! pixel norm, minibatch stddev, equalised learning rate, the drift term, WGAN-GP through its D,
 //! and training through growth boundaries with exact resume.
 
-mod common;
+use crate::common;
 
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};

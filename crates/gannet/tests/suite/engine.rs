@@ -2,9 +2,7 @@
 //! one run per folder, resumes that cannot silently change the model or its data, leftover temp
 //! files removed, and stopping on request with a checkpoint.
 
-mod common;
-
-use common::{run, tiny_config};
+use crate::common::{run, tiny_config};
 use gannet::train::{Outcome, Quiet, Trainer};
 use std::sync::atomic::AtomicBool;
 

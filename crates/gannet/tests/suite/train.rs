@@ -1,6 +1,6 @@
 //! The training loop end to end on tiny models: exact resume, run outputs, divergence.
 
-mod common;
+use crate::common;
 
 use common::{resume, run};
 use gannet::models::ModelConfig;
@@ -101,8 +101,8 @@ fn divergence_is_reported_with_the_last_good_checkpoint() {
     cfg.optim.disc.lr = 1e30;
     cfg.optim.gen.lr = 1e30;
     let mut t = Trainer::new(cfg).unwrap();
-    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().expect("must diverge").to_string();
-    // tests/guard.rs checks the message in detail (with and without a checkpoint on disk).
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).expect_err("must diverge").to_string();
+    // tests/suite/guard.rs checks the message in detail (with and without a checkpoint on disk).
     assert!(err.contains("diverged") && err.contains("checkpoint") && err.contains("rollback"), "{err}");
 }
 

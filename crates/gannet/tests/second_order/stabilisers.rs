@@ -1,6 +1,6 @@
 //! Stabilisers: gradient penalties (R1, WGAN-GP) with lazy regularisation, and the EMA generator.
 
-mod common;
+use crate::common;
 
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};

@@ -417,7 +417,7 @@ fn the_divergence_guard_watches_image_to_image_runs() {
     let mut cfg = tiny(Task::Pix2pix, tmp.path(), "guarded", 12);
     cfg.guard.collapse_steps = 3;
     cfg.guard.d_loss_floor = 1e9;
-    let err = I2iTrainer::new(cfg.clone()).unwrap().run(&mut Quiet, &AtomicBool::new(false)).err().expect("the guard stops it").to_string();
+    let err = I2iTrainer::new(cfg.clone()).unwrap().run(&mut Quiet, &AtomicBool::new(false)).expect_err("the guard stops it").to_string();
     assert!(err.contains("training diverged at step 3") && err.contains("guard.d_loss_floor"), "{err}");
     assert!(err.contains("gannet train-i2i"), "the advice names the right command: {err}");
     // With rollback on it rolls back (halving the learning rates) until its rollbacks are used up.
@@ -425,7 +425,7 @@ fn the_divergence_guard_watches_image_to_image_runs() {
     cfg.guard.rollback = true;
     cfg.guard.max_rollbacks = 2;
     let mut t = I2iTrainer::new(cfg).unwrap();
-    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().expect("rollbacks run out").to_string();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).expect_err("rollbacks run out").to_string();
     assert!(err.contains("after 2 rollbacks"), "{err}");
     assert_eq!(t.rollbacks(), 2);
     let log = std::fs::read_to_string(t.run_dir().guard_log()).unwrap();

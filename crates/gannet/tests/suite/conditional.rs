@@ -1,7 +1,7 @@
 //! Class-conditional models: label dependence, projection gradients, the AC-GAN loss, tiny
 //! conditional runs that learn and resume exactly, presets, and labelled folders.
 
-mod common;
+use crate::common;
 
 use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor, D};
@@ -48,11 +48,11 @@ fn conditional_generator_output_depends_on_the_label() {
     let x = gen.forward(&z, Some(&y), Mode::Eval).unwrap();
     // Same latent, different class: different image; same latent, same class: same image.
     assert!(max_abs_diff(&x.get(0).unwrap(), &x.get(2).unwrap()) > 1e-3);
-    assert_eq!(max_abs_diff(&x.get(1).unwrap(), &x.get(3).unwrap()) > 1e-3, true, "label 1 vs 2");
+    assert!(max_abs_diff(&x.get(1).unwrap(), &x.get(3).unwrap()) > 1e-3, "label 1 vs 2");
     let again = gen.forward(&z, Some(&labels(&[2, 1, 2, 2])), Mode::Eval).unwrap();
     assert_eq!(max_abs_diff(&again.get(0).unwrap(), &x.get(2).unwrap()), 0.0);
     // A conditional G refuses to run without labels.
-    let err = gen.forward(&z, None, Mode::Eval).err().expect("needs labels").to_string();
+    let err = gen.forward(&z, None, Mode::Eval).expect_err("needs labels").to_string();
     assert!(err.contains("label"), "{err}");
 
     // MLP: the one-hot label is part of the input, so labels matter from the start.

@@ -1,7 +1,7 @@
 //! The SNGAN-style ResNet G and D: resampling ops (values, first- and second-order gradients),
 //! shapes at 28/32/64 px, and tiny training runs that resume bit for bit.
 
-mod common;
+use crate::common;
 
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
@@ -176,7 +176,7 @@ fn resnet_with_wgan_gp_and_augmentation_runs() {
 }
 
 /// Times GanState::step (batch 64, 28x28x1, non-saturating loss, no EMA) for DCGAN and ResNet
-/// widths, with and without DiffAugment: `cargo test -p gannet --test resnet time_ -- --ignored
+/// widths, with and without DiffAugment: `cargo test -p gannet --test second_order resnet::time_ -- --ignored
 /// --nocapture`. Configurations alternate within each round; medians over the rounds.
 #[test]
 #[ignore]
@@ -191,7 +191,7 @@ fn time_train_steps() {
     };
     let dc = |c| ModelConfig::Dcgan(DcganConfig { g_channels: c, d_channels: c, ..Default::default() });
     let rn = |c| ModelConfig::Resnet(ResnetConfig { g_channels: c, d_channels: c, ..Default::default() });
-    let mut states = vec![
+    let mut states = [
         ("dcgan-32", mk(dc(32), AugmentPolicy::NONE)),
         ("dcgan-32 + augment", mk(dc(32), AugmentPolicy::ALL)),
         ("resnet-32", mk(rn(32), AugmentPolicy::NONE)),

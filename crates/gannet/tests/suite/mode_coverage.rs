@@ -1,6 +1,6 @@
 //! Mode coverage on the 2-D benchmarks: the default toy config covers all 8 ring modes and at
 //! least 23 of the 25 grid modes with a fixed seed (each test says which). TOY_* variables override the config, for
-//! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test mode_coverage -- --nocapture`).
+//! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test suite mode_coverage:: -- --nocapture`).
 
 use gannet::candle_core::Device;
 use gannet::config::ToyConfig;

@@ -3,7 +3,7 @@
 //! projection D, a tiny conditional run that resumes bit for bit, the preset, and the
 //! truncated-normal sampler of the truncation trick.
 
-mod common;
+use crate::common;
 
 use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor};
@@ -390,7 +390,7 @@ fn step_time(cfg: &TrainConfig, resolution: usize, classes: usize) -> f64 {
 }
 
 /// Sizing the preset against one whose run time the README gives (sngan-fashion: 3000 steps in
-/// 6 min 20 s on 2 cores): `cargo test --test biggan preset_step_time -- --ignored --nocapture`.
+/// 6 min 20 s on 2 cores): `cargo test --test suite biggan::preset_step_time -- --ignored --nocapture`.
 /// The ratio is what matters; absolute times depend on what else the cores run.
 #[test]
 #[ignore]

@@ -3,7 +3,7 @@
 //! (No test here lowers the memory budget: it is process-wide, and the other tests in this
 //! binary run in parallel. The requests below exceed any machine's memory.)
 
-mod common;
+use crate::common;
 
 use gannet::candle_core::{Device, Tensor};
 use gannet::checkpoint;
@@ -66,7 +66,9 @@ fn every_numeric_setting_is_checked() {
         ModelConfig::Dcgan(d) => d.clone(),
         _ => unreachable!("the default is a DCGAN"),
     };
-    let cases: Vec<(Box<dyn FnOnce(&mut TrainConfig)>, &str)> = vec![
+    // An edit that makes the config invalid, and the setting the error must name.
+    type Case = (Box<dyn FnOnce(&mut TrainConfig)>, &'static str);
+    let cases: Vec<Case> = vec![
         (Box::new(|c| c.optim.gen.beta1 = 1.5), "optim.gen.beta1"),
         (Box::new(|c| c.optim.disc.beta2 = -0.1), "optim.disc.beta2"),
         (Box::new(|c| c.optim.gen.eps = -1.0), "optim.gen.eps"),

@@ -164,7 +164,7 @@ fn serve_once(status: &'static str, body: Vec<u8>) -> String {
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                     let mut head = Vec::new();
                     let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).map_or(false, |n| n == 1) {
+                    while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
                         head.push(byte[0]);
                     }
                     let reply = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());

@@ -4,7 +4,7 @@
 //! requests; and the hardening: Host names, cross-origin POSTs, content types, timeouts for
 //! stalled connections, the connection cap, malformed requests and unloadable checkpoints.
 
-mod studio_common;
+use crate::studio_common;
 
 use gannet::image_io;
 use gannet_studio::client::{self, data_url_bytes, Response};

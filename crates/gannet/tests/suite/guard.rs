@@ -66,8 +66,10 @@ fn guard_config_parses_and_validates() {
 /// An MLP on the built-in digits with the Wasserstein loss: an absurd learning rate makes it
 /// produce NaN within a step or two.
 fn mlp_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true, ..Default::default() });
+    let mut cfg = TrainConfig {
+        model: ModelConfig::Mlp(MlpConfig { latent_dim: 4, hidden: 16, layers: 1, tanh_output: true, ..Default::default() }),
+        ..Default::default()
+    };
     cfg.loss = GanLoss::Wasserstein;
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = 8;
@@ -107,7 +109,7 @@ fn without_rollback_a_divergence_stops_naming_the_last_good_checkpoint() {
     })
     .unwrap();
     let mut events = Events::default();
-    let err = t.run(&mut events, &AtomicBool::new(false)).err().expect("must diverge").to_string();
+    let err = t.run(&mut events, &AtomicBool::new(false)).expect_err("must diverge").to_string();
     assert!(err.contains("diverged at step 5") || err.contains("diverged at step 6"), "{err}");
     assert!(err.contains("non-finite") && err.contains(&ckpt.display().to_string()) && err.contains("(step 4)"), "{err}");
     // The checkpoint on disk is the good one, untouched.
@@ -126,7 +128,7 @@ fn divergence_before_the_first_checkpoint_says_so() {
     cfg.optim.gen.lr = ABSURD;
     cfg.output.checkpoint_every = 40;
     let mut t = Trainer::new(cfg).unwrap();
-    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().expect("must diverge").to_string();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).expect_err("must diverge").to_string();
     assert!(err.contains("diverged") && err.contains("no checkpoint had been written yet") && err.contains("step 40"), "{err}");
     assert!(!t.run_dir().latest_checkpoint().exists());
 }
@@ -192,7 +194,7 @@ fn rollback_before_any_checkpoint_restarts_from_the_initial_weights_and_gives_up
     cfg.guard.lr_factor = 0.5;
     cfg.guard.max_rollbacks = 2;
     let mut t = Trainer::new(cfg).unwrap();
-    let err = t.run(&mut Quiet, &AtomicBool::new(false)).err().expect("gives up").to_string();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).expect_err("gives up").to_string();
     assert!(err.contains("after 2 rollbacks") && err.contains("max_rollbacks = 2"), "{err}");
     assert_eq!(t.state().opt_gen.config().lr, ABSURD * 0.25);
 }
@@ -203,8 +205,8 @@ fn rollback_before_any_checkpoint_restarts_from_the_initial_weights_and_gives_up
 #[test]
 fn collapse_signal_trips_and_holds_back_checkpoints() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
+    let mut cfg =
+        TrainConfig { model: ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() }), ..Default::default() };
     cfg.schedule.steps = 10;
     cfg.schedule.batch_size = 4;
     cfg.output.dir = tmp.path().to_path_buf();
@@ -215,7 +217,7 @@ fn collapse_signal_trips_and_holds_back_checkpoints() {
     cfg.guard.collapse_steps = 3;
     let mut t = Trainer::new(cfg).unwrap();
     let mut events = Events::default();
-    let err = t.run(&mut events, &AtomicBool::new(false)).err().expect("trips").to_string();
+    let err = t.run(&mut events, &AtomicBool::new(false)).expect_err("trips").to_string();
     assert!(err.contains("diverged at step 3") && err.contains("collapsed discriminator") && err.contains("d_loss_floor"), "{err}");
     assert!(err.contains("no checkpoint had been written yet"), "{err}");
     assert_eq!(events.0.iter().filter(|e| e.contains("checkpoint skipped")).count(), 2, "{:?}", events.0);

@@ -249,8 +249,8 @@ fn metric_lists_parse_and_reject_unknown_names() {
 }
 
 fn tiny_config(dir: &Path, steps: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
+    let mut cfg =
+        TrainConfig { model: ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() }), ..Default::default() };
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = 8;
     cfg.output.dir = dir.to_path_buf();

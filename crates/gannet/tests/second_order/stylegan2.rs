@@ -1,7 +1,7 @@
 //! StyleGAN2: shapes, the style interface (w_avg, truncation centre, fixed noise), style mixing,
 //! the path-length penalty against finite differences, and training end to end with exact resume.
 
-mod common;
+use crate::common;
 
 use gannet::candle_core::{DType, Device, Tensor};
 use gannet::models::stylegan2::Stylegan2Config;

@@ -1,7 +1,7 @@
 //! DiffAugment: each op's effect on known inputs, gradients through the ops, determinism,
 //! config parsing, and exact resume of an augmented run.
 
-mod common;
+use crate::common;
 
 use common::{load, run};
 use gannet::candle_core::{DType, Device, Tensor, Var};
@@ -69,6 +69,8 @@ fn colour_ops_on_known_inputs() {
 }
 
 #[test]
+// The (channel, row, column) indices are the coordinates the expected values are computed from.
+#[allow(clippy::needless_range_loop)]
 fn translation_shifts_per_image_and_pads_with_zeros() {
     let x = img(2, 2, 5, 6);
     let y = augment::translate(&x, &[(1, -2), (0, 0)]).unwrap();
@@ -86,6 +88,8 @@ fn translation_shifts_per_image_and_pads_with_zeros() {
 }
 
 #[test]
+// The (channel, row, column) indices are the coordinates the expected values are computed from.
+#[allow(clippy::needless_range_loop)]
 fn cutout_zeroes_one_clipped_square_per_image() {
     let x = Tensor::ones((2, 3, 8, 8), DType::F32, &Device::Cpu).unwrap();
     let y = vec4(&augment::cutout(&x, &[(4, 4), (0, 7)], 4).unwrap());

@@ -1,7 +1,7 @@
 //! ADA: the probability follows sign(D(real)), images are augmented with probability p, and p is
 //! checkpointed so a resumed run repeats the unbroken one.
 
-mod common;
+use crate::common;
 
 use gannet::candle_core::{Device, Tensor};
 use gannet::train::ada::{augment_with_probability, AdaConfig, AdaState};

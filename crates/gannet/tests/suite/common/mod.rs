@@ -12,8 +12,11 @@ use std::sync::atomic::AtomicBool;
 /// A DCGAN with 4 channels and an 8-d latent, writing a grid and a checkpoint every 2 steps and a
 /// log row every step into `dir`.
 pub fn tiny_config(dir: &Path, steps: u64, batch_size: usize, seed: u64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.model = ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() });
+    let mut cfg = TrainConfig {
+        model: ModelConfig::Dcgan(DcganConfig { latent_dim: 8, g_channels: 4, d_channels: 4, ..Default::default() }),
+        seed,
+        ..Default::default()
+    };
     cfg.schedule.steps = steps;
     cfg.schedule.batch_size = batch_size;
     cfg.output.dir = dir.to_path_buf();
@@ -21,7 +24,6 @@ pub fn tiny_config(dir: &Path, steps: u64, batch_size: usize, seed: u64) -> Trai
     cfg.output.checkpoint_every = 2;
     cfg.output.log_every = 1;
     cfg.output.sample_count = 4;
-    cfg.seed = seed;
     cfg
 }
 

@@ -1,7 +1,7 @@
 //! `gannet train-i2i`, `translate` and `upscale` as a user meets them: tiny runs on 16x16 images,
 //! outputs and comparison grids written, scores printed, errors that name what is wrong.
 
-mod studio_common;
+use crate::studio_common;
 
 use std::path::Path;
 use std::process::{Command, Output};
