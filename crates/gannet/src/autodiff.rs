@@ -2,10 +2,11 @@
 //!
 //! candle detaches every intermediate gradient unless `CANDLE_GRAD_DO_NOT_DETACH` is set, and it
 //! reads that variable once per thread, at the thread's first `backward`. Without it a gradient
-//! penalty silently contributes nothing to the weights' gradients. So: call
-//! [`enable_second_order`] before any tensor work (`GanState` does it for configs with a penalty
-//! or a path-length term), and call [`ensure_second_order`] where a penalty is built, so a wrong
-//! setup fails loudly.
+//! penalty silently contributes nothing to the weights' gradients. So a program calls
+//! [`enable_second_order`] at its start, while it is the only thread, when its run needs it
+//! (`TrainConfig::needs_second_order`; the `gannet` binary does this before it loads data or
+//! installs its Ctrl-C handler). The library never sets the environment itself: it checks with
+//! [`ensure_second_order`] where a penalty is built, so a wrong setup fails loudly.
 
 use candle_core::{Device, Tensor, Var};
 use std::sync::Once;
@@ -13,11 +14,13 @@ use std::sync::Once;
 const VAR: &str = "CANDLE_GRAD_DO_NOT_DETACH";
 static ENABLE: Once = Once::new();
 
-/// Sets the environment variable for this process. Threads that already ran a backward pass
-/// keep their old setting, which is why this must run first.
+/// Sets the environment variable for this process. Call it at the program's start, before any
+/// other thread exists (a test calls it first thing, before its tensor work): setting the
+/// environment while other threads may read it is a data race, and threads that already ran a
+/// backward pass keep their old setting.
 pub fn enable_second_order() {
     ENABLE.call_once(|| {
-        // Safe in practice: called at start-up, before worker threads read the environment.
+        // Sound only while no other thread reads the environment: the contract above.
         std::env::set_var(VAR, "1");
     });
 }

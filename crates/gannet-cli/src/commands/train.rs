@@ -195,37 +195,66 @@ impl TrainArgs {
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    let stop = crate::progress::stop_on_ctrl_c()?;
-    let mut trainer = match &args.resume {
-        Some(ckpt) => Trainer::resume_with(ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
-        None => {
-            let mut cfg = match (&args.preset, &args.config) {
-                (Some(name), file) => {
-                    let text = match file {
-                        Some(p) => Some(
-                            gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES)
-                                .map_err(anyhow::Error::msg)
-                                .with_context(|| format!("reading config {}", p.display()))?,
-                        ),
-                        None => None,
-                    };
-                    gannet::train::presets::find(name)?.with_overrides(text.as_deref()).with_context(|| match file {
-                        Some(p) => format!("preset {name} with {}", p.display()),
-                        None => format!("preset {name}"),
-                    })?
-                }
-                (None, Some(p)) => TrainConfig::from_file(p)?,
-                (None, None) => TrainConfig::default(),
+/// The config of a fresh run: preset or file or defaults, then the flags.
+fn fresh_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match (&args.preset, &args.config) {
+        (Some(name), file) => {
+            let text = match file {
+                Some(p) => Some(
+                    gannet::limits::read_text(p, gannet::limits::MAX_CONFIG_BYTES)
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("reading config {}", p.display()))?,
+                ),
+                None => None,
             };
-            args.apply(&mut cfg)?;
-            cfg.validate()?;
-            if args.print_config {
-                print!("{}", cfg.to_toml());
-                return Ok(());
-            }
-            Trainer::new(cfg)?
+            gannet::train::presets::find(name)?.with_overrides(text.as_deref()).with_context(|| match file {
+                Some(p) => format!("preset {name} with {}", p.display()),
+                None => format!("preset {name}"),
+            })?
         }
+        (None, Some(p)) => TrainConfig::from_file(p)?,
+        (None, None) => TrainConfig::default(),
+    };
+    args.apply(&mut cfg)?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Whether the checkpoint's run needs second-order gradients (read from its header alone; an
+/// unreadable file is reported by the resume itself).
+fn checkpoint_needs_second_order(ckpt: &std::path::Path) -> bool {
+    let meta = gannet::checkpoint::metadata(ckpt).unwrap_or_default();
+    meta.get("config").and_then(|t| TrainConfig::from_toml_str(t).ok()).is_some_and(|c| c.needs_second_order())
+}
+
+/// How a run starts: a new config, or a checkpoint to continue.
+enum Start {
+    Fresh(TrainConfig),
+    Resume(std::path::PathBuf),
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let start = match &args.resume {
+        Some(ckpt) => Start::Resume(ckpt.clone()),
+        None => Start::Fresh(fresh_config(&args)?),
+    };
+    if let (Start::Fresh(cfg), true) = (&start, args.print_config) {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    // Settled while this is the only thread: before data loading and the Ctrl-C handler start
+    // theirs (see gannet::autodiff).
+    let second_order = match &start {
+        Start::Fresh(cfg) => cfg.needs_second_order(),
+        Start::Resume(ckpt) => checkpoint_needs_second_order(ckpt),
+    };
+    if second_order {
+        gannet::autodiff::enable_second_order();
+    }
+    let stop = crate::progress::stop_on_ctrl_c()?;
+    let mut trainer = match start {
+        Start::Fresh(cfg) => Trainer::new(cfg)?,
+        Start::Resume(ckpt) => Trainer::resume_with(&ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
     };
     let cfg = trainer.config();
     eprintln!(

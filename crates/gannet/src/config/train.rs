@@ -152,6 +152,13 @@ impl TrainConfig {
     }
 
     /// Rejects settings that cannot run, with the setting's name in the message.
+    /// Whether training differentiates a gradient (a gradient penalty or StyleGAN2's path-length
+    /// term): the program must then call [`crate::autodiff::enable_second_order`] before any
+    /// other thread exists (the `gannet` binary does; a step checks and says so otherwise).
+    pub fn needs_second_order(&self) -> bool {
+        self.penalty.is_active() || self.model.needs_second_order()
+    }
+
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: &str| Err(crate::Error::Config(m.to_string()));
         if self.schedule.batch_size == 0 {

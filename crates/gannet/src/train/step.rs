@@ -71,10 +71,6 @@ impl GanState {
         let gan = models::build_with_classes(&cfg.model, shape, classes, cfg.seed, device)?;
         let opt_gen = Adam::new(gan.gen_params.trainable(), cfg.optim.gen)?;
         let opt_disc = Adam::new(gan.disc_params.trainable(), cfg.optim.disc)?;
-        if cfg.penalty.is_active() || cfg.model.needs_second_order() {
-            // Works only if this thread has not run a backward pass yet; `step` verifies.
-            crate::autodiff::enable_second_order();
-        }
         let ema = if cfg.ema_decay > 0.0 { Some(Ema::new(&cfg.model, shape, classes, cfg.seed, device, &gan.gen_params, cfg.ema_decay)?) } else { None };
         Ok(Self { cfg: cfg.clone(), device: device.clone(), gan, opt_gen, opt_disc, ema, ada: AdaState::default(), second_order_checked: None })
     }
