@@ -10,7 +10,7 @@ use std::path::PathBuf;
     gannet classifier --data ../shared/data/mnist --out classifier-mnist.safetensors\n  \
     gannet classifier --data ../shared/data/fashion-mnist --out fashion.safetensors --steps 3000\n  \
     gannet classifier --data my-labelled-folder --test-data my-test-folder --out mine.safetensors\n  \
-    gannet classifier --resume runs/classifier/checkpoints/latest.safetensors --steps 4000 --out mine.safetensors\n\n\
+    gannet classifier --resume runs/classifier-mine/checkpoints/latest.safetensors --steps 4000 --out mine.safetensors\n\n\
     Training runs in a run folder (--run-dir: config.toml, metrics.csv, losses.svg, checkpoints/),\n\
     so Ctrl-C saves and --resume continues. The test accuracy is measured on the IDX folder's t10k\n\
     split, on --test-data, or else on a held-out tenth of the images, and saved in the --out file.\n\
@@ -28,7 +28,7 @@ pub struct ClassifierArgs {
     /// Where to save the trained classifier.
     #[arg(long, short, default_value = "classifier.safetensors")]
     out: PathBuf,
-    /// The training run's folder [default: runs/classifier].
+    /// The training run's folder [default: runs/classifier-NAME, NAME from --out].
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Continue the training run saved in this checkpoint.
@@ -97,6 +97,9 @@ pub fn run(args: ClassifierArgs) -> Result<()> {
         Some(ckpt) => ClassifierTrainer::resume(ckpt, |cfg| args.apply(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
         None => {
             let mut cfg = ClassifierRunConfig::default();
+            // One run folder per output file, so that another --out is another run.
+            let stem = args.out.file_stem().map_or("classifier".into(), |s| s.to_string_lossy().into_owned());
+            cfg.output.dir = PathBuf::from("runs").join(format!("classifier-{stem}"));
             args.apply(&mut cfg);
             ClassifierTrainer::new(cfg)?
         }

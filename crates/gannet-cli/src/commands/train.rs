@@ -229,14 +229,14 @@ fn checkpoint_needs_second_order(ckpt: &std::path::Path) -> bool {
 
 /// How a run starts: a new config, or a checkpoint to continue.
 enum Start {
-    Fresh(TrainConfig),
+    Fresh(Box<TrainConfig>),
     Resume(std::path::PathBuf),
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let start = match &args.resume {
         Some(ckpt) => Start::Resume(ckpt.clone()),
-        None => Start::Fresh(fresh_config(&args)?),
+        None => Start::Fresh(Box::new(fresh_config(&args)?)),
     };
     if let (Start::Fresh(cfg), true) = (&start, args.print_config) {
         print!("{}", cfg.to_toml());
@@ -253,7 +253,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let stop = crate::progress::stop_on_ctrl_c()?;
     let mut trainer = match start {
-        Start::Fresh(cfg) => Trainer::new(cfg)?,
+        Start::Fresh(cfg) => Trainer::new(*cfg)?,
         Start::Resume(ckpt) => Trainer::resume_with(&ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
     };
     let cfg = trainer.config();

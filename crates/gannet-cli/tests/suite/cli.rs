@@ -605,3 +605,39 @@ fn ctrl_c_saves_and_exits_130_and_a_live_run_keeps_its_folder() {
     let o = gannet(&["train", "--resume", ckpt.to_str().unwrap(), "--steps", "1"]);
     assert!(!o.status.success() && stderr(&o).contains("nothing left to train"), "{}", stderr(&o));
 }
+
+#[test]
+fn classifier_trains_in_a_run_folder_resumes_and_saves_the_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = (tmp.path().join("digits.safetensors"), tmp.path().join("run"));
+    let args = |steps: &str| {
+        vec![
+            "classifier",
+            "--data",
+            "builtin:digits",
+            "--steps",
+            steps,
+            "--batch-size",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let o = gannet(&args("20").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test accuracy"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(out.exists() && run.join("metrics.csv").exists() && run.join("checkpoints/latest.safetensors").exists());
+    // The same folder again is another run: refused; --resume goes on from step 20.
+    let o = gannet(&args("20").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success() && stderr(&o).contains("already holds a checkpoint"), "{}", stderr(&o));
+    let ckpt = run.join("checkpoints/latest.safetensors");
+    let o = gannet(&["classifier", "--resume", ckpt.to_str().unwrap(), "--steps", "30", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(rows.lines().last().unwrap().split(',').next(), Some("30"), "{rows}");
+}
