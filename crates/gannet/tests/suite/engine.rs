@@ -122,3 +122,14 @@ fn a_raised_stop_flag_saves_and_reports_the_step() {
     assert_eq!(t.run(&mut Quiet, &AtomicBool::new(false)).unwrap(), Outcome::Finished);
     assert_eq!(t.step(), 6);
 }
+
+#[test]
+fn a_run_that_cannot_start_leaves_no_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("typo");
+    let mut cfg = tiny_config(&dir, 2, 8, 0);
+    cfg.data.source = tmp.path().join("no-such-pictures").display().to_string();
+    let e = Trainer::new(cfg).err().expect("no data").to_string();
+    assert!(e.contains("no-such-pictures"), "{e}");
+    assert!(!dir.exists(), "an empty run folder was left behind");
+}

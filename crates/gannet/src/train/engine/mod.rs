@@ -179,8 +179,15 @@ impl<T: Task> Run<T> {
     /// another process is training in.
     pub fn new(cfg: T::Config) -> crate::Result<Self> {
         cfg.validate()?;
-        let (run, lock) = RunDir::create_fresh(&cfg.schedule().dir)?;
-        Self::build(cfg, run, lock, None, resume::new_run_id())
+        let dir = cfg.schedule().dir;
+        let existed = dir.exists();
+        let (run, lock) = RunDir::create_fresh(&dir)?;
+        Self::build(cfg, run, lock, None, resume::new_run_id()).inspect_err(|_| {
+            // A run that could not start (bad data, no memory) leaves no empty folder behind.
+            if !existed {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        })
     }
 
     /// Continues the run saved in `checkpoint`. `adjust` applies what the user asked for
