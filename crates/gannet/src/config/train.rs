@@ -87,7 +87,7 @@ impl Default for DataConfig {
 /// Fashion-MNIST's class names, in label order (the IDX files only hold the numbers).
 pub const FASHION_MNIST_CLASSES: [&str; 10] = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"];
 
-pub const BUILTIN_DIGITS: &str = "builtin:digits";
+pub const BUILTIN_DIGITS: &str = crate::data::DataSource::BUILTIN_DIGITS;
 
 /// Largest batch a config may ask for.
 pub const MAX_BATCH: usize = 65_536;

@@ -176,6 +176,23 @@ pub enum DataSource {
     Path(PathBuf),
 }
 
+impl DataSource {
+    /// The spelling of [`DataSource::BuiltinDigits`] in configs and flags.
+    pub const BUILTIN_DIGITS: &'static str = "builtin:digits";
+
+    /// A data setting as configs and flags write it: `builtin:digits` or a path; any other
+    /// `builtin:` name is an error naming the one there is.
+    pub fn parse(spec: &str) -> crate::Result<Self> {
+        if spec == Self::BUILTIN_DIGITS {
+            Ok(DataSource::BuiltinDigits)
+        } else if let Some(other) = spec.strip_prefix("builtin:") {
+            Err(crate::Error::Config(format!("unknown built-in dataset '{other}': the only one is '{}'", Self::BUILTIN_DIGITS)))
+        } else {
+            Ok(DataSource::Path(std::path::PathBuf::from(spec)))
+        }
+    }
+}
+
 /// Number of channels to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -192,14 +192,6 @@ impl ClassifierTask {
     }
 }
 
-fn source(spec: &str) -> crate::Result<DataSource> {
-    match spec {
-        "builtin:digits" => Ok(DataSource::BuiltinDigits),
-        s if s.starts_with("builtin:") => Err(crate::Error::Config(format!("unknown built-in dataset '{s}': the only one is builtin:digits"))),
-        s => Ok(DataSource::Path(PathBuf::from(s))),
-    }
-}
-
 /// The t10k images file of an IDX folder, if there is one.
 fn idx_test_split(dir: &Path) -> Option<PathBuf> {
     ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"].iter().map(|n| dir.join(n)).find(|p| p.is_file())
@@ -210,7 +202,7 @@ fn idx_test_split(dir: &Path) -> Option<PathBuf> {
 fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, String)> {
     let opts = LoadOptions::new(cfg.data.resolution, Channels::Auto);
     let spec = &cfg.data.source;
-    let train = data::load(&source(spec)?, &opts)?;
+    let train = data::load(&DataSource::parse(spec)?, &opts)?;
     if train.labels().is_none() || train.num_classes() < 2 {
         return Err(crate::Error::data(
             train.source(),
@@ -218,7 +210,7 @@ fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, St
         ));
     }
     let (train, test, desc) = if let Some(t) = &cfg.data.test {
-        (train, data::load(&source(t)?, &opts)?, t.clone())
+        (train, data::load(&DataSource::parse(t)?, &opts)?, t.clone())
     } else if let Some(p) = Path::new(spec).is_dir().then(|| idx_test_split(Path::new(spec))).flatten() {
         let test = data::load(&DataSource::Path(p.clone()), &opts)?;
         (train, test, p.display().to_string())

@@ -10,7 +10,7 @@ use super::engine::{self, Losses, Record, Run, Saved, Schedule, TaskConfig};
 use super::guard::GuardInput;
 use super::step::{GanState, RealBatch, StepLosses};
 use crate::checkpoint;
-use crate::config::{train::BUILTIN_DIGITS, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::{self, BatchLoader, DataSource, Dataset, LoadOptions};
 use crate::metrics::evaluate::{self, EvalOptions, Evaluator, Metric, Silent};
 use crate::models::{Gan, ImageShape};
@@ -19,7 +19,6 @@ use crate::rng::{self, Stream};
 use crate::saved::{self, gan::GanMeta, gan::EMA_PREFIX};
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A GAN training run (`gannet train`).
@@ -279,13 +278,7 @@ pub fn load_dataset(cfg: &TrainConfig) -> crate::Result<Dataset> {
 }
 
 fn load_dataset_unnamed(cfg: &TrainConfig) -> crate::Result<Dataset> {
-    let source = if cfg.data.source == BUILTIN_DIGITS {
-        DataSource::BuiltinDigits
-    } else if let Some(other) = cfg.data.source.strip_prefix("builtin:") {
-        return Err(crate::Error::Config(format!("unknown built-in dataset '{other}': the only one is '{BUILTIN_DIGITS}'")));
-    } else {
-        DataSource::Path(PathBuf::from(&cfg.data.source))
-    };
+    let source = DataSource::parse(&cfg.data.source)?;
     let resolution = cfg.data.resolution.unwrap_or_else(|| default_resolution(&source));
     data::load(&source, &LoadOptions { resolution, channels: cfg.data.channels })
 }
