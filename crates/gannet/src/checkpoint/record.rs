@@ -86,6 +86,12 @@ impl Record {
         Ok(Self { kind: found, config, run, task, tensors })
     }
 
+    /// The engine's metadata of the checkpoint at `path`, read from its header alone (no tensors
+    /// loaded, nothing verified); None when it has none or cannot be read.
+    pub fn run_meta_of(path: &Path) -> Option<RunMeta> {
+        serde_json::from_str(super::metadata(path).ok()?.get(META_RUN)?).ok()
+    }
+
     /// The task's metadata as `M`.
     pub fn task_meta<M: serde::de::DeserializeOwned>(&self, path: &Path) -> crate::Result<M> {
         serde_json::from_value(self.task.clone()).map_err(|e| crate::Error::checkpoint(path, format!("bad task metadata: {e}")))

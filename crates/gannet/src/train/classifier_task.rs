@@ -3,7 +3,7 @@
 //! decay, test accuracy as periodic evaluation, resumable checkpoints. [`ClassifierTask::export`]
 //! gives the trained network with its measured test accuracy, ready to save as a classifier file.
 
-use super::engine::{self, Losses, Record, Run, RunDir, Saved, Schedule, TaskConfig};
+use super::engine::{self, Losses, Record, Run, Saved, Schedule, TaskConfig};
 use super::guard::GuardInput;
 use crate::checkpoint;
 use crate::config::{ClassifierRunConfig, GuardConfig};
@@ -98,7 +98,7 @@ impl engine::Task for ClassifierTask {
     const COMMAND: &'static str = "gannet classifier";
     const LOWER_LR: &'static str = "--lr ..";
 
-    fn build(cfg: &ClassifierRunConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
+    fn build(cfg: &ClassifierRunConfig, saved: Option<&Record>, device: &Device) -> crate::Result<Self> {
         let (train, test, test_source) = load_splits(cfg)?;
         let net_cfg = ClassifierConfig {
             resolution: cfg.data.resolution,

@@ -100,7 +100,7 @@ impl engine::Task for GanTask {
     const KIND: &'static str = saved::gan::KIND_TRAIN;
     const COMMAND: &'static str = "gannet train";
 
-    fn build(cfg: &TrainConfig, saved: Option<&Record>, _run: &engine::RunDir, device: &Device) -> crate::Result<Self> {
+    fn build(cfg: &TrainConfig, saved: Option<&Record>, device: &Device) -> crate::Result<Self> {
         let dataset = Arc::new(load_dataset(cfg)?);
         let shape = ImageShape { channels: dataset.channels(), resolution: dataset.height() };
         let classes = cfg.model.classes_for(dataset.num_classes()).map_err(|e| match e {

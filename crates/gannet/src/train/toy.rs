@@ -5,7 +5,7 @@
 //! The run folder gets metrics.csv, a scatter plot of the samples as its "grid", checkpoints
 //! and, with `eval_every`, the coverage during training.
 
-use super::engine::{self, Outcome, Quiet, Record, Run, RunDir, Saved, Schedule, TaskConfig};
+use super::engine::{self, Outcome, Quiet, Record, Run, Saved, Schedule, TaskConfig};
 use super::step::StepLosses;
 use super::Ema;
 use crate::checkpoint;
@@ -83,7 +83,7 @@ impl engine::Task for ToyTask {
     const COMMAND: &'static str = "train::toy";
     const LOWER_LR: &'static str = "with a lower ToyConfig::lr";
 
-    fn build(cfg: &ToyConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
+    fn build(cfg: &ToyConfig, saved: Option<&Record>, device: &Device) -> crate::Result<Self> {
         let model = ModelConfig::Mlp(cfg.mlp());
         let shape = ImageShape { channels: 2, resolution: 1 };
         let models::Gan { gen, disc, gen_params, disc_params } = models::build(&model, shape, cfg.seed, device)?;

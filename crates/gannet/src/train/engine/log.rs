@@ -7,7 +7,6 @@
 use super::Losses;
 use plotters::prelude::*;
 use std::io::Write;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 pub struct MetricsLog<L: Losses> {
@@ -16,7 +15,6 @@ pub struct MetricsLog<L: Losses> {
     rows: Vec<Vec<f64>>,
     /// Steps not yet written: the task's values and images/s.
     pending: Vec<(L, f64)>,
-    _losses: PhantomData<L>,
 }
 
 impl<L: Losses> MetricsLog<L> {
@@ -41,7 +39,7 @@ impl<L: Losses> MetricsLog<L> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(crate::Error::io(format!("reading {}", path.display()), e)),
         };
-        let log = Self { path: path.to_path_buf(), rows, pending: Vec::new(), _losses: PhantomData };
+        let log = Self { path: path.to_path_buf(), rows, pending: Vec::new() };
         let mut text = Self::columns().join(",") + "\n";
         for r in &log.rows {
             text.push_str(&line(r));

@@ -127,7 +127,7 @@ pub trait Task: Sized {
 
     /// Builds the data, networks and optimisers of `cfg`, restoring `saved` when resuming.
     /// `step` is the step training starts at (0 for a fresh run).
-    fn build(cfg: &Self::Config, saved: Option<&Record>, run: &RunDir, device: &Device) -> crate::Result<Self>;
+    fn build(cfg: &Self::Config, saved: Option<&Record>, device: &Device) -> crate::Result<Self>;
     /// Step `step` (0-based) on the next batch.
     fn step(&mut self, step: u64) -> crate::Result<Self::Losses>;
     /// Images one step consumes.
@@ -230,7 +230,7 @@ impl<T: Task> Run<T> {
     fn build(cfg: T::Config, run: RunDir, lock: RunLock, saved: Option<Record>, run_id: String) -> crate::Result<Self> {
         let device = crate::device::parse_device(cfg.device())?;
         let sched = cfg.schedule();
-        let task = T::build(&cfg, saved.as_ref(), &run, &device)?;
+        let task = T::build(&cfg, saved.as_ref(), &device)?;
         let meta = saved.as_ref().map(|s| s.run.clone()).unwrap_or_default();
         let mut guard = Guard::new(sched.guard, sched.loss);
         guard.set_streaks(meta.guard_streaks);
@@ -480,7 +480,7 @@ impl<T: Task> Run<T> {
             }
             None => (None, "the initial weights (step 0; no checkpoint had been written yet)".to_string()),
         };
-        self.task = T::build(&self.cfg, saved.as_ref(), &self.run, &self.device)?;
+        self.task = T::build(&self.cfg, saved.as_ref(), &self.device)?;
         self.step = saved.as_ref().map_or(0, |s| s.run.step);
         self.log = MetricsLog::open(&self.run.metrics_csv(), self.step)?;
         if let Some(e) = &mut self.eval {

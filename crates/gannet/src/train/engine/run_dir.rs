@@ -67,10 +67,7 @@ impl RunDir {
             _ => false,
         };
         if theirs.exists() && !same_file {
-            let other = crate::checkpoint::metadata(&theirs).ok().and_then(|m| {
-                let run: super::RunMeta = serde_json::from_str(m.get("run")?).ok()?;
-                Some(run)
-            });
+            let other = super::Record::run_meta_of(&theirs);
             let same_run = other.as_ref().is_some_and(|o| !run_id.is_empty() && o.run_id == run_id);
             if !same_run {
                 let step = other.map_or(String::new(), |o| format!(" (at step {})", o.step));

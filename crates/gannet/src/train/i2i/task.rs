@@ -10,7 +10,7 @@ use crate::data::{load_paired, load_unpaired, BatchLoader, Dataset, Split};
 use crate::metrics::FidInception;
 use crate::rng::{self, Stream};
 use crate::saved::{self, i2i::KIND_I2I, Direction, I2iNets};
-use crate::train::engine::{self, Losses, Record, Run, RunDir, Saved, Schedule, TaskConfig};
+use crate::train::engine::{self, Losses, Record, Run, Saved, Schedule, TaskConfig};
 use crate::train::guard::GuardInput;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
@@ -188,7 +188,7 @@ impl engine::Task for I2iTask {
     const KIND: &'static str = KIND_I2I;
     const COMMAND: &'static str = "gannet train-i2i";
 
-    fn build(cfg: &I2iConfig, saved: Option<&Record>, _run: &RunDir, device: &Device) -> crate::Result<Self> {
+    fn build(cfg: &I2iConfig, saved: Option<&Record>, device: &Device) -> crate::Result<Self> {
         let step = saved.map_or(0, |s| s.run.step);
         let loaders = Loaders::new(cfg, step)?;
         check_step_memory(cfg)?;
