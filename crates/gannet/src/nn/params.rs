@@ -117,7 +117,6 @@ impl ParamStore {
         self.filtered(Some(Role::Trainable))
     }
 
-    /// Every entry, trainable and buffer, in name order.
     /// The name of the first weight or buffer holding a NaN or Inf, if any (a diverged run).
     pub fn first_non_finite(&self) -> crate::Result<Option<String>> {
         for (name, var) in self.all() {
@@ -131,6 +130,7 @@ impl ParamStore {
         Ok(None)
     }
 
+    /// Every entry, trainable and buffer, in name order.
     pub fn all(&self) -> Vec<(String, Var)> {
         self.filtered(None)
     }
@@ -236,4 +236,15 @@ mod frozen_tests {
         assert!(failed.is_err());
         assert!(!FROZEN.with(Cell::get), "the flag is restored");
     }
+}
+
+/// The checkpoint name (`prefix.name`) of the first weight or buffer holding a NaN or Inf among
+/// `stores`, each named by the prefix its tensors carry in checkpoints.
+pub fn first_non_finite_in<'a>(stores: impl IntoIterator<Item = (&'a str, &'a ParamStore)>) -> crate::Result<Option<String>> {
+    for (prefix, store) in stores {
+        if let Some(name) = store.first_non_finite()? {
+            return Ok(Some(format!("{prefix}.{name}")));
+        }
+    }
+    Ok(None)
 }

@@ -143,7 +143,7 @@ impl engine::Task for ClassifierTask {
     }
 
     fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
-        Ok(self.net.params().first_non_finite()?.map(|n| format!("net.{n}")))
+        crate::nn::params::first_non_finite_in([("net", self.net.params())])
     }
 
     fn sample_grid(&mut self, _step: u64) -> crate::Result<Option<image::DynamicImage>> {

@@ -168,12 +168,7 @@ impl GanState {
     /// a NaN or Inf, if any.
     pub fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
         let ema = self.ema.as_ref().map(|e| ("gen_ema", &e.params));
-        for (prefix, store) in [("gen", &self.gan.gen_params), ("disc", &self.gan.disc_params)].into_iter().chain(ema) {
-            if let Some(name) = store.first_non_finite()? {
-                return Ok(Some(format!("{prefix}.{name}")));
-            }
-        }
-        Ok(None)
+        crate::nn::params::first_non_finite_in([("gen", &self.gan.gen_params), ("disc", &self.gan.disc_params)].into_iter().chain(ema))
     }
 
     /// `x` as D sees it in D update `d_step` for `role`: DiffAugment'ed when `augment` is on,

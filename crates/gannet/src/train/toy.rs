@@ -133,12 +133,7 @@ impl engine::Task for ToyTask {
     }
 
     fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
-        for (prefix, p) in [("gen", &self.gen_params), ("disc", &self.disc_params)] {
-            if let Some(n) = p.first_non_finite()? {
-                return Ok(Some(format!("{prefix}.{n}")));
-            }
-        }
-        Ok(None)
+        crate::nn::params::first_non_finite_in([("gen", &self.gen_params), ("disc", &self.disc_params)])
     }
 
     /// A scatter plot of the scored points over the mixture's modes.

@@ -212,12 +212,7 @@ impl engine::Task for I2iTask {
 
     fn non_finite_tensor(&self) -> crate::Result<Option<String>> {
         let n = &self.state.nets;
-        for (prefix, params) in [("gen", &n.gen_params), ("disc", &n.disc_params)] {
-            if let Some(name) = params.first_non_finite()? {
-                return Ok(Some(format!("{prefix}.{name}")));
-            }
-        }
-        Ok(None)
+        crate::nn::params::first_non_finite_in([("gen", &n.gen_params), ("disc", &n.disc_params)])
     }
 
     /// The comparison grid of the held-out sample batch: input | output | target.
