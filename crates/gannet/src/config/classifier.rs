@@ -126,12 +126,4 @@ impl ClassifierRunConfig {
         let t = step as f64 / self.schedule.steps.max(1) as f64;
         self.schedule.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
     }
-
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config is always serialisable")
-    }
-
-    pub fn from_toml_str(text: &str) -> crate::Result<Self> {
-        toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))
-    }
 }

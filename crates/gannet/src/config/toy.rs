@@ -105,12 +105,4 @@ impl ToyConfig {
         let t = ((step as f64 / self.steps.max(1) as f64 - self.lr_decay_start) / (1.0 - self.lr_decay_start)).max(0.0);
         self.lr * (self.lr_end + (1.0 - self.lr_end) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
     }
-
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config is always serialisable")
-    }
-
-    pub fn from_toml_str(text: &str) -> crate::Result<Self> {
-        toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))
-    }
 }

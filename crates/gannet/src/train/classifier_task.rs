@@ -70,12 +70,6 @@ impl TaskConfig for ClassifierRunConfig {
     fn learning_rates(&self) -> (f64, f64) {
         (self.schedule.lr, self.schedule.lr)
     }
-    fn to_toml(&self) -> String {
-        ClassifierRunConfig::to_toml(self)
-    }
-    fn from_toml(text: &str) -> crate::Result<Self> {
-        ClassifierRunConfig::from_toml_str(text)
-    }
 }
 
 /// The network, its optimiser and the training and test sets.

@@ -66,12 +66,6 @@ impl TaskConfig for TrainConfig {
     fn learning_rates(&self) -> (f64, f64) {
         (self.optim.gen.lr, self.optim.disc.lr)
     }
-    fn to_toml(&self) -> String {
-        TrainConfig::to_toml(self)
-    }
-    fn from_toml(text: &str) -> crate::Result<Self> {
-        TrainConfig::from_toml_str(text)
-    }
 }
 
 /// Periodic evaluation of the sampling generator against the training data.

@@ -51,12 +51,6 @@ impl TaskConfig for ToyConfig {
     fn learning_rates(&self) -> (f64, f64) {
         (self.lr, self.lr)
     }
-    fn to_toml(&self) -> String {
-        ToyConfig::to_toml(self)
-    }
-    fn from_toml(text: &str) -> crate::Result<Self> {
-        ToyConfig::from_toml_str(text)
-    }
 }
 
 /// Networks, optimisers and the EMA generator of a toy run.

@@ -103,8 +103,13 @@ pub trait TaskConfig: Clone + Serialize + DeserializeOwned {
     /// Multiplies the generator's and discriminator's learning rates (a guard rollback).
     fn scale_learning_rates(&mut self, factor: f64);
     fn learning_rates(&self) -> (f64, f64);
-    fn to_toml(&self) -> String;
-    fn from_toml(text: &str) -> crate::Result<Self>;
+    /// The config as checkpoints and `config.toml` keep it.
+    fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs are always serialisable")
+    }
+    fn from_toml(text: &str) -> crate::Result<Self> {
+        toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))
+    }
 }
 
 /// What the task saves in a checkpoint besides the engine's own record.

@@ -63,12 +63,6 @@ impl TaskConfig for I2iConfig {
     fn learning_rates(&self) -> (f64, f64) {
         (self.optim.gen.lr, self.optim.disc.lr)
     }
-    fn to_toml(&self) -> String {
-        I2iConfig::to_toml(self)
-    }
-    fn from_toml(text: &str) -> crate::Result<Self> {
-        I2iConfig::from_toml_str(text)
-    }
 }
 
 /// The training data: one loader of paired (channel-stacked) or single images, and for CycleGAN a
