@@ -175,16 +175,11 @@ impl ToyTask {
     }
 }
 
-/// Trains on `toy` (in `cfg.dir`) and scores the result.
-pub fn evaluate(toy: Toy, cfg: &ToyConfig, device: &Device) -> crate::Result<Coverage> {
-    let _ = device;
-    train(toy, cfg)?.task().coverage()
-}
-
-fn train(toy: Toy, cfg: &ToyConfig) -> crate::Result<ToyTrainer> {
-    let mut run = ToyTrainer::new(ToyConfig { toy, ..cfg.clone() })?;
+/// Trains `cfg.toy` in `cfg.dir` to the end and scores the result.
+pub fn evaluate(cfg: &ToyConfig) -> crate::Result<Coverage> {
+    let mut run = ToyTrainer::new(cfg.clone())?;
     match run.run(&mut Quiet, &AtomicBool::new(false))? {
-        Outcome::Finished => Ok(run),
+        Outcome::Finished => run.task().coverage(),
         Outcome::Stopped { step, .. } => Err(crate::Error::Msg(format!("the toy run stopped at step {step}"))),
     }
 }

@@ -2,7 +2,6 @@
 //! least 23 of the 25 grid modes with a fixed seed (each test says which). TOY_* variables override the config, for
 //! tuning (e.g. `TOY_SEED=1 TOY_EMA=0 cargo test -p gannet --test suite mode_coverage:: -- --nocapture`).
 
-use gannet::candle_core::Device;
 use gannet::config::ToyConfig;
 use gannet::metrics::mode_coverage::{coverage, Toy};
 use gannet::train::toy::{evaluate, ToyTrainer};
@@ -81,7 +80,8 @@ fn ring8_covered() {
     let t = std::time::Instant::now();
     let run = tempfile::tempdir().unwrap();
     cfg.dir = run.path().to_path_buf();
-    let ring = evaluate(Toy::Ring8, &cfg, &Device::Cpu).unwrap();
+    cfg.toy = Toy::Ring8;
+    let ring = evaluate(&cfg).unwrap();
     eprintln!("ring8: {ring:?} in {:?}", t.elapsed());
     // Measured (seed 2, default config): 8/8 modes, 83.7% high quality, ~50 s of CPU time.
     assert_eq!(ring.modes_covered, 8, "{ring:?}");
@@ -95,7 +95,8 @@ fn grid25_covered() {
     let run = tempfile::tempdir().unwrap();
     cfg.dir = run.path().to_path_buf();
     let t = std::time::Instant::now();
-    let grid = evaluate(Toy::Grid25, &cfg, &Device::Cpu).unwrap();
+    cfg.toy = Toy::Grid25;
+    let grid = evaluate(&cfg).unwrap();
     eprintln!("grid25: {grid:?} in {:?}", t.elapsed());
     // Measured (seed 0, default config): 23/25 modes, 58.0% high quality, ~60 s of CPU time.
     assert!(grid.modes_covered >= 23, "{grid:?}");
