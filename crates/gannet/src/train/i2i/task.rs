@@ -111,13 +111,19 @@ impl HeldOut {
     /// names, when there are such), for super-resolution the downscaled images and the originals.
     pub fn load(cfg: &I2iConfig, count: Option<usize>, device: &Device) -> crate::Result<Self> {
         let (a, b, names) = datasets(cfg, Split::HeldOut)?;
+        Self::from_sets(cfg, &a, b.as_ref(), &names, count, device)
+    }
+
+    /// [`HeldOut::load`] from the held-out sets already read.
+    fn from_sets(cfg: &I2iConfig, a: &Dataset, b: Option<&Dataset>, names: &[String], count: Option<usize>, device: &Device) -> crate::Result<Self> {
         let n = count.unwrap_or(a.len()).min(a.len());
         let idx: Vec<usize> = (0..n).collect();
         let a_t = a.batch_tensor(&idx, device)?;
+        let names = names[..n].to_vec();
         Ok(match cfg.task {
-            Task::Pix2pix => Self { inputs: a_t, targets: Some(b.expect("paired").batch_tensor(&idx, device)?), names: names[..n].to_vec() },
-            Task::Cyclegan => Self { inputs: a_t, targets: None, names: names[..n].to_vec() },
-            Task::Superres => Self { inputs: downscale(&a_t, cfg.model.scale)?, targets: Some(a_t), names: names[..n].to_vec() },
+            Task::Pix2pix => Self { inputs: a_t, targets: Some(b.expect("paired").batch_tensor(&idx, device)?), names },
+            Task::Cyclegan => Self { inputs: a_t, targets: None, names },
+            Task::Superres => Self { inputs: downscale(&a_t, cfg.model.scale)?, targets: Some(a_t), names },
         })
     }
 }
@@ -190,8 +196,10 @@ impl engine::Task for I2iTask {
         if let Some(s) = saved {
             restore(&s.tensors, &mut state)?;
         }
-        let held_out = HeldOut::load(cfg, Some(cfg.output.sample_count), device)?;
-        let periodic = if cfg.eval.every > 0 { Some(PeriodicEval::load(cfg, device)?) } else { None };
+        // The held-out sets are read once, for the grids and for evaluation.
+        let (a, b, names) = datasets(cfg, Split::HeldOut)?;
+        let held_out = HeldOut::from_sets(cfg, &a, b.as_ref(), &names, Some(cfg.output.sample_count), device)?;
+        let periodic = if cfg.eval.every > 0 { Some(PeriodicEval::new(cfg, &a, b.as_ref(), &names, device)?) } else { None };
         Ok(Self { cfg: cfg.clone(), device: device.clone(), state, loaders, held_out, periodic })
     }
 
@@ -259,12 +267,12 @@ impl engine::Task for I2iTask {
 }
 
 impl PeriodicEval {
-    fn load(cfg: &I2iConfig, device: &Device) -> crate::Result<Self> {
-        let held_out = HeldOut::load(cfg, Some(cfg.eval.count), device)?;
+    /// `eval.count` examples of the held-out sets `a`, `b` (and for CycleGAN, its FID network).
+    fn new(cfg: &I2iConfig, a: &Dataset, b: Option<&Dataset>, names: &[String], device: &Device) -> crate::Result<Self> {
+        let held_out = HeldOut::from_sets(cfg, a, b, names, Some(cfg.eval.count), device)?;
         if cfg.task != Task::Cyclegan {
             return Ok(Self { held_out, domain_b: None, inception: None });
         }
-        let (_, b, _) = datasets(cfg, Split::HeldOut)?;
         let b = b.expect("CycleGAN has two domains");
         let idx: Vec<usize> = (0..cfg.eval.count.min(b.len())).collect();
         let domain_b = b.batch_tensor(&idx, device)?;
