@@ -108,6 +108,15 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap
     write_atomic(path, &encode(path, tensors, metadata)?)
 }
 
+/// What [`write_atomic`]'s temp files (`.NAME.tmp-PID`) carry in their names.
+const TEMP_MARK: &str = ".tmp-";
+
+/// Whether a file name is one of [`write_atomic`]'s temp files, left behind when a process was
+/// killed mid-write.
+pub fn is_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARK)
+}
+
 /// Replaces `path` with `bytes` so that a reader sees either the old or the new file, never a
 /// partial one: write a temp file in the same directory, fsync it, rename it over the target,
 /// then fsync the directory so the rename itself survives a power cut.
@@ -118,7 +127,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
         _ => std::path::PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}{TEMP_MARK}{}", std::process::id()));
     let result = write_and_sync(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| crate::Error::io(format!("renaming {} to {}", tmp.display(), path.display()), e)));
     if result.is_err() {

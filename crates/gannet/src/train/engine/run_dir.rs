@@ -119,7 +119,7 @@ impl RunDir {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with('.') && name.contains(".tmp-") {
+                if crate::checkpoint::is_temp_file(&name) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
