@@ -203,6 +203,17 @@ impl ParamPath {
     }
 }
 
+/// The checkpoint name (`prefix.name`) of the first weight or buffer holding a NaN or Inf among
+/// `stores`, each named by the prefix its tensors carry in checkpoints.
+pub fn first_non_finite_in<'a>(stores: impl IntoIterator<Item = (&'a str, &'a ParamStore)>) -> crate::Result<Option<String>> {
+    for (prefix, store) in stores {
+        if let Some(name) = store.first_non_finite()? {
+            return Ok(Some(format!("{prefix}.{name}")));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod frozen_tests {
     use super::*;
@@ -236,15 +247,4 @@ mod frozen_tests {
         assert!(failed.is_err());
         assert!(!FROZEN.with(Cell::get), "the flag is restored");
     }
-}
-
-/// The checkpoint name (`prefix.name`) of the first weight or buffer holding a NaN or Inf among
-/// `stores`, each named by the prefix its tensors carry in checkpoints.
-pub fn first_non_finite_in<'a>(stores: impl IntoIterator<Item = (&'a str, &'a ParamStore)>) -> crate::Result<Option<String>> {
-    for (prefix, store) in stores {
-        if let Some(name) = store.first_non_finite()? {
-            return Ok(Some(format!("{prefix}.{name}")));
-        }
-    }
-    Ok(None)
 }
