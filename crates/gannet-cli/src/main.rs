@@ -3,6 +3,7 @@
 
 mod bench;
 mod commands;
+mod launch;
 mod progress;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -107,6 +108,11 @@ fn main() {
     if let Some(bytes) = cli.max_memory {
         gannet::limits::set_max_memory(bytes);
     }
+    // Under mpirun: join the job while this is still the only thread.
+    if let Err(e) = launch::init() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Sample(a) => commands::sample::run(a),
@@ -123,6 +129,7 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        launch::exit(1);
     }
+    launch::finalize();
 }

@@ -133,11 +133,15 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 /// Prints how a run ended; a stopped run exits with [`EXIT_INTERRUPTED`] so scripts can tell
 /// it from a finished one.
 pub fn finish_run(outcome: gannet::train::Outcome, step: u64, grid: &std::path::Path, checkpoint: &std::path::Path) {
+    let leader = crate::launch::is_leader();
     match outcome {
-        gannet::train::Outcome::Finished => eprintln!("done at step {step}: samples {}, checkpoint {}", grid.display(), checkpoint.display()),
+        gannet::train::Outcome::Finished if leader => eprintln!("done at step {step}: samples {}, checkpoint {}", grid.display(), checkpoint.display()),
+        gannet::train::Outcome::Finished => {}
         gannet::train::Outcome::Stopped { step, checkpoint } => {
-            eprintln!("stopped at step {step}, checkpoint saved: {} (continue with --resume {})", checkpoint.display(), checkpoint.display());
-            std::process::exit(EXIT_INTERRUPTED);
+            if leader {
+                eprintln!("stopped at step {step}, checkpoint saved: {} (continue with --resume {})", checkpoint.display(), checkpoint.display());
+            }
+            crate::launch::exit(EXIT_INTERRUPTED);
         }
     }
 }

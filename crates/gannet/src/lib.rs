@@ -50,6 +50,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 pub mod rng;
 pub mod saved;
 pub mod train;

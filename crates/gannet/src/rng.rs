@@ -36,6 +36,19 @@ pub fn rng(seed: u64, stream: Stream, index: u64) -> StdRng {
 }
 
 /// Standard normal samples as an f32 tensor of the given shape.
+/// Normal draws of `shape` for this data-parallel process: drawn for the combined batch
+/// (dimension 0 times the number of processes) and sliced, so each process draws what the
+/// one-process run draws for the same images, and all leave `rng` in the same state.
+pub fn randn_shard(rng: &mut StdRng, shape: &[usize], device: &Device) -> crate::Result<Tensor> {
+    let shard = crate::parallel::Shard::of_local(shape[0]);
+    if shard.global == shape[0] {
+        return randn(rng, shape, device);
+    }
+    let mut global = shape.to_vec();
+    global[0] = shard.global;
+    shard.narrow(&randn(rng, &global, device)?)
+}
+
 pub fn randn(rng: &mut StdRng, shape: &[usize], device: &Device) -> crate::Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();

@@ -106,6 +106,12 @@ pub struct TrainArgs {
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Data-parallel training in N processes on this machine: starts `mpirun -np N` with this
+    /// command (needs OpenMPI and a gannet built with --features mpi). --batch-size is the
+    /// combined batch (a multiple of N); each process gets cores / N threads. On several
+    /// machines call mpirun yourself (see the README).
+    #[arg(long, value_name = "N")]
+    launch: Option<usize>,
 }
 
 impl TrainArgs {
@@ -234,6 +240,13 @@ enum Start {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let Some(n) = args.launch.filter(|_| !args.print_config) {
+        let code = crate::launch::relaunch(n)?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
     let start = match &args.resume {
         Some(ckpt) => Start::Resume(ckpt.clone()),
         None => Start::Fresh(Box::new(fresh_config(&args)?)),
@@ -257,20 +270,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Start::Resume(ckpt) => Trainer::resume_with(&ckpt, |cfg| args.apply_resume(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
     };
     let cfg = trainer.config();
-    eprintln!(
-        "training {} on {} ({} images, {}x{}x{}) for {} steps -> {}",
-        cfg.model.name(),
-        trainer.dataset().source(),
-        trainer.dataset().len(),
-        trainer.dataset().channels(),
-        trainer.dataset().height(),
-        trainer.dataset().width(),
-        cfg.schedule.steps,
-        trainer.run_dir().root().display()
-    );
-    let mut progress = TrainProgress::new();
-    let result = trainer.run(&mut progress, &stop);
-    progress.finish();
+    let leader = crate::launch::is_leader();
+    if leader {
+        if gannet::parallel::is_parallel() {
+            let w = gannet::parallel::world();
+            eprintln!(
+                "data-parallel: {} processes ({}), batch {} = {} x {}",
+                w.size(),
+                w.backend(),
+                cfg.schedule.batch_size,
+                w.size(),
+                cfg.schedule.batch_size / w.size()
+            );
+        }
+        eprintln!(
+            "training {} on {} ({} images, {}x{}x{}) for {} steps -> {}",
+            cfg.model.name(),
+            trainer.dataset().source(),
+            trainer.dataset().len(),
+            trainer.dataset().channels(),
+            trainer.dataset().height(),
+            trainer.dataset().width(),
+            cfg.schedule.steps,
+            trainer.run_dir().root().display()
+        );
+    }
+    let result = if leader {
+        let mut progress = TrainProgress::new();
+        let r = trainer.run(&mut progress, &stop);
+        progress.finish();
+        r
+    } else {
+        trainer.run(&mut gannet::train::Quiet, &stop)
+    };
     let rd = trainer.run_dir();
     crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
     Ok(())

@@ -12,4 +12,6 @@ mod cli;
 mod edit_cli;
 mod eval_cli;
 mod image_to_image_cli;
+#[cfg(feature = "mpi")]
+mod parallel;
 mod studio_api;

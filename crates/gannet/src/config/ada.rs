@@ -59,8 +59,11 @@ impl AdaState {
     /// Adds D update `d_step`'s real logits to the signal, and adjusts p at the end of an interval.
     pub fn observe(&mut self, cfg: &AdaConfig, real_logits: &Tensor, d_step: u64) -> crate::Result<()> {
         let signs = real_logits.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-        self.sign_sum += signs.iter().map(|v| v.signum() * f64::from(*v != 0.0)).sum::<f64>();
-        self.images += signs.len() as u64;
+        // Over all data-parallel processes, so that every one adjusts p alike.
+        let mut seen = [signs.iter().map(|v| v.signum() * f64::from(*v != 0.0)).sum::<f64>(), signs.len() as f64];
+        crate::parallel::world().sum_f64(&mut seen)?;
+        self.sign_sum += seen[0];
+        self.images += seen[1] as u64;
         if (d_step + 1).is_multiple_of(cfg.interval) {
             let rt = self.sign_sum / self.images.max(1) as f64;
             let step = (rt - cfg.target).signum() * self.images as f64 / cfg.speed_images;

@@ -1,7 +1,7 @@
 //! The run configuration, read from TOML and overridden by command-line flags.
 //! Every field has a default, so an empty file (or none) is a valid DCGAN-on-digits run.
 
-use super::{AdaConfig, AugmentPolicy, EvalConfig, GuardConfig, PenaltyConfig};
+use super::{AdaConfig, AugmentPolicy, EvalConfig, GuardConfig, ParallelConfig, PenaltyConfig};
 use crate::data::Channels;
 use crate::loss::GanLoss;
 use crate::models::ModelConfig;
@@ -40,6 +40,8 @@ pub struct TrainConfig {
     /// `[guard]`: divergence detection (NaN/Inf, collapsed D) and optional rollback. See
     /// `train::guard` and `docs/stabilisers.md`.
     pub guard: GuardConfig,
+    /// `[parallel]`: data-parallel settings (batch norm synchronisation). See `gannet::parallel`.
+    pub parallel: ParallelConfig,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +61,7 @@ impl Default for TrainConfig {
             eval: EvalConfig::default(),
             augment: AugmentPolicy::NONE,
             ada: AdaConfig::default(),
+            parallel: ParallelConfig::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use candle_core::{Device, Tensor};
 use rand::Rng;
 
 use super::{to_unit_f32, Dataset};
+use crate::parallel::Shard;
 use crate::rng::{rng, Stream};
 use crate::{Error, Result};
 
@@ -63,15 +64,24 @@ impl BatchLoader {
     /// Starts preparing batches from `start_step` on. The last partial batch of each epoch is
     /// dropped so every batch has `batch_size` images.
     pub fn new(dataset: Arc<Dataset>, batch_size: usize, seed: u64, start_step: u64) -> Result<Self> {
+        Self::sharded(dataset, batch_size, seed, start_step, Shard::whole(batch_size))
+    }
+
+    /// As [`BatchLoader::new`], yielding only the images of `shard` of each batch (a
+    /// data-parallel process's slice; the batch order is the same in every process).
+    pub fn sharded(dataset: Arc<Dataset>, batch_size: usize, seed: u64, start_step: u64, shard: Shard) -> Result<Self> {
         if batch_size == 0 || batch_size > dataset.len() {
             return Err(Error::data(dataset.source(), format!("batch size {batch_size} must be between 1 and the dataset size {}", dataset.len())));
+        }
+        if shard.global != batch_size || shard.range.end > batch_size {
+            return Err(Error::Msg(format!("a shard {:?} of {} images does not fit batches of {batch_size}", shard.range, shard.global)));
         }
         let batches_per_epoch = (dataset.len() / batch_size) as u64;
         let (sender, receiver) = sync_channel(QUEUE_DEPTH);
         let worker = std::thread::Builder::new()
             .name("gannet-batch-loader".into())
             .spawn(move || {
-                let mut producer = Producer::new(dataset, batch_size, seed);
+                let mut producer = Producer::new(dataset, batch_size, seed, shard.range);
                 // Ends when the loader (and so the receiver) is dropped: send fails.
                 for step in start_step.. {
                     if sender.send(producer.batch(step)).is_err() {
@@ -112,12 +122,14 @@ struct Producer {
     seed: u64,
     batches_per_epoch: u64,
     epoch: Option<(u64, Vec<usize>)>,
+    /// The positions of each batch this loader yields.
+    shard: std::ops::Range<usize>,
 }
 
 impl Producer {
-    fn new(dataset: Arc<Dataset>, batch_size: usize, seed: u64) -> Self {
+    fn new(dataset: Arc<Dataset>, batch_size: usize, seed: u64, shard: std::ops::Range<usize>) -> Self {
         let batches_per_epoch = (dataset.len() / batch_size) as u64;
-        Producer { dataset, batch_size, seed, batches_per_epoch, epoch: None }
+        Producer { dataset, batch_size, seed, batches_per_epoch, epoch: None, shard }
     }
 
     fn batch(&mut self, step: u64) -> HostBatch {
@@ -128,7 +140,7 @@ impl Producer {
         }
         let perm = &self.epoch.as_ref().expect("set above").1;
         let indices = &perm[position * self.batch_size..(position + 1) * self.batch_size];
-        gather(&self.dataset, indices, step)
+        gather(&self.dataset, &indices[self.shard.clone()], step)
     }
 }
 

@@ -1,9 +1,14 @@
 //! Minibatch standard deviation (Karras et al. 2018, 3): one extra feature map telling the
 //! discriminator how varied its batch is, so a generator that collapses to a few images is easy
-//! to spot. The batch is split into groups of `G` images (image `n` is in group `n mod N/G`, as
-//! the reference code's reshape to [G, N/G, ...] does); for each group the standard deviation of
-//! every feature and pixel over the group's images is averaged into one number, which becomes a
-//! constant map appended to each of the group's images.
+//! to spot. The batch is split into groups of `G` consecutive images (image `n` is in group
+//! `n / G`); for each group the standard deviation of every feature and pixel over the group's
+//! images is averaged into one number, which becomes a constant map appended to each of the
+//! group's images.
+//!
+//! The reference code groups images `n mod N/G` instead; on shuffled batches of i.i.d. latents
+//! the two are the same in distribution. Consecutive groups let data-parallel processes, each
+//! holding a consecutive slice of the batch, hold whole groups, so an N-process run computes
+//! what one process computes on the combined batch.
 
 use candle_core::Tensor;
 
@@ -23,11 +28,11 @@ pub fn minibatch_stddev(x: &Tensor, max_group: usize) -> crate::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let g = group_size(max_group, n);
     let m = n / g;
-    let y = x.reshape((g, m, c, h, w))?;
-    let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let y = x.reshape((m, g, c, h, w))?;
+    let centred = y.broadcast_sub(&y.mean_keepdim(1)?)?;
     // Biased variance over the group, as the reference.
-    let std = (centred.sqr()?.mean(0)? + MBSTD_EPS)?.sqrt()?; // [M, C, H, W]
+    let std = (centred.sqr()?.mean(1)? + MBSTD_EPS)?.sqrt()?; // [M, C, H, W]
     let s = std.flatten_from(1)?.mean(1)?; // [M]
-    let map = s.reshape((1, m, 1, 1, 1))?.broadcast_as((g, m, 1, h, w))?.contiguous()?.reshape((n, 1, h, w))?;
+    let map = s.reshape((m, 1, 1, 1, 1))?.broadcast_as((m, g, 1, h, w))?.contiguous()?.reshape((n, 1, h, w))?;
     Ok(Tensor::cat(&[x, &map], 1)?)
 }

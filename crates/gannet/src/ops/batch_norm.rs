@@ -6,6 +6,12 @@
 //! reads `x` and the gradient twice and writes the input gradient once backward. The fused
 //! backward is not itself differentiable, so [`train`] takes the composite form whenever second
 //! order gradients are enabled (R1, gradient penalty), and the fused one otherwise.
+//!
+//! Under data-parallel training with synchronised batch norm ([`crate::parallel::sync_batch_norm`])
+//! the fused kernels sum their per-channel statistics over all processes: forward the sums for the
+//! mean and the variance, backward `sum(g)` and `sum(g * (x - mean))` for the input gradient. The
+//! weight and bias gradients stay per process; the gradient averaging that follows every backward
+//! pass combines them, as it does every other weight's.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;
@@ -26,6 +32,16 @@ pub struct Normalised {
 /// [`composite`]. `relu_slope`: a (leaky) ReLU applied to the result, `Some(0.0)` being ReLU.
 pub fn train(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
     let fast = super::cpu_float(x) && weight.dtype() == x.dtype();
+    if crate::parallel::sync_batch_norm() {
+        if !fast || crate::autodiff::second_order_enabled() {
+            return Err(crate::Error::Config(
+                "synchronised batch norm runs on the CPU without second-order gradients (R1, gradient penalty, path length): \
+                 set [parallel] sync_batch_norm = false, or train without the penalty"
+                    .into(),
+            ));
+        }
+        return fused(x, weight, bias, eps, relu_slope);
+    }
     if fast && !crate::autodiff::second_order_enabled() {
         fused(x, weight, bias, eps, relu_slope)
     } else {
@@ -66,6 +82,19 @@ struct Stats {
     mean: Vec<f64>,
     var: Vec<f64>,
     inv_std: Vec<f64>,
+    /// Values per channel the statistics are over (all processes' when synchronised).
+    count: f64,
+}
+
+/// Per-channel `sums` (and `count` in the last slot) summed over all data-parallel processes,
+/// when batch norm is synchronised.
+fn combine(mut sums: Vec<f64>) -> Vec<f64> {
+    if crate::parallel::sync_batch_norm() {
+        // A failed collective cannot be reported from inside a kernel; MPI aborts the job on
+        // communication errors by default, so a return here is always a success.
+        let _ = crate::parallel::world().sum_f64(&mut sums);
+    }
+    sums
 }
 
 struct Fused {
@@ -116,10 +145,14 @@ impl Dims {
 
 fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>) -> (Vec<T>, Stats) {
     let sum = |p: &[T]| p.iter().map(|v| v.to_f64()).sum::<f64>();
-    let mean: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0 / d.count()).collect();
+    let mut sums: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0).collect();
+    sums.push(d.count());
+    let sums = combine(sums);
+    let count = sums[d.c];
+    let mean: Vec<f64> = sums[..d.c].iter().map(|s| s / count).collect();
     // Squared deviations from the mean, a second pass, keep the variance exact for large means.
-    let var: Vec<f64> =
-        d.channel_sums(x, x, |ch, p, _| (p.iter().map(|v| (v.to_f64() - mean[ch]).powi(2)).sum(), 0.0)).iter().map(|s| s.0 / d.count()).collect();
+    let dev = d.channel_sums(x, x, |ch, p, _| (p.iter().map(|v| (v.to_f64() - mean[ch]).powi(2)).sum(), 0.0)).iter().map(|s| s.0).collect();
+    let var: Vec<f64> = combine(dev).iter().map(|s| s / count).collect();
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let y = d.map_planes(x, x, |ch, xs, _, out| {
         let scale = inv_std[ch] * w[ch].to_f64();
@@ -140,7 +173,7 @@ fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slop
             }
         }
     });
-    (y, Stats { mean, var, inv_std })
+    (y, Stats { mean, var, inv_std, count })
 }
 
 /// Gradients of x, weight and bias from the output gradient `g`.
@@ -153,13 +186,16 @@ fn backward<T: WithDType>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Ve
             (s + g, sx + g * (x.to_f64() - m))
         })
     });
+    // The input gradient's sums are over every process's values when synchronised.
+    let all: Vec<f64> = combine(sums.iter().flat_map(|s| [s.0, s.1]).collect());
+    let count = st.count;
     // dx = w * is * (g - sum(g) / M - (x - mean) * is^2 * sum(g * (x - mean)) / M), as
     // g * k1 + x * k2 + k0 per channel.
     let dx = d.map_planes(g, x, |ch, g, x, out| {
-        let (is, m, (sg, sgx)) = (st.inv_std[ch], st.mean[ch], sums[ch]);
+        let (is, m, (sg, sgx)) = (st.inv_std[ch], st.mean[ch], (all[2 * ch], all[2 * ch + 1]));
         let k1 = w[ch].to_f64() * is;
-        let k2 = -k1 * is * is * sgx / d.count();
-        let k0 = -k1 * sg / d.count() - m * k2;
+        let k2 = -k1 * is * is * sgx / count;
+        let k0 = -k1 * sg / count - m * k2;
         let (k1, k2, k0) = (T::from_f64(k1), T::from_f64(k2), T::from_f64(k0));
         for ((o, &g), &x) in out.iter_mut().zip(g).zip(x) {
             *o = g * k1 + x * k2 + k0;

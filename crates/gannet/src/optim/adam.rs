@@ -97,6 +97,11 @@ impl Adam {
     }
 
     /// Number of updates taken (calls to [`Adam::step`], whichever parameters got gradients).
+    /// The parameters this optimiser updates.
+    pub fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.slots.iter().map(|s| &s.var)
+    }
+
     pub fn steps(&self) -> u64 {
         self.steps
     }

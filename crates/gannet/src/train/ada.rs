@@ -26,8 +26,10 @@ pub fn augment_with_probability(x: &Tensor, policy: AugmentPolicy, p: f64, seed:
         return Ok(x.clone());
     }
     let n = x.dim(0)?;
+    let shard = crate::parallel::Shard::of_local(n);
     let mut r = rng::rng(seed, Stream::Augment, index | (1 << 62));
-    let chosen: Vec<f32> = (0..n).map(|_| f32::from(r.random::<f64>() < p)).collect();
+    let chosen: Vec<f32> = (0..shard.global).map(|_| f32::from(r.random::<f64>() < p)).collect();
+    let chosen = shard.slice(&chosen).to_vec();
     let mask = Tensor::from_vec(chosen, (n, 1, 1, 1), x.device())?.to_dtype(x.dtype())?;
     let aug = augment::augment(x, policy, seed, index)?;
     Ok((x + (aug - x)?.broadcast_mul(&mask)?)?)

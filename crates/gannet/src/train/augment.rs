@@ -21,6 +21,7 @@
 //! batches D sees per D update.
 
 pub use crate::config::AugmentPolicy;
+use crate::parallel::Shard;
 use crate::rng::{self, Stream};
 use candle_core::{Tensor, D};
 use rand::rngs::StdRng;
@@ -94,6 +95,20 @@ impl AugmentParams {
             cutouts = cy.into_iter().zip(cx).collect();
         }
         Self { brightness, saturation, contrast, shifts, cutouts }
+    }
+
+    /// The parameters of the images in `shard` (draws are made for the global batch, so a
+    /// data-parallel process augments its images as the one-process run does).
+    pub fn shard(&self, shard: &Shard) -> Self {
+        let s = |v: &Vec<f32>| if v.is_empty() { Vec::new() } else { shard.slice(v).to_vec() };
+        let p = |v: &Vec<(i64, i64)>| if v.is_empty() { Vec::new() } else { shard.slice(v).to_vec() };
+        Self {
+            brightness: s(&self.brightness),
+            saturation: s(&self.saturation),
+            contrast: s(&self.contrast),
+            shifts: p(&self.shifts),
+            cutouts: p(&self.cutouts),
+        }
     }
 }
 
@@ -232,13 +247,14 @@ pub fn apply(x: &Tensor, params: &AugmentParams) -> crate::Result<Tensor> {
 
 /// Augmentation number `index` of the run seeded `seed`: draws from
 /// `rng(seed, Stream::Augment, index)` and applies `policy` to `x` (returned unchanged when the
-/// policy is empty).
+/// policy is empty). Under data-parallel training `x` is this process's slice of the batch.
 pub fn augment(x: &Tensor, policy: AugmentPolicy, seed: u64, index: u64) -> crate::Result<Tensor> {
     if !policy.is_active() {
         return Ok(x.clone());
     }
     let (n, _, h, w) = x.dims4()?;
+    let shard = Shard::of_local(n);
     let mut r = rng::rng(seed, Stream::Augment, index);
-    let params = AugmentParams::draw(policy, n, h, w, &mut r);
+    let params = AugmentParams::draw(policy, shard.global, h, w, &mut r).shard(&shard);
     apply(x, &params)
 }

@@ -102,6 +102,7 @@ impl engine::Task for GanTask {
             other => other,
         })?;
         check_step_memory(cfg, shape)?;
+        crate::parallel::set_sync_batch_norm(cfg.parallel.sync_batch_norm);
         let mut state = GanState::with_classes(cfg, shape, classes, device)?;
         let step = match saved {
             Some(r) => {
@@ -112,7 +113,9 @@ impl engine::Task for GanTask {
             None => 0,
         };
         let batches_per_step = cfg.schedule.d_steps_per_g as u64;
-        let loader = BatchLoader::new(dataset.clone(), cfg.schedule.batch_size, cfg.seed, step * batches_per_step)?;
+        // Under data-parallel training this process loads its slice of every batch.
+        let shard = crate::parallel::Shard::of(cfg.schedule.batch_size)?;
+        let loader = BatchLoader::sharded(dataset.clone(), cfg.schedule.batch_size, cfg.seed, step * batches_per_step, shard)?;
         let mut fixed_rng = rng::rng(cfg.seed, Stream::FixedLatent, 0);
         let fixed_latents = rng::randn(&mut fixed_rng, &[cfg.output.sample_count, cfg.model.latent_dim()], device)?;
         let (fixed_latents, fixed_labels, grid_columns) = grid_batch(fixed_latents, classes)?;
@@ -144,6 +147,7 @@ impl engine::Task for GanTask {
         })
     }
 
+    /// Images of the combined batch (all data-parallel processes together).
     fn images_per_step(&self) -> usize {
         self.cfg.schedule.batch_size * self.cfg.schedule.d_steps_per_g
     }

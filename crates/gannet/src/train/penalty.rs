@@ -60,5 +60,7 @@ pub fn wgan_gp(d: &dyn Fn(&Tensor) -> crate::Result<Tensor>, real: &Tensor, fake
 /// [`Stream::Penalty`] indexed by that step, so a resumed run draws the same numbers.
 pub fn interpolation_weights(seed: u64, d_step: u64, n: usize, device: &candle_core::Device) -> crate::Result<Tensor> {
     let mut r = rng::rng(seed, Stream::Penalty, d_step);
-    rng::rand_uniform(&mut r, &[n], 0.0, 1.0, device)
+    // Drawn for the global batch: a data-parallel process uses its images' weights.
+    let shard = crate::parallel::Shard::of_local(n);
+    shard.narrow(&rng::rand_uniform(&mut r, &[shard.global], 0.0, 1.0, device)?)
 }

@@ -14,6 +14,7 @@ use crate::config::TrainConfig;
 use crate::models::{self, Gan, Generator, ImageShape};
 use crate::nn::{self, Mode};
 use crate::optim::Adam;
+use crate::parallel::{self, Shard};
 use crate::rng::{self, Stream};
 use candle_core::{Device, Tensor, Var};
 
@@ -101,7 +102,9 @@ impl GanState {
         for j in 0..d_steps {
             let batch_index = step * d_steps as u64 + j as u64;
             let RealBatch { images: real, labels } = next_real(batch_index)?;
-            let z = self.latents(batch_index, real.dim(0)?)?;
+            // Drawn for the combined batch; this process takes its images' latents.
+            let shard = Shard::of_local(real.dim(0)?);
+            let z = shard.narrow(&self.latents(batch_index, shard.global)?)?;
             let fake = self.gan.gen.forward(&z, labels.as_ref(), Mode::Train)?;
             let with_penalty = self.cfg.penalty.applies_at(batch_index);
             // R1 differentiates D's logits on the real batch w.r.t. the batch: make it a leaf.
@@ -130,7 +133,9 @@ impl GanState {
             if self.cfg.penalty.drift > 0.0 {
                 d_total = (d_total + (penalty::drift(&real_logits)? * self.cfg.penalty.drift)?)?;
             }
-            self.opt_disc.step(&d_total.backward()?)?;
+            let mut grads = d_total.backward()?;
+            parallel::average_gradients(&mut grads, self.opt_disc.vars())?;
+            self.opt_disc.step(&grads)?;
             d_loss_v += scalar(&d_loss)? / d_steps as f64;
             d_real_v += scalar(&real_logits.mean_all()?)? / d_steps as f64;
             d_fake_v += scalar(&fake_logits.mean_all()?)? / d_steps as f64;
@@ -148,11 +153,16 @@ impl GanState {
             Some(reg) => (&g_loss + reg)?,
             None => g_loss.clone(),
         };
-        self.opt_gen.step(&g_total.backward()?)?;
+        let mut grads = g_total.backward()?;
+        parallel::average_gradients(&mut grads, self.opt_gen.vars())?;
+        self.opt_gen.step(&grads)?;
         if let Some(ema) = &self.ema {
             ema.update(&self.gan.gen_params, step)?;
         }
-        Ok(StepLosses { d_loss: d_loss_v, g_loss: scalar(&g_loss)?, d_real: d_real_v, d_fake: d_fake_v })
+        // Means over the combined batch: every data-parallel process logs and guards the same values.
+        let mut v = [d_loss_v, scalar(&g_loss)?, d_real_v, d_fake_v];
+        parallel::mean_f64(&mut v)?;
+        Ok(StepLosses { d_loss: v[0], g_loss: v[1], d_real: v[2], d_fake: v[3] })
     }
 
     /// Tells every network (G, D, the EMA shadow) that generator update `step` comes next.

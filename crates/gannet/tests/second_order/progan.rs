@@ -230,13 +230,13 @@ fn pixel_norm_on_hand_computed_inputs() {
 fn minibatch_stddev_on_hand_computed_inputs() {
     assert_eq!([(4, 8), (4, 4), (4, 6), (4, 5), (4, 3), (4, 1), (2, 4)].map(|(g, n)| minibatch_std::group_size(g, n)), [4, 4, 3, 1, 3, 1, 2]);
     let dev = Device::Cpu;
-    // N = 4, one 1x1 feature: groups of 2 are images {0, 2} and {1, 3} (image n in group n mod 2).
+    // N = 4, one 1x1 feature: groups of 2 are images {0, 1} and {2, 3} (image n in group n / 2).
     let x = Tensor::new(&[0f32, 10.0, 2.0, 16.0], &dev).unwrap().reshape((4, 1, 1, 1)).unwrap();
     let y = minibatch_stddev(&x, 2).unwrap();
     assert_eq!(y.dims(), [4, 2, 1, 1]);
     let v = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    // Std of {0, 2} is 1, of {10, 16} is 3 (biased); the input channel is kept.
-    let want = [0.0, 1.0, 10.0, 3.0, 2.0, 1.0, 16.0, 3.0];
+    // Std of {0, 10} is 5, of {2, 16} is 7 (biased); the input channel is kept.
+    let want = [0.0, 5.0, 10.0, 5.0, 2.0, 7.0, 16.0, 7.0];
     for (a, b) in v.iter().zip(want) {
         assert!((a - b).abs() < 1e-4, "{v:?} vs {want:?}");
     }

@@ -34,7 +34,13 @@ impl Mapping {
             x = leaky_relu_gain(&l.forward(&x)?)?;
         }
         if track {
-            let batch_mean = x.detach().mean(0)?;
+            let mut batch_mean = x.detach().mean(0)?;
+            if crate::parallel::is_parallel() {
+                // The combined batch's mean, so every data-parallel process tracks the same w_avg.
+                let mut v: Vec<f64> = batch_mean.to_dtype(candle_core::DType::F64)?.to_vec1()?;
+                crate::parallel::mean_f64(&mut v)?;
+                batch_mean = Tensor::new(v, x.device())?.to_dtype(x.dtype())?;
+            }
             let old = self.w_avg.as_tensor();
             self.w_avg.set(&((old - &batch_mean)? * W_AVG_BETA + &batch_mean)?)?;
         }

@@ -138,7 +138,7 @@ impl Stylegan2Generator {
             return self.broadcast_w(w);
         }
         let cutoff = r.random_range(1..self.synthesis.num_ws());
-        let z2 = rng::randn(r, &[w.dim(0)?, self.cfg.latent_dim], w.device())?;
+        let z2 = rng::randn_shard(r, &[w.dim(0)?, self.cfg.latent_dim], w.device())?;
         self.mix_ws(w, &self.mapping.forward(&z2, false)?, cutoff)
     }
 
@@ -149,17 +149,31 @@ impl Stylegan2Generator {
     /// enough to pay for a second graph).
     fn path_length_penalty(&self, batch_size: usize) -> crate::Result<Tensor> {
         let mut r = self.rng(PL_DRAW);
+        // `batch_size` is the combined batch: data-parallel processes each take their slice of
+        // the n latents (drawn for all), and average the lengths' mean for `pl_mean`.
         let n = (batch_size / 2).max(1);
+        let procs = crate::parallel::world().size();
+        if !n.is_multiple_of(procs) {
+            return Err(crate::Error::Config(format!(
+                "StyleGAN2's path length regularisation draws half the batch, {n} images, which does not split over {procs} processes: \
+                 use a schedule.batch_size (--batch-size) that is a multiple of {}",
+                2 * procs
+            )));
+        }
+        let shard = crate::parallel::Shard::of(n)?;
         let device = self.pl_mean.device();
-        let z = rng::randn(&mut r, &[n, self.cfg.latent_dim], device)?;
+        let z = shard.narrow(&rng::randn(&mut r, &[n, self.cfg.latent_dim], device)?)?;
         let ws = Var::from_tensor(&self.broadcast_w(&self.mapping.forward(&z, false)?)?.detach())?;
         let img = self.synthesis.forward(ws.as_tensor(), Noise::Random(&mut r))?;
         let (_, _, h, w) = img.dims4()?;
-        let dirs = (rng::randn(&mut r, img.dims(), device)? / ((h * w) as f64).sqrt())?;
+        let dirs = (rng::randn_shard(&mut r, img.dims(), device)? / ((h * w) as f64).sqrt())?;
         let g = crate::autodiff::grad_of(&(img * dirs)?.sum_all()?, ws.as_tensor())?;
         let lengths = g.sqr()?.sum(2)?.mean(1)?.sqrt()?; // [n]
         let old = self.pl_mean.as_tensor().detach();
-        let mean = ((&old + ((lengths.detach().mean_keepdim(0)? - &old)? * self.cfg.pl_decay)?)?).detach();
+        let mut batch_mean = [lengths.detach().mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?];
+        crate::parallel::mean_f64(&mut batch_mean)?;
+        let batch_mean = Tensor::new(&[batch_mean[0] as f32], device)?.to_dtype(old.dtype())?;
+        let mean = ((&old + ((batch_mean - &old)? * self.cfg.pl_decay)?)?).detach();
         self.pl_mean.set(&mean)?;
         let pen = lengths.broadcast_sub(&mean)?.sqr()?.mean_all()?;
         Ok((pen * (self.cfg.pl_weight * self.cfg.pl_every as f64))?)

@@ -85,7 +85,7 @@ impl StyleLayer {
         let y = self.conv.forward(&x, w)?;
         let (n, _, h, wd) = y.dims4()?;
         let noise = match noise {
-            Noise::Random(r) => rng::randn(r, &[n, 1, h, wd], y.device())?,
+            Noise::Random(r) => rng::randn_shard(r, &[n, 1, h, wd], y.device())?,
             Noise::Fixed => self.noise_fixed.as_tensor().clone(),
         };
         let y = y.broadcast_add(&noise.broadcast_mul(self.noise_strength.as_tensor())?)?;

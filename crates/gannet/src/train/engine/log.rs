@@ -10,7 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct MetricsLog<L: Losses> {
-    path: PathBuf,
+    /// The CSV file (None: rows are kept in memory only, as data-parallel processes other than
+    /// the writer do).
+    path: Option<PathBuf>,
     /// One row per log interval: the step, then the values of [`MetricsLog::columns`] after it.
     rows: Vec<Vec<f64>>,
     /// Steps not yet written: the task's values and images/s.
@@ -39,13 +41,17 @@ impl<L: Losses> MetricsLog<L> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(crate::Error::io(format!("reading {}", path.display()), e)),
         };
-        let log = Self { path: path.to_path_buf(), rows, pending: Vec::new() };
         let mut text = Self::columns().join(",") + "\n";
-        for r in &log.rows {
+        for r in &rows {
             text.push_str(&line(r));
         }
-        crate::checkpoint::write_atomic(&log.path, text.as_bytes())?;
-        Ok(log)
+        crate::checkpoint::write_atomic(path, text.as_bytes())?;
+        Ok(Self { path: Some(path.to_path_buf()), rows, pending: Vec::new() })
+    }
+
+    /// A log that keeps its rows in memory and writes no file.
+    pub fn in_memory() -> Self {
+        Self { path: None, rows: Vec::new(), pending: Vec::new() }
     }
 
     /// The rows written so far (each starts with its step).
@@ -74,8 +80,10 @@ impl<L: Losses> MetricsLog<L> {
         row.extend(sums.into_iter().map(|s| s / n));
         row.push(elapsed_s);
         self.pending.clear();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path).map_err(|e| crate::Error::io(format!("opening {}", self.path.display()), e))?;
-        f.write_all(line(&row).as_bytes()).map_err(|e| crate::Error::io(format!("writing {}", self.path.display()), e))?;
+        if let Some(path) = &self.path {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
+            f.write_all(line(&row).as_bytes()).map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+        }
         self.rows.push(row);
         Ok(())
     }

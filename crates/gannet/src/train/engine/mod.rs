@@ -7,7 +7,9 @@
 //! - sample grids, checkpoints and periodic evaluation on their intervals;
 //! - the divergence guard ([`Guard`]): stop naming the last good checkpoint, or roll back to it
 //!   with lower learning rates;
-//! - stopping on request (Ctrl-C) after saving a checkpoint.
+//! - stopping on request (Ctrl-C) after saving a checkpoint;
+//! - data-parallel training ([`crate::parallel`]): every process runs the same loop on the same
+//!   state; only rank 0 writes the run folder, all agree on stopping, diverging and failing.
 //!
 //! A task only knows how to build itself (fresh or from a [`Record`]), take one step, draw a
 //! grid, say what to save and, optionally, evaluate itself. Every random draw of a task is
@@ -25,6 +27,7 @@ pub use run_dir::{RunDir, RunLock};
 
 use super::guard::{Guard, GuardConfig, GuardInput, Signal};
 use crate::loss::GanLoss;
+use crate::parallel;
 use candle_core::{Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -168,6 +171,8 @@ pub struct Run<T: Task> {
     /// [`Run::run`] returns (the run is over; inspecting it writes nothing) and taken again by
     /// any later call that writes.
     lock: Option<RunLock>,
+    /// This process writes the run folder (false for data-parallel ranks other than 0).
+    writer: bool,
     run_id: String,
     log: MetricsLog<T::Losses>,
     eval: Option<EvalLog>,
@@ -186,10 +191,12 @@ impl<T: Task> Run<T> {
         cfg.validate()?;
         let dir = cfg.schedule().dir;
         let existed = dir.exists();
-        let (run, lock) = RunDir::create_fresh(&dir)?;
-        Self::build(cfg, run, lock, None, resume::new_run_id()).inspect_err(|_| {
+        let writer = parallel::is_writer();
+        let made = if writer { RunDir::create_fresh(&dir).map(|(run, lock)| (run, Some(lock))) } else { Ok((RunDir::at(&dir), None)) };
+        let (run, lock) = parallel::agree(made)?;
+        parallel::agree(Self::build(cfg, run, lock, None, resume::new_run_id())).inspect_err(|_| {
             // A run that could not start (bad data, no memory) leaves no empty folder behind.
-            if !existed {
+            if writer && !existed {
                 let _ = std::fs::remove_dir_all(&dir);
             }
         })
@@ -225,31 +232,44 @@ impl<T: Task> Run<T> {
                 saved.run.step
             )));
         }
-        let (run, lock) = RunDir::open_for_resume(&cfg.schedule().dir, checkpoint, &saved.run.run_id)?;
+        let dir = cfg.schedule().dir;
+        let opened = if parallel::is_writer() {
+            RunDir::open_for_resume(&dir, checkpoint, &saved.run.run_id).map(|(run, lock)| (run, Some(lock)))
+        } else {
+            Ok((RunDir::at(&dir), None))
+        };
+        let (run, lock) = parallel::agree(opened)?;
         let run_id = saved.run.run_id.clone();
-        let mut r = Self::build(cfg, run, lock, Some(saved), run_id)?;
+        let mut r = parallel::agree(Self::build(cfg, run, lock, Some(saved), run_id))?;
         r.last_good = Some((r.step, checkpoint.to_path_buf()));
         Ok(r)
     }
 
-    fn build(cfg: T::Config, run: RunDir, lock: RunLock, saved: Option<Record>, run_id: String) -> crate::Result<Self> {
+    /// `lock` is None exactly for a data-parallel process that does not write.
+    fn build(cfg: T::Config, run: RunDir, lock: Option<RunLock>, saved: Option<Record>, run_id: String) -> crate::Result<Self> {
         let device = crate::device::parse_device(cfg.device())?;
         let sched = cfg.schedule();
         let task = T::build(&cfg, saved.as_ref(), &device)?;
         let meta = saved.as_ref().map(|s| s.run.clone()).unwrap_or_default();
         let mut guard = Guard::new(sched.guard, sched.loss);
         guard.set_streaks(meta.guard_streaks);
-        crate::checkpoint::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
-        let log = MetricsLog::open(&run.metrics_csv(), meta.step)?;
-        let columns = task.eval_columns();
-        let eval = if sched.eval_every > 0 && !columns.is_empty() { Some(EvalLog::open(&run, columns, meta.step)?) } else { None };
+        let writer = lock.is_some();
+        let (log, eval) = if writer {
+            crate::checkpoint::write_atomic(&run.config(), cfg.to_toml().as_bytes())?;
+            let columns = task.eval_columns();
+            let eval = if sched.eval_every > 0 && !columns.is_empty() { Some(EvalLog::open(&run, columns, meta.step)?) } else { None };
+            (MetricsLog::open(&run.metrics_csv(), meta.step)?, eval)
+        } else {
+            (MetricsLog::in_memory(), None)
+        };
         Ok(Self {
             cfg,
             task,
             device,
             step: meta.step,
             run,
-            lock: Some(lock),
+            lock,
+            writer,
             run_id,
             log,
             eval,
@@ -318,7 +338,7 @@ impl<T: Task> Run<T> {
 
     /// Takes the folder's lock again if it was given up.
     fn hold_lock(&mut self) -> crate::Result<()> {
-        if self.lock.is_none() {
+        if self.writer && self.lock.is_none() {
             self.lock = Some(self.run.lock()?);
         }
         Ok(())
@@ -328,7 +348,8 @@ impl<T: Task> Run<T> {
         let total = self.cfg.schedule().steps;
         observer.on_start(self.step, total);
         while self.step < total {
-            if stop.load(Ordering::Relaxed) {
+            // Every data-parallel process stops at the same step, whichever got the request.
+            if parallel::any(stop.load(Ordering::Relaxed))? {
                 let checkpoint = self.save_checkpoint()?;
                 return Ok(Outcome::Stopped { step: self.step, checkpoint });
             }
@@ -392,6 +413,9 @@ impl<T: Task> Run<T> {
     /// Redraws the loss chart and writes the sample grid of this step (and
     /// `samples/latest.png`), when the task draws one; returns the grid's path.
     pub fn write_samples(&mut self) -> crate::Result<Option<PathBuf>> {
+        if !self.writer {
+            return Ok(None);
+        }
         self.hold_lock()?;
         self.log.plot(&self.run.loss_plot())?;
         let Some(grid) = self.task.sample_grid(self.step)? else { return Ok(None) };
@@ -413,11 +437,22 @@ impl<T: Task> Run<T> {
             )));
         }
         self.log.flush(self.step, self.elapsed())?;
-        let saved = self.task.save(self.step)?;
-        let meta =
-            RunMeta { step: self.step, elapsed_s: self.elapsed(), run_id: self.run_id.clone(), rollbacks: self.rollbacks, guard_streaks: self.guard.streaks() };
         let path = self.run.latest_checkpoint();
-        Record::write(&path, T::KIND, &self.cfg.to_toml(), &meta, &saved.tensors, &saved.meta)?;
+        let written = if self.writer {
+            let saved = self.task.save(self.step)?;
+            let meta = RunMeta {
+                step: self.step,
+                elapsed_s: self.elapsed(),
+                run_id: self.run_id.clone(),
+                rollbacks: self.rollbacks,
+                guard_streaks: self.guard.streaks(),
+            };
+            Record::write(&path, T::KIND, &self.cfg.to_toml(), &meta, &saved.tensors, &saved.meta)
+        } else {
+            Ok(())
+        };
+        // Data-parallel: the file is complete before any process may read it (a rollback).
+        parallel::agree(written)?;
         self.last_good = Some((self.step, path.clone()));
         Ok(path)
     }
@@ -453,6 +488,9 @@ impl<T: Task> Run<T> {
     /// Appends a line to the run's `guard.log`.
     fn guard_log(&self, line: &str) -> crate::Result<()> {
         use std::io::Write;
+        if !self.writer {
+            return Ok(());
+        }
         let path = self.run.guard_log();
         let mut f =
             std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
@@ -487,12 +525,14 @@ impl<T: Task> Run<T> {
         };
         self.task = T::build(&self.cfg, saved.as_ref(), &self.device)?;
         self.step = saved.as_ref().map_or(0, |s| s.run.step);
-        self.log = MetricsLog::open(&self.run.metrics_csv(), self.step)?;
+        if self.writer {
+            self.log = MetricsLog::open(&self.run.metrics_csv(), self.step)?;
+            crate::checkpoint::write_atomic(&self.run.config(), self.cfg.to_toml().as_bytes())?;
+        }
         if let Some(e) = &mut self.eval {
             e.truncate(self.step)?;
         }
         self.guard = Guard::new(g, self.cfg.schedule().loss);
-        crate::checkpoint::write_atomic(&self.run.config(), self.cfg.to_toml().as_bytes())?;
         let (lr_g, lr_d) = self.cfg.learning_rates();
         let msg = format!(
             "step {at}: {signal}; rolled back to {from} with learning rates G {lr_g:e}, D {lr_d:e} (rollback {} of {})",

@@ -1,0 +1,155 @@
+//! Data-parallel training over MPI (built with `--features mpi`; needs OpenMPI's `mpirun`):
+//! `gannet train --launch 2` must train the weights one process trains on the combined batch,
+//! and checkpoints must resume under any number of processes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gannet(args: &[&str]) -> Output {
+    // One thread per process keeps the two ranks from fighting over CI's two cores.
+    Command::new(env!("CARGO_BIN_EXE_gannet")).args(args).env("RAYON_NUM_THREADS", "1").output().expect("runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = gannet(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "gannet {args:?} failed:\n{err}");
+    err
+}
+
+/// A tiny DCGAN run (batch norm in both networks) in `out`, plus `extra` flags.
+fn dcgan(out: &Path, steps: u64, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> =
+        ["train", "--batch-size", "8", "--channels", "4", "--latent-dim", "8", "--sample-every", "2", "--checkpoint-every", "2", "--seed", "3"]
+            .map(String::from)
+            .to_vec();
+    a.extend(["--steps".into(), steps.to_string(), "--out".into(), out.display().to_string()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn run(args: &[String]) -> String {
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The networks' weights and buffers (`gen.*`, `disc.*`, `gen_ema.*`) of a run's checkpoint.
+fn weights(run: &Path) -> BTreeMap<String, Vec<f32>> {
+    let path = run.join("checkpoints/latest.safetensors");
+    let rec = gannet::checkpoint::record::Record::read(&path, "train", "gannet train", &gannet::candle_core::Device::Cpu).unwrap();
+    rec.tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("gen") || k.starts_with("disc"))
+        .map(|(k, t)| (k.clone(), t.flatten_all().unwrap().to_dtype(gannet::candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+/// The largest absolute difference between two runs' weights (same names required).
+fn max_diff(a: &Path, b: &Path) -> f32 {
+    let (wa, wb) = (weights(a), weights(b));
+    assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
+    wa.iter().flat_map(|(k, va)| va.iter().zip(&wb[k]).map(|(x, y)| (x - y).abs())).fold(0.0, f32::max)
+}
+
+/// Float tolerance: the runs differ only in the order of sums (the mean of two half-batch means,
+/// batch norm sums combined over processes).
+const TOL: f32 = 1e-5;
+
+#[test]
+fn two_processes_train_the_weights_one_process_trains_on_the_combined_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two, unsynced) = (tmp.path().join("one"), tmp.path().join("two"), tmp.path().join("unsynced"));
+    run(&dcgan(&one, 3, &[]));
+    let log = run(&dcgan(&two, 3, &["--launch", "2"]));
+    assert!(log.contains("data-parallel: 2 processes (mpi), batch 8 = 2 x 4"), "{log}");
+    // Rank 0 alone writes and reports: one "done" line, one metrics row per step.
+    assert_eq!(log.matches("done at step 3").count(), 1, "{log}");
+    let d = max_diff(&one, &two);
+    eprintln!("DCGAN, 2 processes vs 1: largest weight difference {d:e}");
+    assert!(d < TOL, "2 processes vs 1: weights differ by {d}");
+    // The logged losses are the combined batch's (columns up to images_per_s).
+    let losses = |run: &Path| -> Vec<Vec<f64>> {
+        let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').take(5).map(|v| v.parse().unwrap()).collect()).collect()
+    };
+    let (l1, l2) = (losses(&one), losses(&two));
+    assert!(!l1.is_empty() && l1.len() == l2.len(), "{l1:?} vs {l2:?}");
+    for (a, b) in l1.iter().flatten().zip(l2.iter().flatten()) {
+        assert!((a - b).abs() < 1e-4, "logged losses differ: {l1:?} vs {l2:?}");
+    }
+    // Per-process batch norm statistics train something else: the synchronisation is real.
+    let cfg = tmp.path().join("unsynced.toml");
+    std::fs::write(&cfg, "[parallel]\nsync_batch_norm = false\n").unwrap();
+    run(&dcgan(&unsynced, 3, &["--launch", "2", "--config", cfg.to_str().unwrap()]));
+    let d = max_diff(&one, &unsynced);
+    assert!(d > 100.0 * TOL, "unsynchronised batch norm should differ from the combined batch, differs by {d}");
+}
+
+#[test]
+fn stylegan2_in_two_processes_equals_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |out: &Path, extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "train",
+            "--arch",
+            "stylegan2",
+            "--resolution",
+            "8",
+            "--channels",
+            "8",
+            "--latent-dim",
+            "8",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--sample-every",
+            "3",
+            "--checkpoint-every",
+            "3",
+            "--seed",
+            "5",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["--out".into(), out.display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    run(&args(&one, &[]));
+    run(&args(&two, &["--launch", "2"]));
+    let d = max_diff(&one, &two);
+    eprintln!("StyleGAN2, 2 processes vs 1: largest weight difference {d:e}");
+    assert!(d < TOL, "StyleGAN2, 2 processes vs 1: weights differ by {d}");
+}
+
+#[test]
+fn checkpoints_resume_under_another_number_of_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let unbroken = tmp.path().join("unbroken");
+    run(&dcgan(&unbroken, 4, &[]));
+    for (first, then) in [(&["--launch", "2"][..], &[][..]), (&[][..], &["--launch", "2"][..])] {
+        let dir = tmp.path().join(format!("from-{}", first.len()));
+        run(&dcgan(&dir, 2, first));
+        let ckpt = dir.join("checkpoints/latest.safetensors").display().to_string();
+        let mut resume = vec!["train", "--resume", &ckpt, "--steps", "4"];
+        resume.extend(then);
+        ok(&resume);
+        let d = max_diff(&unbroken, &dir);
+        assert!(d < TOL, "{first:?} then {then:?}: weights differ from the unbroken run by {d}");
+    }
+}
+
+#[test]
+fn a_batch_that_does_not_split_over_the_processes_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    // Batch 8 over 3 processes.
+    let a = dcgan(&out, 2, &["--launch", "3"]);
+    let o = gannet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("does not split evenly over 3 processes"), "{err}");
+    assert!(!out.join("checkpoints").exists(), "a refused run leaves no checkpoint");
+}

@@ -1,0 +1,85 @@
+//! The MPI world (feature `mpi`): OpenMPI or any MPI the `mpi` crate builds against.
+//!
+//! `gannet` calls [`init_from_env`] first thing when `mpirun` started it, and keeps the returned
+//! [`MpiSession`] until it exits: dropping it finalises MPI, which `mpirun` expects of every
+//! process.
+
+use super::Collective;
+use mpi::collective::SystemOperation;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::CommunicatorCollectives;
+use mpi::Threading;
+use std::sync::Mutex;
+
+/// Keeps MPI initialised; finalises it when dropped (at the end of `main`).
+pub struct MpiSession {
+    universe: mpi::environment::Universe,
+}
+
+impl MpiSession {
+    /// Ends every process of the job with `code`: for an error on one process, where the others
+    /// may be waiting in a collective and a clean finalise would wait with them.
+    pub fn abort(&self, code: i32) -> ! {
+        self.universe.world().abort(code)
+    }
+}
+
+/// MPI_COMM_WORLD behind a lock: MPI is initialised at `Threading::Serialized`, so calls from
+/// different threads must not overlap.
+struct MpiWorld {
+    comm: Mutex<SimpleCommunicator>,
+    rank: usize,
+    size: usize,
+}
+
+// SAFETY: the communicator is a handle to MPI_COMM_WORLD, valid until MPI_Finalize (the session
+// outlives training). MPI was initialised with at least `Threading::Serialized` (checked in
+// `init_from_env`), which allows calls from any thread as long as they do not overlap; every call
+// goes through the mutex.
+unsafe impl Send for MpiWorld {}
+// SAFETY: as for `Send`: all access is serialised by the mutex.
+unsafe impl Sync for MpiWorld {}
+
+fn lock(m: &Mutex<SimpleCommunicator>) -> std::sync::MutexGuard<'_, SimpleCommunicator> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Collective for MpiWorld {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn sum_f32(&self, buf: &mut [f32]) -> crate::Result<()> {
+        let send = buf.to_vec();
+        lock(&self.comm).all_reduce_into(&send[..], buf, SystemOperation::sum());
+        Ok(())
+    }
+    fn sum_f64(&self, buf: &mut [f64]) -> crate::Result<()> {
+        let send = buf.to_vec();
+        lock(&self.comm).all_reduce_into(&send[..], buf, SystemOperation::sum());
+        Ok(())
+    }
+    fn barrier(&self) -> crate::Result<()> {
+        lock(&self.comm).barrier();
+        Ok(())
+    }
+    fn backend(&self) -> &'static str {
+        "mpi"
+    }
+}
+
+/// Initialises MPI and makes MPI_COMM_WORLD gannet's [`super::world`]. Errors when MPI cannot
+/// give the thread support gannet needs.
+pub fn init_from_env() -> crate::Result<MpiSession> {
+    let (universe, threading) =
+        mpi::initialize_with_threading(Threading::Serialized).ok_or_else(|| crate::Error::Msg("MPI was already initialised in this process".into()))?;
+    if threading < Threading::Serialized {
+        return Err(crate::Error::Msg(format!("this MPI library offers thread support {threading:?}; gannet needs Serialized (OpenMPI 4 and MPICH have it)")));
+    }
+    let comm = universe.world();
+    let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+    super::set_world(Box::new(MpiWorld { comm: Mutex::new(comm), rank, size }))?;
+    Ok(MpiSession { universe })
+}
