@@ -52,8 +52,10 @@ fn max_diff(a: &Path, b: &Path) -> f32 {
 }
 
 /// Float tolerance: the runs differ only in the order of sums (the mean of two half-batch means,
-/// batch norm sums combined over processes).
-const TOL: f32 = 1e-5;
+/// batch norm sums combined over processes). Measured on an AMD EPYC: largest differences 2.9e-6
+/// (DCGAN) and 7.6e-6 (StyleGAN2), against 1.4e-3 for per-process batch norm statistics; other
+/// CPUs pick other kernels and round differently, hence the margin.
+const TOL: f32 = 5e-5;
 
 #[test]
 fn two_processes_train_the_weights_one_process_trains_on_the_combined_batch() {
@@ -82,7 +84,8 @@ fn two_processes_train_the_weights_one_process_trains_on_the_combined_batch() {
     std::fs::write(&cfg, "[parallel]\nsync_batch_norm = false\n").unwrap();
     run(&dcgan(&unsynced, 3, &["--launch", "2", "--config", cfg.to_str().unwrap()]));
     let d = max_diff(&one, &unsynced);
-    assert!(d > 100.0 * TOL, "unsynchronised batch norm should differ from the combined batch, differs by {d}");
+    eprintln!("DCGAN, unsynchronised batch norm: largest weight difference {d:e}");
+    assert!(d > 10.0 * TOL, "unsynchronised batch norm should differ from the combined batch, differs by {d}");
 }
 
 #[test]
@@ -116,9 +119,14 @@ fn stylegan2_in_two_processes_equals_one_process() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
+    // R1 (second-order gradients) every other step; style mixing, path length and minibatch
+    // standard deviation are on in the architecture's defaults.
+    let cfg = tmp.path().join("r1.toml");
+    std::fs::write(&cfg, "[penalty]\nkind = \"r1\"\nweight = 1.0\nevery = 2\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
-    run(&args(&one, &[]));
-    run(&args(&two, &["--launch", "2"]));
+    run(&args(&one, &["--config", cfg]));
+    run(&args(&two, &["--config", cfg, "--launch", "2"]));
     let d = max_diff(&one, &two);
     eprintln!("StyleGAN2, 2 processes vs 1: largest weight difference {d:e}");
     assert!(d < TOL, "StyleGAN2, 2 processes vs 1: weights differ by {d}");
