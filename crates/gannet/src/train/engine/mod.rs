@@ -438,23 +438,20 @@ impl<T: Task> Run<T> {
         }
         self.log.flush(self.step, self.elapsed())?;
         let path = self.run.latest_checkpoint();
-        let written = if self.writer {
-            let saved = self.task.save(self.step)?;
-            let meta = RunMeta {
-                step: self.step,
-                elapsed_s: self.elapsed(),
-                run_id: self.run_id.clone(),
-                rollbacks: self.rollbacks,
-                guard_streaks: self.guard.streaks(),
-            };
-            Record::write(&path, T::KIND, &self.cfg.to_toml(), &meta, &saved.tensors, &saved.meta)
-        } else {
-            Ok(())
-        };
+        // Data-parallel: every process reaches the collective below, also when writing failed.
+        let written = if self.writer { self.write_checkpoint(&path) } else { Ok(()) };
         // Data-parallel: the file is complete before any process may read it (a rollback).
         parallel::agree(written)?;
         self.last_good = Some((self.step, path.clone()));
         Ok(path)
+    }
+
+    /// The task's state and the run's record, atomically, at `path`.
+    fn write_checkpoint(&self, path: &Path) -> crate::Result<()> {
+        let saved = self.task.save(self.step)?;
+        let meta =
+            RunMeta { step: self.step, elapsed_s: self.elapsed(), run_id: self.run_id.clone(), rollbacks: self.rollbacks, guard_streaks: self.guard.streaks() };
+        Record::write(path, T::KIND, &self.cfg.to_toml(), &meta, &saved.tensors, &saved.meta)
     }
 
     /// The error a divergence stops the run with: step, signal, and the last good checkpoint.
