@@ -5,15 +5,12 @@
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
+#[cfg(feature = "mpi")]
 use std::sync::Mutex;
 
+/// The MPI job this process joined, kept until it exits.
 #[cfg(feature = "mpi")]
 static SESSION: Mutex<Option<gannet::parallel::mpi::MpiSession>> = Mutex::new(None);
-/// Without MPI there is never a session to end.
-#[cfg(not(feature = "mpi"))]
-struct NoSession;
-#[cfg(not(feature = "mpi"))]
-static SESSION: Mutex<Option<NoSession>> = Mutex::new(None);
 
 /// Joins the MPI job when `mpirun` started this process (before any other thread starts).
 pub fn init() -> Result<()> {
@@ -43,21 +40,19 @@ pub fn is_leader() -> bool {
 /// expects it); an error aborts the whole job, since the other processes may be waiting for this
 /// one in a collective.
 pub fn exit(code: i32) -> ! {
-    let session = SESSION.lock().unwrap_or_else(|e| e.into_inner()).take();
     #[cfg(feature = "mpi")]
-    if let Some(s) = session {
+    if let Some(s) = SESSION.lock().unwrap_or_else(|e| e.into_inner()).take() {
         if code != 0 && code != crate::progress::EXIT_INTERRUPTED {
             s.abort(code);
         }
         drop(s);
     }
-    #[cfg(not(feature = "mpi"))]
-    drop(session);
     std::process::exit(code)
 }
 
 /// Finalises MPI when this process joined a job (the end of a successful `main`).
 pub fn finalize() {
+    #[cfg(feature = "mpi")]
     drop(SESSION.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
@@ -90,6 +85,12 @@ pub fn relaunch(processes: usize) -> Result<i32> {
         }
     }
     cmd.arg(exe).args(args);
+    // Ctrl-C reaches mpirun and the processes too (one process group): this one waits for them
+    // to save their checkpoint and stop. mpirun then exits with 1; a stop is reported as 130, as
+    // a one-process run reports it.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)).map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
     eprintln!("launching {processes} processes x {threads} threads: mpirun -np {processes} gannet ...");
     let status = cmd.status().map_err(|e| {
         anyhow::anyhow!(
@@ -97,7 +98,11 @@ pub fn relaunch(processes: usize) -> Result<i32> {
              and a gannet built with --features mpi"
         )
     })?;
-    Ok(status.code().unwrap_or(1))
+    let code = status.code().unwrap_or(1);
+    if code != 0 && interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(crate::progress::EXIT_INTERRUPTED);
+    }
+    Ok(code)
 }
 
 fn is_root() -> bool {

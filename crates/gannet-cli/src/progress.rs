@@ -113,8 +113,8 @@ pub fn bar(len: u64, prefix: &str) -> ProgressBar {
     bar
 }
 
-/// The flag a run polls between steps: the first Ctrl-C raises it (the run saves a checkpoint
-/// and stops), a second one exits at once.
+/// The flag a run polls between steps: the first Ctrl-C (or SIGTERM, which is what `kill` and
+/// mpirun send) raises it (the run saves a checkpoint and stops), a second one exits at once.
 pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -641,3 +641,17 @@ fn classifier_trains_in_a_run_folder_resumes_and_saves_the_network() {
     let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(rows.lines().last().unwrap().split(',').next(), Some("30"), "{rows}");
 }
+
+/// `--device cuda` on a build (or machine) without CUDA: a clear error naming the fix, before the
+/// run folder exists. (scripts/check_cuda_build.sh checks the same for a CUDA build without a GPU.)
+#[test]
+fn an_unusable_gpu_is_refused_before_the_run_folder_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = gannet(&["train", "--device", "cuda", "--steps", "1", "--batch-size", "8", "--channels", "4", "--latent-dim", "8", "--out", out.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    let hint = if cfg!(feature = "cuda") { "needs an NVIDIA driver" } else { "built without CUDA support" };
+    assert!(err.contains("device 'cuda'") && err.contains(hint) && err.contains("--device cpu"), "{err}");
+    assert!(!out.exists(), "the refused run made {}", out.display());
+}

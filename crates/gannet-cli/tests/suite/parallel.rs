@@ -161,3 +161,35 @@ fn a_batch_that_does_not_split_over_the_processes_is_refused() {
     assert!(err.contains("does not split evenly over 3 processes"), "{err}");
     assert!(!out.join("checkpoints").exists(), "a refused run leaves no checkpoint");
 }
+
+/// `mpirun` called directly (the multi-machine way) with a task that does not train
+/// data-parallel: refused with the reason, on every process, instead of N copies training alone.
+#[test]
+fn tasks_without_data_parallel_training_refuse_to_run_under_mpirun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("clf.safetensors");
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-np", "2", "--oversubscribe", "--bind-to", "none"]);
+    if std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) {
+        cmd.arg("--allow-run-as-root");
+    }
+    let o = cmd
+        .args([
+            "-x",
+            "RAYON_NUM_THREADS=1",
+            env!("CARGO_BIN_EXE_gannet"),
+            "classifier",
+            "--data",
+            "builtin:digits",
+            "--steps",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("mpirun runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("available for `gannet train` only"), "{err}");
+    assert!(!out.exists());
+}

@@ -3,7 +3,8 @@
 //! same weights and optimiser state at all times.
 //!
 //! The processes talk through a [`Collective`]: MPI for CPU processes on one machine or many
-//! (feature `mpi`, see [`mpi`]), nothing at all for a single process ([`Single`]). There is one
+//! (feature `mpi`, module `parallel::mpi`), with NCCL summing the gradients of GPU processes in device
+//! memory (feature `nccl`), and nothing at all for a single process ([`Single`]). There is one
 //! world per process, set once at start-up by the program (`gannet` does it when it finds itself
 //! started by `mpirun`) and read by the training code through [`world`].
 //!
@@ -25,6 +26,8 @@
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 
 use candle_core::{backprop::GradStore, DType, Tensor, Var};
 use std::ops::Range;
@@ -47,6 +50,17 @@ pub trait Collective: Send + Sync {
     fn barrier(&self) -> crate::Result<()>;
     /// The library, for messages (`mpi`, `single`).
     fn backend(&self) -> &'static str;
+    /// This process's index among those on its machine (which GPU it drives).
+    fn local_rank(&self) -> usize {
+        self.rank()
+    }
+    /// `t` (f32) summed over all processes. By default through host memory with
+    /// [`Collective::sum_f32`]; a backend that can reduce device memory (NCCL) overrides it.
+    fn sum_tensor(&self, t: &Tensor) -> crate::Result<Tensor> {
+        let mut v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        self.sum_f32(&mut v)?;
+        Ok(Tensor::from_vec(v, t.shape(), t.device())?.to_dtype(t.dtype())?)
+    }
 }
 
 /// One process: every collective is the identity.
@@ -167,31 +181,32 @@ impl Shard {
 
 /// Replaces the gradient of every var in `vars` by its mean over all processes (no-op for one
 /// process). Every process holds gradients for the same vars, since all run the same graph; the
-/// gradients travel as one f32 buffer, one collective per call.
+/// gradients travel as one flat buffer, one collective per call.
 pub fn average_gradients<'a>(grads: &mut GradStore, vars: impl IntoIterator<Item = &'a Var>) -> crate::Result<()> {
     let w = world();
     if w.size() == 1 {
         return Ok(());
     }
     let mut present = Vec::new();
-    let mut flat: Vec<f32> = Vec::new();
+    let mut flat = Vec::new();
     for var in vars {
         if let Some(g) = grads.get(var.as_tensor()) {
             if g.dtype() != DType::F32 {
                 return Err(crate::Error::Msg(format!("data-parallel training averages f32 gradients, got {:?}", g.dtype())));
             }
-            flat.extend(g.flatten_all()?.to_vec1::<f32>()?);
-            present.push((var, g.shape().clone(), g.device().clone()));
+            flat.push(g.flatten_all()?);
+            present.push((var, g.shape().clone()));
         }
     }
-    w.sum_f32(&mut flat)?;
-    let scale = 1.0 / w.size() as f32;
+    if flat.is_empty() {
+        return Ok(());
+    }
+    let mean = (w.sum_tensor(&Tensor::cat(&flat, 0)?)? / w.size() as f64)?;
     let mut at = 0;
-    for (var, shape, device) in present {
+    for (var, shape) in present {
         let n = shape.elem_count();
-        let mean: Vec<f32> = flat[at..at + n].iter().map(|v| v * scale).collect();
+        grads.insert(var.as_tensor(), mean.narrow(0, at, n)?.reshape(shape)?);
         at += n;
-        grads.insert(var.as_tensor(), Tensor::from_vec(mean, shape, &device)?);
     }
     Ok(())
 }

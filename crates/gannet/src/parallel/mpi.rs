@@ -30,6 +30,10 @@ struct MpiWorld {
     comm: Mutex<SimpleCommunicator>,
     rank: usize,
     size: usize,
+    local_rank: usize,
+    /// NCCL over the same processes, made on the first GPU tensor summed.
+    #[cfg(feature = "nccl")]
+    nccl: std::sync::OnceLock<super::nccl::Nccl>,
 }
 
 // SAFETY: the communicator is a handle to MPI_COMM_WORLD, valid until MPI_Finalize (the session
@@ -68,6 +72,29 @@ impl Collective for MpiWorld {
     fn backend(&self) -> &'static str {
         "mpi"
     }
+    fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+    #[cfg(feature = "nccl")]
+    fn sum_tensor(&self, t: &candle_core::Tensor) -> crate::Result<candle_core::Tensor> {
+        if !t.device().is_cuda() {
+            let mut v = t.flatten_all()?.to_vec1::<f32>()?;
+            self.sum_f32(&mut v)?;
+            return Ok(candle_core::Tensor::from_vec(v, t.shape(), t.device())?);
+        }
+        let comm = lock(&self.comm);
+        if self.nccl.get().is_none() {
+            let nccl = super::nccl::Nccl::new(&comm, t)?;
+            let _ = self.nccl.set(nccl);
+        }
+        self.nccl.get().expect("set above").sum(t)
+    }
+}
+
+/// This process's index on its machine, as OpenMPI (`OMPI_COMM_WORLD_LOCAL_RANK`) or MPICH
+/// (`MPI_LOCALRANKID`) tell it; the global rank when neither does.
+fn local_rank(rank: usize) -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"].iter().find_map(|k| std::env::var(k).ok()?.parse().ok()).unwrap_or(rank)
 }
 
 /// Initialises MPI and makes MPI_COMM_WORLD gannet's [`super::world`]. Errors when MPI cannot
@@ -80,6 +107,13 @@ pub fn init_from_env() -> crate::Result<MpiSession> {
     }
     let comm = universe.world();
     let (rank, size) = (comm.rank() as usize, comm.size() as usize);
-    super::set_world(Box::new(MpiWorld { comm: Mutex::new(comm), rank, size }))?;
+    super::set_world(Box::new(MpiWorld {
+        comm: Mutex::new(comm),
+        rank,
+        size,
+        local_rank: local_rank(rank),
+        #[cfg(feature = "nccl")]
+        nccl: std::sync::OnceLock::new(),
+    }))?;
     Ok(MpiSession { universe })
 }

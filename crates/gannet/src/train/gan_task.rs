@@ -93,6 +93,7 @@ impl engine::Task for GanTask {
     type Losses = StepLosses;
     const KIND: &'static str = saved::gan::KIND_TRAIN;
     const COMMAND: &'static str = "gannet train";
+    const DATA_PARALLEL: bool = true;
 
     fn build(cfg: &TrainConfig, saved: Option<&Record>, device: &Device) -> crate::Result<Self> {
         let dataset = Arc::new(load_dataset(cfg)?);

@@ -132,6 +132,9 @@ pub trait Task: Sized {
     const COMMAND: &'static str;
     /// How that command lowers the learning rates (named in the divergence advice).
     const LOWER_LR: &'static str = "--lr-g .. --lr-d ..";
+    /// True when [`Task::step`] shards its batches and averages its gradients over
+    /// data-parallel processes ([`crate::parallel`]); other tasks refuse to run in several.
+    const DATA_PARALLEL: bool = false;
 
     /// Builds the data, networks and optimisers of `cfg`, restoring `saved` when resuming.
     /// `step` is the step training starts at (0 for a fresh run).
@@ -189,12 +192,15 @@ impl<T: Task> Run<T> {
     /// another process is training in.
     pub fn new(cfg: T::Config) -> crate::Result<Self> {
         cfg.validate()?;
+        check_data_parallel::<T>()?;
+        // A device that cannot be used (no GPU, no driver) fails before the folder exists.
+        let device = crate::device::parse_device(cfg.device())?;
         let dir = cfg.schedule().dir;
         let existed = dir.exists();
         let writer = parallel::is_writer();
         let made = if writer { RunDir::create_fresh(&dir).map(|(run, lock)| (run, Some(lock))) } else { Ok((RunDir::at(&dir), None)) };
         let (run, lock) = parallel::agree(made)?;
-        parallel::agree(Self::build(cfg, run, lock, None, resume::new_run_id())).inspect_err(|_| {
+        parallel::agree(Self::build(cfg, device, run, lock, None, resume::new_run_id())).inspect_err(|_| {
             // A run that could not start (bad data, no memory) leaves no empty folder behind.
             if writer && !existed {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -232,6 +238,8 @@ impl<T: Task> Run<T> {
                 saved.run.step
             )));
         }
+        check_data_parallel::<T>()?;
+        let device = crate::device::parse_device(cfg.device())?;
         let dir = cfg.schedule().dir;
         let opened = if parallel::is_writer() {
             RunDir::open_for_resume(&dir, checkpoint, &saved.run.run_id).map(|(run, lock)| (run, Some(lock)))
@@ -240,14 +248,13 @@ impl<T: Task> Run<T> {
         };
         let (run, lock) = parallel::agree(opened)?;
         let run_id = saved.run.run_id.clone();
-        let mut r = parallel::agree(Self::build(cfg, run, lock, Some(saved), run_id))?;
+        let mut r = parallel::agree(Self::build(cfg, device, run, lock, Some(saved), run_id))?;
         r.last_good = Some((r.step, checkpoint.to_path_buf()));
         Ok(r)
     }
 
     /// `lock` is None exactly for a data-parallel process that does not write.
-    fn build(cfg: T::Config, run: RunDir, lock: Option<RunLock>, saved: Option<Record>, run_id: String) -> crate::Result<Self> {
-        let device = crate::device::parse_device(cfg.device())?;
+    fn build(cfg: T::Config, device: Device, run: RunDir, lock: Option<RunLock>, saved: Option<Record>, run_id: String) -> crate::Result<Self> {
         let sched = cfg.schedule();
         let task = T::build(&cfg, saved.as_ref(), &device)?;
         let meta = saved.as_ref().map(|s| s.run.clone()).unwrap_or_default();
@@ -540,4 +547,16 @@ impl<T: Task> Run<T> {
         observer.on_start(self.step, self.cfg.schedule().steps);
         Ok(())
     }
+}
+
+/// Refuses a task that does not train data-parallel when several processes run it: each would
+/// train its own copy on the whole batch, and only rank 0's would be saved.
+fn check_data_parallel<T: Task>() -> crate::Result<()> {
+    if parallel::is_parallel() && !T::DATA_PARALLEL {
+        return Err(crate::Error::Config(format!(
+            "data-parallel training (mpirun, --launch) is available for `gannet train` only; run `{}` as one process",
+            T::COMMAND
+        )));
+    }
+    Ok(())
 }
