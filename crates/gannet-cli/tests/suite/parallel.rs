@@ -52,10 +52,14 @@ fn max_diff(a: &Path, b: &Path) -> f32 {
 }
 
 /// Float tolerance: the runs differ only in the order of sums (the mean of two half-batch means,
-/// batch norm sums combined over processes). Measured on an AMD EPYC: largest differences 2.9e-6
-/// (DCGAN) and 7.6e-6 (StyleGAN2), against 1.4e-3 for per-process batch norm statistics; other
-/// CPUs pick other kernels and round differently, hence the margin.
+/// batch norm sums combined over processes). Measured on an AMD EPYC: largest difference 2.9e-6
+/// for the DCGAN (learning rate 2e-4), against 1.4e-3 with per-process batch norm statistics;
+/// other CPUs pick other kernels and round differently, hence the margin.
 const TOL: f32 = 5e-5;
+/// The same for StyleGAN2 (learning rate 2.5e-3, weights of order 1 under equalised learning
+/// rates, 4 steps): measured 3.1e-5; a missing synchronisation (w_avg, noise drawn per process)
+/// gave 8e-3.
+const TOL_STYLEGAN2: f32 = 2e-4;
 
 #[test]
 fn two_processes_train_the_weights_one_process_trains_on_the_combined_batch() {
@@ -97,19 +101,15 @@ fn stylegan2_in_two_processes_equals_one_process() {
             "--arch",
             "stylegan2",
             "--resolution",
-            "8",
-            "--channels",
-            "8",
-            "--latent-dim",
-            "8",
+            "32",
             "--steps",
-            "3",
+            "4",
             "--batch-size",
             "8",
             "--sample-every",
-            "3",
+            "4",
             "--checkpoint-every",
-            "3",
+            "4",
             "--seed",
             "5",
         ]
@@ -119,8 +119,9 @@ fn stylegan2_in_two_processes_equals_one_process() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    // R1 (second-order gradients) every other step; style mixing, path length and minibatch
-    // standard deviation are on in the architecture's defaults.
+    // The architecture's default size (that of the stylegan2-fashion preset: 64 channels, 4
+    // mapping layers, 32x32). R1 (second-order gradients) every other step; style mixing, path
+    // length and minibatch standard deviation are on in the defaults.
     let cfg = tmp.path().join("r1.toml");
     std::fs::write(&cfg, "[penalty]\nkind = \"r1\"\nweight = 1.0\nevery = 2\n").unwrap();
     let cfg = cfg.to_str().unwrap();
@@ -129,7 +130,7 @@ fn stylegan2_in_two_processes_equals_one_process() {
     run(&args(&two, &["--config", cfg, "--launch", "2"]));
     let d = max_diff(&one, &two);
     eprintln!("StyleGAN2, 2 processes vs 1: largest weight difference {d:e}");
-    assert!(d < TOL, "StyleGAN2, 2 processes vs 1: weights differ by {d}");
+    assert!(d < TOL_STYLEGAN2, "StyleGAN2, 2 processes vs 1: weights differ by {d}");
 }
 
 #[test]
