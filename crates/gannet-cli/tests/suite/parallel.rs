@@ -194,3 +194,83 @@ fn tasks_without_data_parallel_training_refuse_to_run_under_mpirun() {
     assert!(err.contains("available for `gannet train` only"), "{err}");
     assert!(!out.exists());
 }
+
+/// `gannet` as the leader of a new process group (as a terminal runs it), its stderr going to a
+/// file (a pipe nobody reads while it runs would fill up and stall the run).
+struct Group {
+    child: std::process::Child,
+    stderr: std::path::PathBuf,
+}
+
+fn spawn_group(args: &[&str], stderr: std::path::PathBuf) -> Group {
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::create(&stderr).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gannet"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    Group { child, stderr }
+}
+
+impl Group {
+    /// Waits at most `secs` seconds: a run that hangs (a process left waiting in a collective)
+    /// fails the test instead of stalling CI. Returns the exit code and stderr.
+    fn wait_at_most(mut self, secs: u64) -> (Option<i32>, String) {
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed().as_secs() > secs {
+                let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
+                let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                panic!("the run did not end within {secs} s: a process hung; its stderr:\n{err}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        (status.code(), std::fs::read_to_string(&self.stderr).unwrap())
+    }
+}
+
+#[test]
+fn a_divergence_rolls_back_and_stops_every_process_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let cfg = tmp.path().join("guard.toml");
+    std::fs::write(&cfg, "[guard]\nrollback = true\nmax_rollbacks = 2\n").unwrap();
+    run(&dcgan(&dir, 2, &["--launch", "2", "--config", cfg.to_str().unwrap()]));
+    let ckpt = dir.join("checkpoints/latest.safetensors").display().to_string();
+    // Absurd learning rates: non-finite weights at once, rollback, again, then the stop.
+    let group = spawn_group(&["train", "--resume", &ckpt, "--steps", "10", "--lr-d", "1e30", "--lr-g", "1e30", "--launch", "2"], tmp.path().join("err"));
+    let (code, err) = group.wait_at_most(120);
+    assert!(code.is_some_and(|c| c != 0), "{err}");
+    assert!(err.contains("training diverged") && err.contains("after 2 rollbacks"), "{err}");
+    let log = std::fs::read_to_string(dir.join("guard.log")).unwrap();
+    assert_eq!(log.matches("rolled back to").count(), 2, "{log}");
+}
+
+#[test]
+fn ctrl_c_stops_every_process_with_a_checkpoint_and_status_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let args = dcgan(&dir, 1_000_000, &["--launch", "2"]);
+    let group = spawn_group(&args.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path().join("err"));
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(dir.join("metrics.csv")).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(t0.elapsed().as_secs() < 60, "the run never logged two rows");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // What a terminal's Ctrl-C does: SIGINT to the whole foreground group (gannet, mpirun, ranks).
+    assert!(Command::new("kill").args(["-s", "INT", "--", &format!("-{}", group.child.id())]).status().unwrap().success());
+    let (code, err) = group.wait_at_most(60);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("stopped at step") && err.contains("checkpoint saved"), "{err}");
+    // The checkpoint resumes (in one process).
+    let ckpt = dir.join("checkpoints/latest.safetensors");
+    let step = gannet::checkpoint::record::Record::read(&ckpt, "train", "gannet train", &gannet::candle_core::Device::Cpu).unwrap().run.step;
+    ok(&["train", "--resume", ckpt.to_str().unwrap(), "--steps", &(step + 1).to_string()]);
+}
