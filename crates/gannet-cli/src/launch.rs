@@ -65,6 +65,12 @@ pub fn relaunch(processes: usize) -> Result<i32> {
     if processes == 0 {
         bail!("--launch needs at least 1 process");
     }
+    if !cfg!(feature = "mpi") {
+        bail!(
+            "--launch needs a gannet built with MPI support: `cargo build --release -p gannet-cli --features mpi` \
+             (needs OpenMPI, e.g. Debian's libopenmpi-dev openmpi-bin libclang-dev; see the README, \"Data-parallel training\")"
+        );
+    }
     let exe = std::env::current_exe().context("finding the gannet executable to launch")?;
     let args = without_launch(std::env::args().skip(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

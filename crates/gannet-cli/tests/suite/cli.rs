@@ -655,3 +655,16 @@ fn an_unusable_gpu_is_refused_before_the_run_folder_exists() {
     assert!(err.contains("device 'cuda'") && err.contains(hint) && err.contains("--device cpu"), "{err}");
     assert!(!out.exists(), "the refused run made {}", out.display());
 }
+
+/// `--launch` on a build without MPI says how to get one instead of starting mpirun.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn launch_without_mpi_support_names_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = gannet(&["train", "--launch", "2", "--steps", "1", "--out", out.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("--features mpi") && err.contains("libopenmpi-dev"), "{err}");
+    assert!(!out.exists());
+}
