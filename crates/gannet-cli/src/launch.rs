@@ -21,6 +21,12 @@ pub fn init() -> Result<()> {
     {
         let session = gannet::parallel::mpi::init_from_env()?;
         *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
+        // A panic ends the whole job: the other processes may be waiting for this one.
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            exit(101);
+        }));
         Ok(())
     }
     #[cfg(not(feature = "mpi"))]

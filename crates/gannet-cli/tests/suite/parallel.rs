@@ -274,3 +274,33 @@ fn ctrl_c_stops_every_process_with_a_checkpoint_and_status_130() {
     let step = gannet::checkpoint::record::Record::read(&ckpt, "train", "gannet train", &gannet::candle_core::Device::Cpu).unwrap().run.step;
     ok(&["train", "--resume", ckpt.to_str().unwrap(), "--steps", &(step + 1).to_string()]);
 }
+
+/// Minibatch standard deviation groups images of the combined batch: a process holding part of a
+/// group is refused with the batch size to use (12 over 2 processes: groups of 4, 6 each).
+#[test]
+fn processes_must_hold_whole_minibatch_std_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = gannet(&[
+        "train",
+        "--arch",
+        "stylegan2",
+        "--resolution",
+        "8",
+        "--channels",
+        "8",
+        "--latent-dim",
+        "8",
+        "--steps",
+        "1",
+        "--batch-size",
+        "12",
+        "--launch",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("minibatch standard deviation groups 4 images") && err.contains("multiple of 8"), "{err}");
+}

@@ -50,7 +50,11 @@ impl BatchNorm {
         let (w, b) = (&live(&self.weight), &live(&self.bias));
         match mode {
             Mode::Train => {
-                let per_channel = x.elem_count() / self.channels;
+                // Values per channel the statistics are over: all processes' when synchronised.
+                let mut per_channel = x.elem_count() / self.channels;
+                if crate::parallel::sync_batch_norm() {
+                    per_channel *= crate::parallel::world().size();
+                }
                 if per_channel < 2 {
                     return Err(crate::Error::Msg("BatchNorm in train mode needs more than one value per channel".into()));
                 }

@@ -26,7 +26,18 @@ pub fn group_size(max_group: usize, n: usize) -> usize {
 /// With a group of 1 the standard deviation is `sqrt(eps)`, a constant.
 pub fn minibatch_stddev(x: &Tensor, max_group: usize) -> crate::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    let g = group_size(max_group, n);
+    // The group size of the combined batch, so that data-parallel processes group as one
+    // process does; each process must then hold whole groups.
+    let global = crate::parallel::Shard::of_local(n).global;
+    let g = group_size(max_group, global);
+    if !n.is_multiple_of(g) {
+        return Err(crate::Error::Config(format!(
+            "minibatch standard deviation groups {g} images of the combined batch of {global}, and each of the {} processes holds {n}: \
+             use a schedule.batch_size (--batch-size) that is a multiple of {}",
+            global / n,
+            g * (global / n)
+        )));
+    }
     let m = n / g;
     let y = x.reshape((m, g, c, h, w))?;
     let centred = y.broadcast_sub(&y.mean_keepdim(1)?)?;

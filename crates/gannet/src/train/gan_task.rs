@@ -120,7 +120,8 @@ impl engine::Task for GanTask {
         let mut fixed_rng = rng::rng(cfg.seed, Stream::FixedLatent, 0);
         let fixed_latents = rng::randn(&mut fixed_rng, &[cfg.output.sample_count, cfg.model.latent_dim()], device)?;
         let (fixed_latents, fixed_labels, grid_columns) = grid_batch(fixed_latents, classes)?;
-        let periodic = if cfg.eval.every > 0 {
+        // Only the data-parallel writer (rank 0) evaluates.
+        let periodic = if cfg.eval.every > 0 && crate::parallel::is_writer() {
             let opts = EvalOptions {
                 metrics: cfg.eval.metrics.clone(),
                 count: cfg.eval.count,

@@ -328,6 +328,11 @@ impl<T: Task> Run<T> {
         if signal.is_none() {
             signal = self.task.non_finite_tensor()?.map(|tensor| Signal::NonFiniteWeights { tensor });
         }
+        // Data-parallel: the losses are the same everywhere, but buffers (per-process batch norm
+        // statistics) may not be; all processes act when any sees a signal.
+        if parallel::any(signal.is_some())? && signal.is_none() {
+            signal = Some(Signal::NonFiniteWeights { tensor: "a buffer on another data-parallel process".into() });
+        }
         let images_per_s = self.task.images_per_step() as f64 / t0.elapsed().as_secs_f64();
         self.log.push(losses, images_per_s);
         Ok((StepStats { step: self.step, images_per_s, summary: losses.summary() }, signal))
