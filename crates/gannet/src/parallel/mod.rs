@@ -46,8 +46,6 @@ pub trait Collective: Send + Sync {
     fn sum_f32(&self, buf: &mut [f32]) -> crate::Result<()>;
     /// Replaces `buf` by its element-wise sum over all processes.
     fn sum_f64(&self, buf: &mut [f64]) -> crate::Result<()>;
-    /// Returns when every process has called it.
-    fn barrier(&self) -> crate::Result<()>;
     /// The library, for messages (`mpi`, `single`).
     fn backend(&self) -> &'static str;
     /// This process's index among those on its machine (which GPU it drives).
@@ -57,10 +55,16 @@ pub trait Collective: Send + Sync {
     /// `t` (f32) summed over all processes. By default through host memory with
     /// [`Collective::sum_f32`]; a backend that can reduce device memory (NCCL) overrides it.
     fn sum_tensor(&self, t: &Tensor) -> crate::Result<Tensor> {
-        let mut v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        self.sum_f32(&mut v)?;
-        Ok(Tensor::from_vec(v, t.shape(), t.device())?.to_dtype(t.dtype())?)
+        sum_through_host(self, t)
     }
+}
+
+/// `t` summed over all processes through host memory with [`Collective::sum_f32`]: the default
+/// of [`Collective::sum_tensor`], and what a device backend falls back to for host tensors.
+pub fn sum_through_host<C: Collective + ?Sized>(c: &C, t: &Tensor) -> crate::Result<Tensor> {
+    let mut v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    c.sum_f32(&mut v)?;
+    Ok(Tensor::from_vec(v, t.shape(), t.device())?.to_dtype(t.dtype())?)
 }
 
 /// One process: every collective is the identity.
@@ -77,9 +81,6 @@ impl Collective for Single {
         Ok(())
     }
     fn sum_f64(&self, _: &mut [f64]) -> crate::Result<()> {
-        Ok(())
-    }
-    fn barrier(&self) -> crate::Result<()> {
         Ok(())
     }
     fn backend(&self) -> &'static str {
@@ -139,15 +140,13 @@ impl Shard {
     /// This process's slice of a combined batch of `global` images; an error naming
     /// `schedule.batch_size` when it does not split evenly.
     pub fn of(global: usize) -> crate::Result<Self> {
-        let w = world();
-        let (size, rank) = (w.size(), w.rank());
+        let size = world().size();
         if global == 0 || !global.is_multiple_of(size) {
             return Err(crate::Error::Config(format!(
                 "schedule.batch_size (--batch-size) {global} does not split evenly over {size} processes: use a multiple of {size}"
             )));
         }
-        let local = global / size;
-        Ok(Self { global, range: rank * local..(rank + 1) * local })
+        Ok(Self::of_local(global / size))
     }
 
     /// The shard a process holding `local` images of a batch is part of (all processes hold the
@@ -155,14 +154,6 @@ impl Shard {
     pub fn of_local(local: usize) -> Self {
         let w = world();
         Self { global: local * w.size(), range: w.rank() * local..(w.rank() + 1) * local }
-    }
-
-    pub fn len(&self) -> usize {
-        self.range.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.range.is_empty()
     }
 
     /// This process's rows of `t`, a tensor over the global batch (dimension 0).

@@ -44,6 +44,16 @@ unsafe impl Send for MpiWorld {}
 // SAFETY: as for `Send`: all access is serialised by the mutex.
 unsafe impl Sync for MpiWorld {}
 
+impl MpiWorld {
+    /// `buf` replaced by its element-wise sum over all processes (MPI has no in-place form in
+    /// the bindings, hence the copy sent).
+    fn sum<T: mpi::datatype::Equivalence + Clone>(&self, buf: &mut [T]) -> crate::Result<()> {
+        let send = buf.to_vec();
+        lock(&self.comm).all_reduce_into(&send[..], buf, SystemOperation::sum());
+        Ok(())
+    }
+}
+
 fn lock(m: &Mutex<SimpleCommunicator>) -> std::sync::MutexGuard<'_, SimpleCommunicator> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -56,18 +66,10 @@ impl Collective for MpiWorld {
         self.size
     }
     fn sum_f32(&self, buf: &mut [f32]) -> crate::Result<()> {
-        let send = buf.to_vec();
-        lock(&self.comm).all_reduce_into(&send[..], buf, SystemOperation::sum());
-        Ok(())
+        self.sum(buf)
     }
     fn sum_f64(&self, buf: &mut [f64]) -> crate::Result<()> {
-        let send = buf.to_vec();
-        lock(&self.comm).all_reduce_into(&send[..], buf, SystemOperation::sum());
-        Ok(())
-    }
-    fn barrier(&self) -> crate::Result<()> {
-        lock(&self.comm).barrier();
-        Ok(())
+        self.sum(buf)
     }
     fn backend(&self) -> &'static str {
         "mpi"
@@ -78,9 +80,7 @@ impl Collective for MpiWorld {
     #[cfg(feature = "nccl")]
     fn sum_tensor(&self, t: &candle_core::Tensor) -> crate::Result<candle_core::Tensor> {
         if !t.device().is_cuda() {
-            let mut v = t.flatten_all()?.to_vec1::<f32>()?;
-            self.sum_f32(&mut v)?;
-            return Ok(candle_core::Tensor::from_vec(v, t.shape(), t.device())?);
+            return super::sum_through_host(self, t);
         }
         let comm = lock(&self.comm);
         if self.nccl.get().is_none() {
