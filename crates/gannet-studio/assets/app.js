@@ -81,7 +81,41 @@ async function selectCheckpoint() {
   fillSelect($("class"), [["", "all, in turn"], ...m.classes.map((name, i) => [String(i), `${i}: ${name}`])], "");
   clearPicks();
   $("samples").replaceChildren();
+  $("prompt-samples").replaceChildren();
   if (m.capabilities.generate) await generate();
+  if (m.capabilities.prompt) await drawPrompt();
+}
+
+// ---------- text to image ----------
+
+async function drawPrompt(event) {
+  if (event) event.preventDefault();
+  const body = {
+    checkpoint: $("checkpoint").value,
+    prompt: $("prompt").value,
+    seed: Number($("prompt-seed").value),
+    count: Number($("prompt-count").value),
+  };
+  $("prompt-generate").disabled = true;
+  try {
+    const res = await (await postJson("/api/prompt", body)).json();
+    showError("error", null);
+    const tiles = res.images.map((src, index) => {
+      const img = new Image();
+      img.src = src;
+      img.title = `"${body.prompt}", seed ${res.seed}, #${index}`;
+      return img;
+    });
+    $("prompt-samples").replaceChildren(...tiles);
+    const link = $("download-prompt");
+    link.href = res.grid;
+    link.download = `gannet-prompt-seed${res.seed}-step${res.step}.png`;
+    link.hidden = false;
+  } catch (e) {
+    showError("error", e);
+  } finally {
+    $("prompt-generate").disabled = false;
+  }
 }
 
 // ---------- generate ----------
@@ -327,6 +361,7 @@ function follow() {
 function wire() {
   $("checkpoint").addEventListener("change", selectCheckpoint);
   $("generate-form").addEventListener("submit", generate);
+  $("prompt-form").addEventListener("submit", drawPrompt);
   $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 1e9); generate(); });
   $("truncation").addEventListener("input", () => { $("truncation-value").textContent = Number($("truncation").value).toFixed(2); });
   $("t").addEventListener("input", requestFrame);

@@ -4,6 +4,7 @@
 //! GET  /api/checkpoints            checkpoints and run folders on offer (ids)
 //! GET  /api/checkpoints/{id}       a model's kind, sizes, classes and capabilities
 //! POST /api/generate               {checkpoint, seed, count, truncation, class?} -> images as data: URLs
+//! POST /api/prompt                {checkpoint, prompt, seed, count} -> images as data: URLs (text-to-image)
 //! POST /api/interpolate            {checkpoint, a: {seed, index}, b: {..}, t, truncation, class?} -> PNG
 //! POST /api/style-mix              {checkpoint, coarse, fine, crossover, truncation, class?} -> PNG
 //! POST /api/translate?checkpoint=  the image file as the body (Content-Type image/* or
@@ -33,7 +34,7 @@ use gannet::candle_core::Device;
 use std::sync::Arc;
 
 // The request types live in `messages`, which `render` uses too; their paths here still work.
-pub use crate::messages::{GenerateRequest, InterpolateRequest, SampleRef, StyleMixRequest, TranslateQuery};
+pub use crate::messages::{GenerateRequest, InterpolateRequest, PromptRequest, SampleRef, StyleMixRequest, TranslateQuery};
 
 pub struct AppState {
     pub catalog: Catalog,
@@ -50,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/checkpoints", get(list))
         .route("/api/checkpoints/{id}", get(info))
         .route("/api/generate", post(generate))
+        .route("/api/prompt", post(prompt))
         .route("/api/interpolate", post(interpolate))
         .route("/api/style-mix", post(style_mix))
         .route("/api/translate", post(translate))
@@ -81,6 +83,18 @@ impl GenerateRequest {
             return Err(ApiError::bad_request(format!("count must be 1 to {MAX_COUNT}, not {}", self.count)));
         }
         check_truncation(self.truncation)
+    }
+}
+
+impl PromptRequest {
+    fn validate(&self) -> ApiResult<()> {
+        if self.count == 0 || self.count > MAX_COUNT {
+            return Err(ApiError::bad_request(format!("count must be 1 to {MAX_COUNT}, not {}", self.count)));
+        }
+        if self.prompt.len() > 1000 {
+            return Err(ApiError::bad_request(format!("the prompt has {} bytes; at most 1000", self.prompt.len())));
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +187,19 @@ async fn generate(State(state): Shared, req: Result<Json<GenerateRequest>, JsonR
         .await
 }
 
+async fn prompt(State(state): Shared, req: Result<Json<PromptRequest>, JsonRejection>) -> ApiResult<Json<GenerateResponse>> {
+    let req = body(req)?;
+    req.validate()?;
+    let entry = entry(&state, &req.checkpoint)?;
+    state
+        .pool
+        .run(move |cache| {
+            let device = cache.device().clone();
+            render::prompt(cache.get(&entry)?.text_to_image()?, &req, &device).map(Json)
+        })
+        .await
+}
+
 async fn interpolate(State(state): Shared, req: Result<Json<InterpolateRequest>, JsonRejection>) -> ApiResult<Response> {
     let req = body(req)?;
     req.validate()?;
@@ -242,6 +269,9 @@ async fn translate(
                     "this checkpoint is not an image-to-image model: it is a {} GAN that makes images from noise, so it cannot translate or upscale an upload; pick a pix2pix, CycleGAN or super-resolution checkpoint",
                     g.arch
                 ))),
+                StudioModel::TextToImage(_) => Err(ApiError::unsupported(
+                    "this checkpoint is a text-to-image model: it draws from a prompt, it cannot translate or upscale an upload; pick a pix2pix, CycleGAN or super-resolution checkpoint",
+                )),
             }
         })
         .await?;

@@ -26,6 +26,18 @@ pub struct GenerateRequest {
     pub class: Option<usize>,
 }
 
+/// `POST /api/prompt`: `count` images of a text prompt from a text-to-image checkpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptRequest {
+    pub checkpoint: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_count")]
+    pub count: usize,
+}
+
 /// Sample `index` of the batch generated with `seed`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

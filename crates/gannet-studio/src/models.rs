@@ -2,7 +2,8 @@
 //!
 //! A checkpoint is either a GAN (latent -> image: generate, truncation, interpolation, classes,
 //! and style mixing for style-based generators, `Generator::as_style`) or an image-to-image model
-//! (image -> image: translate or upscale, see [`ImageToImage`]). The page shows only the tools a
+//! (image -> image: translate or upscale, see [`ImageToImage`]) or a text-to-image model (a
+//! prompt -> images). The page shows only the tools a
 //! model's [`Capabilities`] allow, so a new kind of model needs no page changes.
 
 use crate::catalog::{Entry, Source};
@@ -33,6 +34,8 @@ pub struct Capabilities {
     pub translate: bool,
     /// An uploaded image made larger (super-resolution).
     pub upscale: bool,
+    /// Images from a text prompt (text-to-image).
+    pub prompt: bool,
 }
 
 /// What an image-to-image model does with an upload.
@@ -160,9 +163,23 @@ impl GanModel {
     }
 }
 
+/// A text-to-image checkpoint: its vocabulary, encoders and generator.
+pub struct TextToImageModel {
+    pub nets: gannet::saved::T2iNets,
+    pub checkpoint: PathBuf,
+    pub step: u64,
+}
+
+impl TextToImageModel {
+    fn describe(&self) -> String {
+        format!("text-to-image GAN, {} known words", self.nets.vocab.words().len())
+    }
+}
+
 pub enum StudioModel {
     Gan(GanModel),
     ImageToImage(Box<dyn ImageToImage>),
+    TextToImage(TextToImageModel),
 }
 
 /// `GET /api/checkpoints/{id}`: what the page needs to show a model's tools.
@@ -202,6 +219,7 @@ impl StudioModel {
                 ImageTask::Translate => Capabilities { translate: true, ..Default::default() },
                 ImageTask::Upscale { .. } => Capabilities { upscale: true, ..Default::default() },
             },
+            StudioModel::TextToImage(_) => Capabilities { prompt: true, ..Default::default() },
         }
     }
 
@@ -234,6 +252,19 @@ impl StudioModel {
                 image_task: Some(m.task()),
                 capabilities,
             },
+            StudioModel::TextToImage(t) => ModelInfo {
+                id,
+                label,
+                kind: "text-to-image",
+                description: t.describe(),
+                step: t.step,
+                image: Some(t.nets.image_shape()),
+                latent_dim: None,
+                classes: Vec::new(),
+                style_layers: None,
+                image_task: None,
+                capabilities,
+            },
         }
     }
 
@@ -245,6 +276,19 @@ impl StudioModel {
                 "this checkpoint is an image-to-image model ({}), not a GAN: {what} needs a GAN checkpoint; upload an image to translate instead",
                 m.describe()
             ))),
+            StudioModel::TextToImage(_) => {
+                Err(ApiError::unsupported(format!("this checkpoint is a text-to-image model: {what} needs a GAN checkpoint; type a prompt instead")))
+            }
+        }
+    }
+
+    /// The text-to-image model, or a 422 naming what this model is instead.
+    pub fn text_to_image(&self) -> ApiResult<&TextToImageModel> {
+        match self {
+            StudioModel::TextToImage(t) => Ok(t),
+            _ => Err(ApiError::unsupported(
+                "a prompt needs a text-to-image checkpoint (gannet train --preset t2i-emoji); this one draws from noise or from an image",
+            )),
         }
     }
 }
@@ -258,6 +302,10 @@ pub fn load(source: &Source, device: &Device) -> ApiResult<StudioModel> {
     let failed = |e: gannet::Error| ApiError::internal(format!("cannot load {}: {e}", path.display()));
     if let Some(i2i) = load_image_to_image(path, device) {
         return Ok(StudioModel::ImageToImage(i2i.map_err(failed)?));
+    }
+    if gannet::checkpoint::kind(path).as_deref() == Some(gannet::saved::KIND_T2I) {
+        let saved = gannet::saved::SavedT2i::load(path, device).map_err(failed)?;
+        return Ok(StudioModel::TextToImage(TextToImageModel { nets: saved.nets, checkpoint: path.clone(), step: saved.step }));
     }
     let saved = SavedRun::load(path, device).map_err(failed)?;
     let gen = saved.sampling_generator(device).map_err(failed)?;

@@ -3,8 +3,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::latent;
-use crate::messages::{GenerateRequest, InterpolateRequest, SampleRef, StyleMixRequest};
-use crate::models::{GanModel, ImageToImage};
+use crate::messages::{GenerateRequest, InterpolateRequest, PromptRequest, SampleRef, StyleMixRequest};
+use crate::models::{GanModel, ImageToImage, TextToImageModel};
 use gannet::candle_core::{Device, Tensor};
 use gannet::image_io;
 use gannet::nn::Mode;
@@ -36,6 +36,18 @@ pub fn generate(model: &GanModel, req: &GenerateRequest, device: &Device) -> Api
         truncation: req.truncation,
         step: model.step,
     })
+}
+
+/// `count` images of `req.prompt` from a text-to-image model: the images `gannet sample
+/// --prompt P --seed S` makes. Unknown words or an empty prompt are a 400 naming them.
+pub fn prompt(model: &TextToImageModel, req: &PromptRequest, device: &Device) -> ApiResult<GenerateResponse> {
+    let x = model.nets.generate_prompts(&[req.prompt.as_str()], req.count, req.seed, device).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut text = image_io::provenance_text(&model.checkpoint, model.step, None);
+    text.extend([("Prompt", req.prompt.clone()), ("gannet:seed", req.seed.to_string())]);
+    let urls = image_io::to_images(&x)?.iter().map(|img| png_url(img, &text)).collect::<ApiResult<Vec<_>>>()?;
+    let nrow = (req.count as f64).sqrt().ceil() as usize;
+    let grid = png_url(&image_io::grid(&x, nrow, 2)?, &text)?;
+    Ok(GenerateResponse { images: urls, grid, nrow, labels: None, seed: req.seed, truncation: 1.0, step: model.step })
 }
 
 /// One frame between samples `a` and `b` at position `t`: slerp of their latents, then truncation.

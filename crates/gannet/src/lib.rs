@@ -7,6 +7,7 @@
 //! - [`nn`]: parameter store and layers (linear, conv, batch norm, spectral norm, ...).
 //! - [`models`]: generators and discriminators (MLP, DCGAN, ResNet/SNGAN, ProGAN, StyleGAN2,
 //!   BigGAN) and the image-to-image networks.
+//! - [`text`]: caption tokenizer and the contrastive text and image encoders (text-to-image).
 //! - [`loss`]: adversarial losses; [`optim`]: Adam with saveable state.
 //! - [`config`]: every setting of a run, as plain data (GAN, image-to-image, classifier, toys).
 //! - [`train`]: the one training engine ([`train::Run`] over a [`train::engine::Task`]) and its
@@ -53,6 +54,7 @@ pub mod optim;
 pub mod parallel;
 pub mod rng;
 pub mod saved;
+pub mod text;
 pub mod train;
 
 pub use candle_core;

@@ -17,11 +17,14 @@ use std::time::Instant;
     gannet eval --checkpoint C --metrics cfid,classes -n 5000     # fast: no Inception network\n  \
     gannet eval --images samples/ --data ../shared/data/mnist --metrics fid,kid --json\n  \
     gannet eval --images A/ --data B/ --metrics fid -n 50000      # pytorch-fid's FID of two folders\n  \
-    gannet eval --checkpoint runs/cgan-mnist/checkpoints/latest.safetensors --metrics cacc -n 1000\n\n\
+    gannet eval --checkpoint runs/cgan-mnist/checkpoints/latest.safetensors --metrics cacc -n 1000\n  \
+    gannet eval --checkpoint runs/t2i-emoji/checkpoints/latest.safetensors --classifier emoji-categories.safetensors\n\n\
     Metrics: fid, kid (Inception-v3, as pytorch-fid), pr (precision/recall, k=3), cfid (FID in the\n\
     feature space of a digit classifier gannet trained), classes (histogram of predicted classes),\n\
     cacc (class-conditional models: per class k, the share of class-k images the classifier calls k;\n\
     with --images, a per-class folder from `gannet sample --per-class`).\n\
+    Text-to-image checkpoints are scored on their held-out captions: r-precision, category (with\n\
+    --classifier from `gannet classifier --data captioned:DIR`) and fid, each beside the real images'.\n\
     Inception runs at about 1 image/s per CPU core: fid/kid/pr with -n 2000 take tens of minutes on a\n\
     laptop, the classifier metrics seconds. Reference features are cached (--cache-dir), so the\n\
     reference is embedded once per data set and count.\n\n\
@@ -36,52 +39,52 @@ use std::time::Instant;
 pub struct EvalArgs {
     /// A training checkpoint to draw the generated images from.
     #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
     /// A folder of generated PNG/JPEG images (e.g. from `gannet sample --out-dir`).
     #[arg(long)]
-    images: Option<PathBuf>,
+    pub(crate) images: Option<PathBuf>,
     /// Reference (real) images: an IDX folder or file, an image folder, or builtin:digits.
     /// Default: the checkpoint's training data; builtin:digits with --images.
     #[arg(long, short)]
-    data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Comma-separated metrics: fid, kid, pr, cfid, classes, cacc.
     /// [default: fid,kid,pr,cfid,classes for grey images (and cacc for conditional models),
     /// fid,kid,pr for colour]
     #[arg(long)]
-    metrics: Option<String>,
+    pub(crate) metrics: Option<String>,
     /// Images on each side (generated, and reference when it has that many). pytorch-fid scores
     /// every image of a folder: to match it, pass at least the larger folder's count.
     #[arg(long, short = 'n', default_value_t = 1000)]
-    count: usize,
+    pub(crate) count: usize,
     /// Seed of the generated latents (the same images as `gannet sample --seed`).
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Classifier for cfid/classes: auto (Fashion-MNIST's for a reference path naming fashion,
     /// else MNIST's), builtin:mnist, builtin:fashion-mnist, or a file from `gannet classifier`.
     #[arg(long, default_value = "auto")]
-    classifier: String,
+    pub(crate) classifier: String,
     /// Square size both sets are resized to, as for training (centre crop, alpha composited on
     /// white) [default: the checkpoint's; with --images, each set at its own size, read as
     /// pytorch-fid reads folders (IDX data: 28)].
     #[arg(long)]
-    resolution: Option<usize>,
+    pub(crate) resolution: Option<usize>,
     /// Folder of cached reference features [default: $GANNET_CACHE, else ~/.cache/gannet].
     #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Embed the reference images again instead of using (and writing) the cache.
     #[arg(long)]
-    no_cache: bool,
+    pub(crate) no_cache: bool,
     /// FID Inception weights (.pth, zip or legacy format, or .safetensors) [default:
     /// $GANNET_MODELS/pt_inception-2015-12-05-nofc.pth, else pytorch-fid's
     /// pt_inception-2015-12-05-6726825d.pth in the cache folder, downloaded there on first use].
     #[arg(long)]
-    inception: Option<PathBuf>,
+    pub(crate) inception: Option<PathBuf>,
     /// Print the results as JSON on stdout instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
 }
 
 /// Progress bars on stderr, one per stage.
@@ -165,6 +168,9 @@ fn note_subset(side: &str, source: &str, len: usize, count: usize) -> String {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.checkpoint.as_deref().and_then(gannet::checkpoint::kind).as_deref() == Some(gannet::saved::KIND_T2I) {
+        return super::eval_t2i::run(&args);
+    }
     let started = Instant::now();
     anyhow::ensure!(args.count >= 2, "--count must be at least 2 (got {})", args.count);
     let device = gannet::device::parse_device(&args.device)?;

@@ -16,23 +16,25 @@ type LabelOf = Box<dyn Fn(usize) -> Option<u32>>;
     gannet sample --checkpoint C --count 100 --seed 7 --out-dir samples/   # 100 single PNGs\n  \
     gannet sample --checkpoint C --class 7 --out sevens.png                # conditional models\n  \
     gannet sample --checkpoint C --class-name sneaker -n 16 --out sneakers.png\n  \
-    gannet sample --checkpoint C --per-class 500 --out-dir synthetic/      # labelled image folder\n\n\
+    gannet sample --checkpoint C --per-class 500 --out-dir synthetic/      # labelled image folder\n  \
+    gannet sample --checkpoint runs/t2i-emoji/checkpoints/latest.safetensors --prompt \"red heart\" -n 16 --out hearts.png\n  \
+    gannet sample --checkpoint T --prompt \"cat face\" --prompt-to \"dog face\" -n 4 --out walk.png  # text interpolation\n\n\
     A conditional model's grid without --class shows one class per row. --per-class writes one\n\
     subfolder per class name, which `gannet train --data synthetic/` reads back with the same labels.\n\
     Every PNG carries text chunks saying it is synthetic and naming the checkpoint and step.")]
 pub struct SampleArgs {
     /// A training checkpoint (checkpoints/latest.safetensors of a run).
     #[arg(long)]
-    checkpoint: PathBuf,
+    pub(crate) checkpoint: PathBuf,
     /// Write one grid PNG here.
     #[arg(long, short, conflicts_with = "out_dir")]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Write one PNG per image into this folder instead.
     #[arg(long)]
-    out_dir: Option<PathBuf>,
+    pub(crate) out_dir: Option<PathBuf>,
     /// Number of images.
     #[arg(long, short = 'n', default_value_t = 64)]
-    count: usize,
+    pub(crate) count: usize,
     /// Conditional models: generate only this class (its index, 0-based).
     #[arg(long, conflicts_with_all = ["class_name", "per_class"])]
     class: Option<usize>,
@@ -53,13 +55,24 @@ pub struct SampleArgs {
     truncate_z: Option<f32>,
     /// Seed for the latents: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Sample from the trained generator, not its EMA shadow (the default when the run kept one).
     #[arg(long)]
     no_ema: bool,
     /// cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
+    /// Text-to-image models: what to draw, e.g. "red heart" (repeat for one grid row per
+    /// prompt; --count draws of each).
+    #[arg(long, short = 'p', conflicts_with_all = ["class", "class_name", "per_class"])]
+    pub(crate) prompt: Vec<String>,
+    /// Text-to-image models: interpolate from --prompt to this prompt (--frames columns, one
+    /// row per draw).
+    #[arg(long, requires = "prompt", value_name = "PROMPT")]
+    pub(crate) prompt_to: Option<String>,
+    /// Columns of a --prompt-to interpolation.
+    #[arg(long, default_value_t = 8, requires = "prompt_to")]
+    pub(crate) frames: usize,
 }
 
 /// What to generate: a class per image (conditional models) or none.
@@ -78,6 +91,9 @@ enum Plan {
 const CHUNK: usize = 256;
 
 pub fn run(args: SampleArgs) -> Result<()> {
+    if !args.prompt.is_empty() || gannet::checkpoint::kind(&args.checkpoint).as_deref() == Some(gannet::saved::KIND_T2I) {
+        return super::sample_t2i::run(&args);
+    }
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     anyhow::ensure!(args.per_class != Some(0), "--per-class must be at least 1");
     anyhow::ensure!(args.out.is_some() || args.out_dir.is_some(), "say where to write: --out grid.png or --out-dir DIR");

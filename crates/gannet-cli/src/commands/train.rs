@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// `--eval-metrics fid,cfid`, checked when the flags are parsed.
 #[derive(Debug, Clone)]
-struct MetricList(Vec<gannet::metrics::Metric>);
+pub(crate) struct MetricList(Vec<gannet::metrics::Metric>);
 
 impl std::str::FromStr for MetricList {
     type Err = String;
@@ -31,87 +31,87 @@ impl std::str::FromStr for MetricList {
 pub struct TrainArgs {
     /// TOML config file; flags given on the command line override its values.
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Start from a named, tried configuration (see the list below); --config and flags
     /// override its settings.
     #[arg(long)]
-    preset: Option<String>,
+    pub(crate) preset: Option<String>,
     /// Continue the run saved in this checkpoint (its config is reused; --steps may extend it).
     #[arg(long, conflicts_with_all = ["config", "preset"])]
-    resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// Training data: an IDX directory (MNIST layout), an IDX file, or a folder of PNG/JPEG
     /// images (subfolders = classes). Default: 10k MNIST digits built into gannet.
     #[arg(long, short)]
-    data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Square image size the data is resized/cropped to (default 28 for IDX, 32 for folders).
     #[arg(long)]
-    resolution: Option<usize>,
+    pub(crate) resolution: Option<usize>,
     /// Run directory for config, metrics, samples and checkpoints [default: runs/default].
     #[arg(long, short)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Architecture: dcgan, resnet (SNGAN-style, spectral norm in D), progan (Progressive GAN) or mlp.
     #[arg(long)]
-    arch: Option<String>,
+    pub(crate) arch: Option<String>,
     /// Class conditioning: none, projection (projection discriminator) or acgan (auxiliary
     /// classifier). Needs labelled data; the classes come from the dataset.
     #[arg(long)]
-    conditional: Option<Conditioning>,
+    pub(crate) conditional: Option<Conditioning>,
     /// Names of the classes in label order, comma-separated (e.g. for IDX data, whose classes
     /// are otherwise named 0, 1, ...). Used by `gannet sample --class-name`.
     #[arg(long, value_delimiter = ',')]
-    class_names: Option<Vec<String>>,
+    pub(crate) class_names: Option<Vec<String>>,
     /// Generator updates to train for (in total, also when resuming).
     #[arg(long)]
-    steps: Option<u64>,
+    pub(crate) steps: Option<u64>,
     #[arg(long)]
-    batch_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
     /// Discriminator updates per generator update.
     #[arg(long)]
-    d_steps: Option<usize>,
+    pub(crate) d_steps: Option<usize>,
     /// Loss: non-saturating, minimax, hinge, wasserstein, least-squares.
     #[arg(long)]
-    loss: Option<GanLoss>,
+    pub(crate) loss: Option<GanLoss>,
     /// Generator learning rate (may be changed on --resume, e.g. after a divergence).
     #[arg(long)]
-    lr_g: Option<f64>,
+    pub(crate) lr_g: Option<f64>,
     /// Discriminator learning rate (may be changed on --resume).
     #[arg(long)]
-    lr_d: Option<f64>,
+    pub(crate) lr_d: Option<f64>,
     #[arg(long)]
-    latent_dim: Option<usize>,
+    pub(crate) latent_dim: Option<usize>,
     /// Width of the networks (DCGAN ngf = ndf; ResNet block channels of G and D; MLP hidden units).
     #[arg(long)]
-    channels: Option<usize>,
+    pub(crate) channels: Option<usize>,
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// cpu, cuda, cuda:N or metal.
     #[arg(long)]
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     /// Write a sample grid every N steps.
     #[arg(long)]
-    sample_every: Option<u64>,
+    pub(crate) sample_every: Option<u64>,
     /// Write a checkpoint every N steps.
     #[arg(long)]
-    checkpoint_every: Option<u64>,
+    pub(crate) checkpoint_every: Option<u64>,
     /// Compute metrics every N steps (and at the end) into metrics_eval.csv and eval_*.svg;
     /// 0 turns it off. See --eval-metrics.
     #[arg(long)]
-    eval_every: Option<u64>,
+    pub(crate) eval_every: Option<u64>,
     /// Metrics of --eval-every, comma-separated: cfid (default, fast), classes, fid, kid, pr.
     #[arg(long)]
-    eval_metrics: Option<MetricList>,
+    pub(crate) eval_metrics: Option<MetricList>,
     /// Generated (and reference) images per evaluation [default: 1000].
     #[arg(long)]
-    eval_count: Option<usize>,
+    pub(crate) eval_count: Option<usize>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
-    print_config: bool,
+    pub(crate) print_config: bool,
     /// Data-parallel training in N processes on this machine: starts `mpirun -np N` with this
     /// command (needs OpenMPI and a gannet built with --features mpi). --batch-size is the
     /// combined batch (a multiple of N); each process gets cores / N threads. On several
     /// machines call mpirun yourself (see the README).
     #[arg(long, value_name = "N")]
-    launch: Option<usize>,
+    pub(crate) launch: Option<usize>,
 }
 
 impl TrainArgs {
@@ -240,6 +240,9 @@ enum Start {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if super::train_t2i::is_text_to_image(&args)? {
+        return super::train_t2i::run(&args);
+    }
     if let Some(n) = args.launch.filter(|_| !args.print_config) {
         let code = crate::launch::relaunch(n)?;
         if code != 0 {
@@ -313,6 +316,10 @@ pub fn presets_help() -> String {
     let mut s = String::from("Presets (--preset NAME; see the README for their results):\n");
     let width = gannet::train::presets::ALL.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in gannet::train::presets::ALL {
+        s.push_str(&format!("  {:width$}  {}\n", p.name, p.summary));
+    }
+    s.push_str("Text-to-image presets (gannet sample --prompt \"...\" afterwards):\n");
+    for p in gannet::train::presets::TEXT_TO_IMAGE {
         s.push_str(&format!("  {:width$}  {}\n", p.name, p.summary));
     }
     s

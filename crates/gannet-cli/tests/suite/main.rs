@@ -15,3 +15,4 @@ mod image_to_image_cli;
 #[cfg(feature = "mpi")]
 mod parallel;
 mod studio_api;
+mod text_to_image_cli;

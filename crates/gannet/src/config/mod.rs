@@ -5,6 +5,7 @@
 //! - [`train`]: [`TrainConfig`], a GAN run (`gannet train`): data, model, loss, schedule, output.
 //! - [`i2i`]: [`I2iConfig`], an image-to-image run (`gannet train-i2i`).
 //! - [`classifier`]: [`ClassifierRunConfig`], training the metrics' classifier (`gannet classifier`).
+//! - [`t2i`]: [`T2iConfig`], a text-to-image run (`gannet train --preset t2i-emoji`).
 //! - [`toy`]: [`ToyConfig`], the 2-D mode-coverage benchmark runs.
 //! - the stabilisers' settings: [`augment`], [`ada`], [`penalty`], [`guard`]; [`eval`], metrics
 //!   during training.
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod i2i;
 pub mod parallel;
 pub mod penalty;
+pub mod t2i;
 pub mod toy;
 pub mod train;
 
@@ -28,6 +30,7 @@ pub use guard::GuardConfig;
 pub use i2i::{I2iConfig, I2iEvalConfig, Task};
 pub use parallel::ParallelConfig;
 pub use penalty::{PenaltyConfig, PenaltyKind};
+pub use t2i::T2iConfig;
 pub use toy::ToyConfig;
 pub use train::{DataConfig, OptimConfig, OutputConfig, ScheduleConfig, TrainConfig};
 

@@ -9,6 +9,7 @@
 //! Every data error names the file or folder at fault ([`crate::Error::data`]).
 
 pub mod builtin;
+pub mod captions;
 pub mod folder;
 pub mod idx;
 pub mod loader;
@@ -174,6 +175,11 @@ pub enum DataSource {
     BuiltinDigits,
     /// An IDX folder or file, or a folder of images.
     Path(PathBuf),
+    /// The images of a captioned folder ([`captions`]) labelled by their category, e.g. the
+    /// emoji's 9 categories: `captioned:DIR` is the training split, `captioned-held-out:DIR`
+    /// the held-out one (what text-to-image evaluation trains and tests its category
+    /// classifier on).
+    Captioned { dir: PathBuf, split: Split },
 }
 
 impl DataSource {
@@ -183,7 +189,11 @@ impl DataSource {
     /// A data setting as configs and flags write it: `builtin:digits` or a path; any other
     /// `builtin:` name is an error naming the one there is.
     pub fn parse(spec: &str) -> crate::Result<Self> {
-        if spec == Self::BUILTIN_DIGITS {
+        if let Some(dir) = spec.strip_prefix("captioned:") {
+            Ok(DataSource::Captioned { dir: dir.into(), split: Split::Train })
+        } else if let Some(dir) = spec.strip_prefix("captioned-held-out:") {
+            Ok(DataSource::Captioned { dir: dir.into(), split: Split::HeldOut })
+        } else if spec == Self::BUILTIN_DIGITS {
             Ok(DataSource::BuiltinDigits)
         } else if let Some(other) = spec.strip_prefix("builtin:") {
             Err(crate::Error::Config(format!("unknown built-in dataset '{other}': the only one is '{}'", Self::BUILTIN_DIGITS)))
@@ -229,7 +239,20 @@ pub fn load(source: &DataSource, opts: &LoadOptions) -> Result<Dataset> {
     match source {
         DataSource::BuiltinDigits => builtin::load_digits(opts.resolution, opts.channels),
         DataSource::Path(path) => load_path(path, opts),
+        DataSource::Captioned { dir, split } => load_categories(dir, *split, opts.resolution),
     }
+}
+
+/// A captioned folder's images labelled by category.
+fn load_categories(dir: &Path, split: Split, resolution: usize) -> Result<Dataset> {
+    let data = captions::load_captioned(dir, split, resolution)?;
+    let labels: Option<Vec<u32>> = data.captions.iter().map(|c| c.category).collect();
+    let labels = labels.filter(|_| !data.categories.is_empty()).ok_or_else(|| {
+        Error::data(dir, "these captioned images have no categories (the emoji folder has them; elsewhere put the images in one subfolder per category)")
+    })?;
+    let d = &data.images;
+    let source = format!("{} ({split:?} split, by category)", dir.display());
+    Dataset::from_parts(d.images_u8().to_vec(), Some(labels), data.categories, d.channels(), d.height(), d.width(), source)
 }
 
 fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dataset> {

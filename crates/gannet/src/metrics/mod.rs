@@ -39,6 +39,7 @@ pub mod precision_recall;
 pub mod psnr;
 pub mod ssim;
 pub mod support;
+pub mod text_image;
 pub mod torch_legacy;
 
 pub use class_accuracy::ClassAccuracy;

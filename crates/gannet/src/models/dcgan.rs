@@ -131,6 +131,9 @@ pub struct DcganDiscriminator {
     blocks: Vec<(SnConv, Option<BatchNorm>)>,
     head: SnConv,
     class_head: ClassHead,
+    /// Channels and size of the last feature map (what a conditioning head works on).
+    feature_channels: usize,
+    feature_size: usize,
 }
 
 /// What a conditional D adds to the real/fake head.
@@ -188,7 +191,31 @@ impl DcganDiscriminator {
             (Conditioning::Projection, k) => ClassHead::Projection(Embedding::new(&p.sub("class_embed"), "weight", k, last, Init::DCGAN)?),
             (Conditioning::Acgan, k) => ClassHead::Auxiliary(SnConv::new(&p.sub("class_head"), last, k, plan.base, ConvSpec::new(1, 0), sn)?),
         };
-        Ok(Self { from_image, blocks, head, class_head })
+        Ok(Self { from_image, blocks, head, class_head, feature_channels: last, feature_size: plan.base })
+    }
+
+    /// Channels of the last feature map that [`DcganDiscriminator::forward_features`] returns.
+    pub fn feature_channels(&self) -> usize {
+        self.feature_channels
+    }
+
+    /// Height and width of that map.
+    pub fn feature_size(&self) -> usize {
+        self.feature_size
+    }
+
+    /// The unconditional logits `[N]` and the last feature map `[N, C, base, base]`, for heads
+    /// that condition on something other than a class (e.g. a sentence embedding).
+    pub fn forward_features(&self, x: &Tensor, mode: Mode) -> crate::Result<(Tensor, Tensor)> {
+        let mut h = LRELU.forward(&self.from_image.forward(x, mode)?)?;
+        for (conv, bn) in &self.blocks {
+            let y = conv.forward(&h, mode)?;
+            h = match bn {
+                Some(bn) => bn.forward_act(&y, mode, Some(LRELU_SLOPE))?,
+                None => LRELU.forward(&y)?,
+            };
+        }
+        Ok((self.head.forward(&h, mode)?.flatten_all()?, h))
     }
 }
 
@@ -198,15 +225,7 @@ impl Discriminator for DcganDiscriminator {
     }
 
     fn forward_with_classes(&self, x: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<(Tensor, Option<Tensor>)> {
-        let mut h = LRELU.forward(&self.from_image.forward(x, mode)?)?;
-        for (conv, bn) in &self.blocks {
-            let y = conv.forward(&h, mode)?;
-            h = match bn {
-                Some(bn) => bn.forward_act(&y, mode, Some(LRELU_SLOPE))?,
-                None => LRELU.forward(&y)?,
-            };
-        }
-        let logits = self.head.forward(&h, mode)?.flatten_all()?;
+        let (logits, h) = self.forward_features(x, mode)?;
         match &self.class_head {
             ClassHead::None => Ok((logits, None)),
             ClassHead::Projection(embed) => {

@@ -16,6 +16,7 @@ pub mod resnet;
 pub mod resnet_translator;
 pub mod srgan;
 pub mod stylegan2;
+pub mod text_gan;
 pub mod unet;
 
 pub use arch::Architecture;

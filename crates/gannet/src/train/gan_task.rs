@@ -288,7 +288,7 @@ fn default_resolution(source: &DataSource) -> usize {
     match source {
         DataSource::BuiltinDigits => 28,
         DataSource::Path(p) if data::is_idx(p) => 28,
-        DataSource::Path(_) => 32,
+        DataSource::Path(_) | DataSource::Captioned { .. } => 32,
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`gan_task`]: GAN training on images ([`Trainer`]); [`step`] is its update rule.
 //! - [`i2i`]: image-to-image tasks (pix2pix, CycleGAN, super-resolution).
 //! - [`classifier_task`]: the metrics' image classifier as an engine task (`gannet classifier`).
+//! - [`t2i_task`]: text-to-image: contrastive encoders, then the text-conditional GAN.
 //! - [`toy`]: the MLP GAN on the 2-D mode-coverage benchmarks (in memory, no run folder).
 //! - The stabilisers the GAN step uses: [`augment`], [`ada`], [`penalty`], [`ema`], [`guard`].
 
@@ -20,6 +21,7 @@ pub mod i2i;
 pub mod penalty;
 pub mod presets;
 pub mod step;
+pub mod t2i_task;
 pub mod toy;
 
 pub use crate::config::{
@@ -32,3 +34,4 @@ pub use gan_task::{load_dataset, GanTask, Trainer};
 pub use guard::Signal;
 pub use presets::Preset;
 pub use step::{GanState, RealBatch, StepLosses};
+pub use t2i_task::{T2iTask, T2iTrainer};

@@ -36,10 +36,19 @@ pub const ALL: &[Preset] = &[
     preset!("progan-fashion", "Progressive GAN (4x4 -> 32x32 growth, WGAN-GP + drift) on Fashion-MNIST"),
 ];
 
+/// Text-to-image presets (a [`crate::config::T2iConfig`] each; `gannet train` runs them too).
+pub const TEXT_TO_IMAGE: &[Preset] =
+    &[preset!("t2i-emoji", "text-to-image on the emoji's names (contrastive text encoder + matching-aware DCGAN), 32x32; sample --prompt \"red heart\"")];
+
+/// Whether `name` is a text-to-image preset.
+pub fn is_text_to_image(name: &str) -> bool {
+    TEXT_TO_IMAGE.iter().any(|p| p.name == name)
+}
+
 /// The preset called `name`, or an error listing the valid names.
 pub fn find(name: &str) -> crate::Result<&'static Preset> {
-    ALL.iter().find(|p| p.name == name).ok_or_else(|| {
-        let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    ALL.iter().chain(TEXT_TO_IMAGE).find(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ALL.iter().chain(TEXT_TO_IMAGE).map(|p| p.name).collect();
         crate::Error::Config(format!("unknown preset '{name}'; presets: {}", names.join(", ")))
     })
 }
@@ -58,12 +67,22 @@ impl Preset {
 
     /// The preset with the keys of `overrides` (a config file's TOML) laid over it.
     pub fn with_overrides(&self, overrides: Option<&str>) -> crate::Result<TrainConfig> {
+        TrainConfig::from_toml_str(&self.merged(overrides)?).map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
+    }
+
+    /// A text-to-image preset with the keys of `overrides` laid over it.
+    pub fn t2i_with_overrides(&self, overrides: Option<&str>) -> crate::Result<crate::config::T2iConfig> {
+        toml::from_str(&self.merged(overrides)?).map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
+    }
+
+    /// The preset's TOML with `overrides` merged in.
+    fn merged(&self, overrides: Option<&str>) -> crate::Result<String> {
         let ctx = |e: toml::de::Error| crate::Error::Config(format!("preset {}: {e}", self.name));
         let mut base: toml::Table = toml::from_str(&self.resolved_toml()).map_err(ctx)?;
         if let Some(text) = overrides {
             let over: toml::Table = toml::from_str(text).map_err(|e| crate::Error::Config(e.to_string()))?;
             crate::config::merge(&mut base, over);
         }
-        TrainConfig::from_toml_str(&toml::to_string(&base).expect("a table serialises")).map_err(|e| crate::Error::Config(format!("preset {}: {e}", self.name)))
+        Ok(toml::to_string(&base).expect("a table serialises"))
     }
 }

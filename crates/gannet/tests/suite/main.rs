@@ -28,4 +28,5 @@ mod image_to_image;
 mod losses;
 mod metrics;
 mod mode_coverage;
+mod text_to_image;
 mod train;
