@@ -179,7 +179,7 @@ impl TextToImageModel {
 pub enum StudioModel {
     Gan(GanModel),
     ImageToImage(Box<dyn ImageToImage>),
-    TextToImage(TextToImageModel),
+    TextToImage(Box<TextToImageModel>),
 }
 
 /// `GET /api/checkpoints/{id}`: what the page needs to show a model's tools.
@@ -305,7 +305,7 @@ pub fn load(source: &Source, device: &Device) -> ApiResult<StudioModel> {
     }
     if gannet::checkpoint::kind(path).as_deref() == Some(gannet::saved::KIND_T2I) {
         let saved = gannet::saved::SavedT2i::load(path, device).map_err(failed)?;
-        return Ok(StudioModel::TextToImage(TextToImageModel { nets: saved.nets, checkpoint: path.clone(), step: saved.step }));
+        return Ok(StudioModel::TextToImage(Box::new(TextToImageModel { nets: saved.nets, checkpoint: path.clone(), step: saved.step })));
     }
     let saved = SavedRun::load(path, device).map_err(failed)?;
     let gen = saved.sampling_generator(device).map_err(failed)?;

@@ -129,6 +129,10 @@ impl Target for Checkpoint {
                 let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([(x * 50) as u8, (y * 80) as u8, 9])));
                 out.push(outcome("studio translate", &m.translate(&img)));
             }
+            Ok(StudioModel::TextToImage(t)) => {
+                let prompt = t.nets.vocab.words().first().cloned().unwrap_or_default();
+                out.push(outcome("studio prompt", &t.nets.generate_prompts(&[prompt.as_str()], 2, 0, &dev).map(|_| ())));
+            }
             Err(e) => out.push(format!("studio: {}", e.message.lines().next().unwrap_or(""))),
         }
         // G and D as a resumed run builds them.

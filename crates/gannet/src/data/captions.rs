@@ -14,7 +14,6 @@
 //! file otherwise), by the name hash of [`super::paired::is_held_out`], so no held-out caption
 //! was seen in training in any style.
 
-use super::paired::is_held_out;
 use super::{folder, Channels, Dataset, Split};
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -93,7 +92,7 @@ pub fn list_captioned(dir: &Path) -> Result<Listing> {
     } else {
         list_txt(dir)?
     };
-    if let Some((file, _)) = listed.0.iter().find(|(_, c)| super::super::text::tokenizer::words(&c.text).is_empty()) {
+    if let Some((file, _)) = listed.0.iter().find(|(_, c)| crate::text::tokenizer::words(&c.text).is_empty()) {
         return Err(Error::data(file, "its caption is empty (no letters or digits): write what the image shows"));
     }
     Ok(listed)
@@ -227,9 +226,4 @@ fn list_txt(dir: &Path) -> Result<Listing> {
         out.push((f, Caption { text, group, category: labels.as_ref().map(|l| l[i]) }));
     }
     Ok((out, class_names))
-}
-
-/// Whether `name` is a held-out group (re-exported for the metrics' caption draws).
-pub fn group_is_held_out(group: &str) -> bool {
-    is_held_out(group)
 }

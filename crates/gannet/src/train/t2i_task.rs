@@ -97,7 +97,7 @@ impl TaskConfig for T2iConfig {
             sample_every: self.output.sample_every,
             checkpoint_every: self.output.checkpoint_every,
             eval_every: self.output.eval_every,
-            guard: self.guard.clone(),
+            guard: self.guard,
             loss: self.loss.gan,
         }
     }
