@@ -8,6 +8,8 @@ use std::process::Command;
 #[cfg(feature = "mpi")]
 use std::sync::Mutex;
 
+pub const EXIT_INTERRUPTED: i32 = 130;
+
 /// The MPI job this process joined, kept until it exits.
 #[cfg(feature = "mpi")]
 static SESSION: Mutex<Option<gannet::parallel::mpi::MpiSession>> = Mutex::new(None);
@@ -48,7 +50,7 @@ pub fn is_leader() -> bool {
 pub fn exit(code: i32) -> ! {
     #[cfg(feature = "mpi")]
     if let Some(s) = SESSION.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        if code != 0 && code != crate::progress::EXIT_INTERRUPTED {
+        if code != 0 && code != EXIT_INTERRUPTED {
             s.abort(code);
         }
         drop(s);
@@ -112,7 +114,7 @@ pub fn relaunch(processes: usize) -> Result<i32> {
     })?;
     let code = status.code().unwrap_or(1);
     if code != 0 && interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(crate::progress::EXIT_INTERRUPTED);
+        return Ok(EXIT_INTERRUPTED);
     }
     Ok(code)
 }

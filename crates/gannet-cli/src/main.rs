@@ -114,9 +114,16 @@ fn main() {
         std::process::exit(1);
     }
     let result = match cli.command {
-        Command::Train(a) => commands::train::run(a),
+        // Text-to-image runs and checkpoints go to their own modules.
+        Command::Train(a) => match commands::train_t2i::is_text_to_image(&a) {
+            Ok(true) => commands::train_t2i::run(&a),
+            Ok(false) => commands::train::run(a),
+            Err(e) => Err(e),
+        },
+        Command::Sample(a) if commands::sample_t2i::is_text_to_image(&a) => commands::sample_t2i::run(&a),
         Command::Sample(a) => commands::sample::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Eval(a) if commands::eval_t2i::is_text_to_image(&a) => commands::eval_t2i::run(&a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Classifier(a) => commands::classifier::run(a),
         Command::Serve(a) => commands::serve::run(a),

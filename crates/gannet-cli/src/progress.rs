@@ -120,17 +120,14 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = stop.clone();
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED);
+            std::process::exit(crate::launch::EXIT_INTERRUPTED);
         }
     })
     .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
     Ok(stop)
 }
 
-/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-pub const EXIT_INTERRUPTED: i32 = 130;
-
-/// Prints how a run ended; a stopped run exits with [`EXIT_INTERRUPTED`] so scripts can tell
+/// Prints how a run ended; a stopped run exits with [`crate::launch::EXIT_INTERRUPTED`] so scripts can tell
 /// it from a finished one.
 pub fn finish_run(outcome: gannet::train::Outcome, step: u64, grid: &std::path::Path, checkpoint: &std::path::Path) {
     let leader = crate::launch::is_leader();
@@ -141,7 +138,7 @@ pub fn finish_run(outcome: gannet::train::Outcome, step: u64, grid: &std::path::
             if leader {
                 eprintln!("stopped at step {step}, checkpoint saved: {} (continue with --resume {})", checkpoint.display(), checkpoint.display());
             }
-            crate::launch::exit(EXIT_INTERRUPTED);
+            crate::launch::exit(crate::launch::EXIT_INTERRUPTED);
         }
     }
 }

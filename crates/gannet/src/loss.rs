@@ -19,6 +19,20 @@ pub fn bce_with_logits(logits: &Tensor, target: f64) -> crate::Result<Tensor> {
     Ok(per_elem.mean_all()?)
 }
 
+/// Mean cross-entropy of class logits `[N, K]` against labels `[N]` (u32), computed stably as
+/// `logsumexp(logits) - logits[label]`. The label's logit is picked with a one-hot product, not
+/// a gather, so the loss stays differentiable twice (AC-GAN's class loss under R1).
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> crate::Result<Tensor> {
+    let (_, k) = logits.dims2()?;
+    let max = logits.max_keepdim(candle_core::D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(candle_core::D::Minus1)?.log()?;
+    let ids = Tensor::arange(0u32, k as u32, logits.device())?.unsqueeze(0)?;
+    let one_hot = labels.flatten_all()?.to_dtype(candle_core::DType::U32)?.unsqueeze(1)?.broadcast_eq(&ids)?.to_dtype(logits.dtype())?;
+    let picked = (shifted * one_hot)?.sum_keepdim(candle_core::D::Minus1)?;
+    Ok((lse - picked)?.mean_all()?)
+}
+
 /// The adversarial objective: how discriminator and generator losses are built from logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -168,9 +168,6 @@ fn note_subset(side: &str, source: &str, len: usize, count: usize) -> String {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.checkpoint.as_deref().and_then(gannet::checkpoint::kind).as_deref() == Some(gannet::saved::KIND_T2I) {
-        return super::eval_t2i::run(&args);
-    }
     let started = Instant::now();
     anyhow::ensure!(args.count >= 2, "--count must be at least 2 (got {})", args.count);
     let device = gannet::device::parse_device(&args.device)?;

@@ -14,6 +14,11 @@ use std::time::Instant;
 
 const METRICS: [&str; 3] = ["r-precision", "category", "fid"];
 
+/// Whether `gannet eval` is given a text-to-image checkpoint.
+pub fn is_text_to_image(args: &EvalArgs) -> bool {
+    args.checkpoint.as_deref().and_then(gannet::checkpoint::kind).as_deref() == Some(gannet::saved::KIND_T2I)
+}
+
 pub fn run(args: &EvalArgs) -> Result<()> {
     let started = Instant::now();
     let ckpt = args.checkpoint.as_deref().context("a text-to-image evaluation needs --checkpoint")?;

@@ -91,9 +91,6 @@ enum Plan {
 const CHUNK: usize = 256;
 
 pub fn run(args: SampleArgs) -> Result<()> {
-    if !args.prompt.is_empty() || gannet::checkpoint::kind(&args.checkpoint).as_deref() == Some(gannet::saved::KIND_T2I) {
-        return super::sample_t2i::run(&args);
-    }
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     anyhow::ensure!(args.per_class != Some(0), "--per-class must be at least 1");
     anyhow::ensure!(args.out.is_some() || args.out_dir.is_some(), "say where to write: --out grid.png or --out-dir DIR");

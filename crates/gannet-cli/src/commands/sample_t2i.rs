@@ -7,6 +7,11 @@ use anyhow::{bail, Context, Result};
 use gannet::image_io;
 use gannet::saved::{SavedT2i, KIND_T2I};
 
+/// Whether `gannet sample` is asked for text-to-image: a prompt, or a text-to-image checkpoint.
+pub fn is_text_to_image(args: &SampleArgs) -> bool {
+    !args.prompt.is_empty() || gannet::checkpoint::kind(&args.checkpoint).as_deref() == Some(KIND_T2I)
+}
+
 pub fn run(args: &SampleArgs) -> Result<()> {
     let kind = gannet::checkpoint::kind(&args.checkpoint);
     if kind.is_some() && kind.as_deref() != Some(KIND_T2I) {

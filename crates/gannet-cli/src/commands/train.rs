@@ -240,9 +240,6 @@ enum Start {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    if super::train_t2i::is_text_to_image(&args)? {
-        return super::train_t2i::run(&args);
-    }
     if let Some(n) = args.launch.filter(|_| !args.print_config) {
         let code = crate::launch::relaunch(n)?;
         if code != 0 {

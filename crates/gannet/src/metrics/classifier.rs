@@ -285,13 +285,6 @@ fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     Ok(shifted.broadcast_sub(&lse)?)
 }
 
-/// Mean cross-entropy of logits `[N, K]` against class indices `[N]` (u32).
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (n, _k) = logits.dims2()?;
-    let picked = log_softmax(logits)?.gather(&labels.reshape((n, 1))?, 1)?;
-    Ok((picked.sum_all()? * (-1.0 / n as f64))?)
-}
-
 /// The classifiers in `assets/`, embedded so that evaluation works with no files on disk.
 mod builtin_files {
     pub const MNIST: &[u8] = include_bytes!("../../../../assets/classifier-mnist.safetensors");

@@ -11,7 +11,6 @@ use super::classifier::Classifier;
 use super::inception::FidInception;
 use crate::data::captions::CaptionedImages;
 use crate::rng::{self, Stream};
-use crate::saved::T2iNets;
 use candle_core::{Device, Tensor};
 use rand::seq::index::sample;
 use serde::Serialize;
@@ -52,20 +51,30 @@ pub fn r_precision(images: &Tensor, captions: &Tensor, truth: &[usize], groups: 
 /// Images embedded, generated or scored at a time.
 const CHUNK: usize = 64;
 
-/// Sentence embeddings `[M, E]` of every caption of `data` (unknown words count as unknown).
-pub fn embed_captions(nets: &T2iNets, data: &CaptionedImages, device: &Device) -> crate::Result<Tensor> {
-    let ids: Vec<Vec<u32>> = data.captions.iter().map(|c| nets.vocab.encode(&c.text)).collect();
+/// What the text-to-image metrics need of a model (`saved::T2iNets` is one).
+pub trait TextImageModel {
+    /// Sentence embeddings `[M, E]` of data captions (words the model never saw count as
+    /// unknown, not as errors).
+    fn embed_captions(&self, captions: &[&str], device: &Device) -> crate::Result<Tensor>;
+    /// Embeddings `[N, E]` of images in [-1, 1], in the same space.
+    fn embed_images(&self, images: &Tensor) -> crate::Result<Tensor>;
+    /// One image in [-1, 1] per sentence embedding (row of `text`), drawn from `seed` and `index`.
+    fn generate(&self, text: &Tensor, seed: u64, index: u64) -> crate::Result<Tensor>;
+}
+
+/// Sentence embeddings `[M, E]` of every caption of `data`.
+pub fn embed_captions(nets: &dyn TextImageModel, data: &CaptionedImages, device: &Device) -> crate::Result<Tensor> {
+    let texts: Vec<&str> = data.captions.iter().map(|c| c.text.as_str()).collect();
     let mut out = Vec::new();
-    for chunk in ids.chunks(256) {
-        let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-        out.push(nets.embed_ids(&refs, device)?.detach());
+    for chunk in texts.chunks(256) {
+        out.push(nets.embed_captions(chunk, device)?.detach());
     }
     Ok(Tensor::cat(&out, 0)?)
 }
 
 /// One generated image (in [-1, 1]) per sentence embedding of the first `count` rows of `texts`,
 /// drawn from `seed`.
-pub fn generate_for(nets: &T2iNets, texts: &Tensor, count: usize, seed: u64) -> crate::Result<Tensor> {
+pub fn generate_for(nets: &dyn TextImageModel, texts: &Tensor, count: usize, seed: u64) -> crate::Result<Tensor> {
     let mut out = Vec::new();
     for start in (0..count).step_by(CHUNK) {
         let n = CHUNK.min(count - start);
@@ -75,11 +84,11 @@ pub fn generate_for(nets: &T2iNets, texts: &Tensor, count: usize, seed: u64) -> 
 }
 
 /// Image embeddings `[N, E]` of images in [-1, 1].
-pub fn embed_images(nets: &T2iNets, images: &Tensor) -> crate::Result<Tensor> {
+pub fn embed_images(nets: &dyn TextImageModel, images: &Tensor) -> crate::Result<Tensor> {
     let n = images.dim(0)?;
     let mut out = Vec::new();
     for start in (0..n).step_by(CHUNK) {
-        out.push(nets.image.forward(&images.narrow(0, start, CHUNK.min(n - start))?)?.detach());
+        out.push(nets.embed_images(&images.narrow(0, start, CHUNK.min(n - start))?)?.detach());
     }
     Ok(Tensor::cat(&out, 0)?)
 }
@@ -117,7 +126,7 @@ pub struct TextImageEvalOptions<'a> {
 
 /// Scores one generated image per caption of `held` (captions never trained on) against the
 /// real image of each: R-precision, category accuracy, FID.
-pub fn evaluate(nets: &T2iNets, held: &CaptionedImages, opts: &TextImageEvalOptions, device: &Device) -> crate::Result<TextImageScores> {
+pub fn evaluate(nets: &dyn TextImageModel, held: &CaptionedImages, opts: &TextImageEvalOptions, device: &Device) -> crate::Result<TextImageScores> {
     let n = held.len().min(opts.count);
     let texts = embed_captions(nets, held, device)?;
     let generated = generate_for(nets, &texts, n, opts.seed)?;

@@ -71,17 +71,6 @@ pub(crate) fn projection(embed: &Embedding, features: &Tensor, labels: &Tensor) 
     Ok((embed.forward(labels)? * features)?.sum(D::Minus1)?)
 }
 
-/// Mean cross-entropy of class logits `[N, K]` against labels `[N]` (u32), computed stably as
-/// `logsumexp(logits) - logits[label]`.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> crate::Result<Tensor> {
-    let (_, k) = logits.dims2()?;
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let picked = (shifted * one_hot(labels, k, logits.dtype())?)?.sum_keepdim(D::Minus1)?;
-    Ok((lse - picked)?.mean_all()?)
-}
-
 /// The one-hot label concatenated to the latent, for generators without BatchNorm.
 pub(crate) fn concat_one_hot(z: &Tensor, labels: &Tensor, classes: usize) -> crate::Result<Tensor> {
     let oh = one_hot(labels, classes, z.dtype())?;

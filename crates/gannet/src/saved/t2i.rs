@@ -135,6 +135,19 @@ impl T2iNets {
     }
 }
 
+impl crate::metrics::text_image::TextImageModel for T2iNets {
+    fn embed_captions(&self, captions: &[&str], device: &Device) -> crate::Result<Tensor> {
+        let ids: Vec<Vec<u32>> = captions.iter().map(|c| self.vocab.encode(c)).collect();
+        self.embed_ids(&ids.iter().map(Vec::as_slice).collect::<Vec<_>>(), device)
+    }
+    fn embed_images(&self, images: &Tensor) -> crate::Result<Tensor> {
+        self.image.forward(images)
+    }
+    fn generate(&self, text: &Tensor, seed: u64, index: u64) -> crate::Result<Tensor> {
+        T2iNets::generate(self, text, seed, index)
+    }
+}
+
 /// A text-to-image checkpoint read back.
 pub struct SavedT2i {
     pub config: T2iConfig,

@@ -161,8 +161,8 @@ pub fn contrastive_loss(images: &Tensor, texts: &Tensor, temperature: f64) -> cr
     let logits = (similarity(images, texts)? / temperature)?;
     let n = logits.dim(0)?;
     let own = Tensor::arange(0u32, n as u32, logits.device())?;
-    let i2t = crate::metrics::classifier::cross_entropy(&logits, &own)?;
-    let t2i = crate::metrics::classifier::cross_entropy(&logits.t()?.contiguous()?, &own)?;
+    let i2t = crate::loss::cross_entropy(&logits, &own)?;
+    let t2i = crate::loss::cross_entropy(&logits.t()?.contiguous()?, &own)?;
     let right = logits.argmax(D::Minus1)?.eq(&own)?.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()?;
     Ok((((i2t + t2i)? * 0.5)?, right))
 }

@@ -234,7 +234,7 @@ fn with_class_loss(adversarial: Tensor, class_logits: &[Option<Tensor>], labels:
     let mut total = adversarial;
     for logits in class_logits.iter().flatten() {
         let labels = labels.ok_or_else(|| crate::Error::Msg("an AC-GAN discriminator needs labelled batches".into()))?;
-        total = (total + crate::models::conditional::cross_entropy(logits, labels)?)?;
+        total = (total + crate::loss::cross_entropy(logits, labels)?)?;
     }
     Ok(total)
 }

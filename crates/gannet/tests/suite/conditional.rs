@@ -110,7 +110,7 @@ fn cross_entropy_matches_hand_computed_values_and_gradient() {
     let logits = Tensor::new(&[[0f64, 3f64.ln()], [2.0, 2.0]], &DEV).unwrap();
     let var = gannet::candle_core::Var::from_tensor(&logits).unwrap();
     let y = labels(&[1, 0]);
-    let ce = conditional::cross_entropy(var.as_tensor(), &y).unwrap();
+    let ce = gannet::loss::cross_entropy(var.as_tensor(), &y).unwrap();
     let want = -(0.75f64.ln() + 0.5f64.ln()) / 2.0;
     assert!((ce.to_scalar::<f64>().unwrap() - want).abs() < 1e-12);
     // d CE / d logits = (softmax - one_hot) / N.
@@ -123,7 +123,7 @@ fn cross_entropy_matches_hand_computed_values_and_gradient() {
     }
     // Stable for huge logits.
     let big = Tensor::new(&[[1000f64, -1000.0]], &DEV).unwrap();
-    assert!(conditional::cross_entropy(&big, &labels(&[1])).unwrap().to_scalar::<f64>().unwrap() > 1999.0);
+    assert!(gannet::loss::cross_entropy(&big, &labels(&[1])).unwrap().to_scalar::<f64>().unwrap() > 1999.0);
     assert_eq!(conditional::accuracy(&logits, &y).unwrap(), 1.0);
 }
 
