@@ -80,6 +80,9 @@ fn table(s: &TextImageScores) -> String {
     if let Some(c) = &s.category_accuracy {
         out += &row("category accuracy", c, "(chance: the most common category)");
     }
+    if let Some(c) = &s.category_balanced {
+        out += &row("  per category", c, "(mean of the categories' accuracies; chance: 1 / categories)");
+    }
     if let Some(f) = s.fid {
         out += &format!("{:<18} {f:>10.2}  (generated vs real held-out images, Inception pool3)\n", "FID");
     }

@@ -138,7 +138,7 @@ fn a_text_to_image_run_resumes_and_is_evaluated_with_its_category_classifier() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = v["captions"].as_u64().unwrap();
     assert!(n > 80 && n < 150, "about a tenth of 1,100 captions are held out: {n}");
-    for key in ["r_precision", "category_accuracy"] {
+    for key in ["r_precision", "category_accuracy", "category_balanced"] {
         for side in ["generated", "real"] {
             let x = v[key][side].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&x), "{key}.{side} = {x}");

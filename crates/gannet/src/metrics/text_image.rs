@@ -110,6 +110,9 @@ pub struct TextImageScores {
     /// Share of images a category classifier puts in their caption's category; chance is the
     /// share of the most common category.
     pub category_accuracy: Option<Versus>,
+    /// The mean over categories of that share within each category (every category counts the
+    /// same, however many images it has); chance is 1 / categories.
+    pub category_balanced: Option<Versus>,
     /// FID of the generated images against the real ones (Inception pool3).
     pub fid: Option<f64>,
 }
@@ -135,9 +138,12 @@ pub fn evaluate(nets: &dyn TextImageModel, held: &CaptionedImages, opts: &TextIm
     let truth: Vec<usize> = (0..n).collect();
     let r = |images: &Tensor| r_precision(&embed_images(nets, images)?, &texts, &truth, &groups, R_PRECISION_OTHERS, opts.seed);
     let r_precision = Versus { generated: r(&generated)?, real: r(&real)?, chance: 1.0 / (R_PRECISION_OTHERS + 1) as f64 };
-    let category_accuracy = match opts.classifier {
-        Some(c) => Some(category_accuracy(c, held, n, &generated, &real)?),
-        None => None,
+    let (category_accuracy, category_balanced) = match opts.classifier {
+        Some(c) => {
+            let (plain, balanced) = category_accuracy(c, held, n, &generated, &real)?;
+            (Some(plain), Some(balanced))
+        }
+        None => (None, None),
     };
     let fid = match opts.inception {
         Some(inc) => {
@@ -147,10 +153,11 @@ pub fn evaluate(nets: &dyn TextImageModel, held: &CaptionedImages, opts: &TextIm
         }
         None => None,
     };
-    Ok(TextImageScores { captions: n, r_precision, category_accuracy, fid })
+    Ok(TextImageScores { captions: n, r_precision, category_accuracy, category_balanced, fid })
 }
 
-fn category_accuracy(classifier: &Classifier, held: &CaptionedImages, n: usize, generated: &Tensor, real: &Tensor) -> crate::Result<Versus> {
+/// Category accuracy of generated and real images, plain and balanced over categories.
+fn category_accuracy(classifier: &Classifier, held: &CaptionedImages, n: usize, generated: &Tensor, real: &Tensor) -> crate::Result<(Versus, Versus)> {
     if classifier.class_names() != held.categories.as_slice() {
         return Err(crate::Error::Msg(format!(
             "the classifier's classes ({}) are not the data's categories ({}): train it with `gannet classifier --data captioned:DIR`",
@@ -158,18 +165,29 @@ fn category_accuracy(classifier: &Classifier, held: &CaptionedImages, n: usize, 
             if held.categories.is_empty() { "none".into() } else { held.categories.join(", ") }
         )));
     }
-    let truth: Vec<usize> = held.captions[..n].iter().map(|c| c.category.map_or(usize::MAX, |k| k as usize)).collect();
-    let score = |images: &Tensor| -> crate::Result<f64> {
-        let predicted = classifier.predict(&((images + 1.0)? * 0.5)?)?;
-        Ok(predicted.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / n as f64)
-    };
     let k = held.categories.len();
+    let truth: Vec<usize> = held.captions[..n].iter().map(|c| c.category.map_or(usize::MAX, |k| k as usize)).collect();
     let mut counts = vec![0usize; k];
     for &t in truth.iter().filter(|&&t| t < k) {
         counts[t] += 1;
     }
+    // (plain, balanced) accuracy of one set of images.
+    let score = |images: &Tensor| -> crate::Result<(f64, f64)> {
+        let predicted = classifier.predict(&((images + 1.0)? * 0.5)?)?;
+        let mut right = vec![0usize; k];
+        for (&p, &t) in predicted.iter().zip(&truth) {
+            if p == t && t < k {
+                right[t] += 1;
+            }
+        }
+        let present: Vec<usize> = (0..k).filter(|&c| counts[c] > 0).collect();
+        let balanced = present.iter().map(|&c| right[c] as f64 / counts[c] as f64).sum::<f64>() / present.len().max(1) as f64;
+        Ok((right.iter().sum::<usize>() as f64 / n as f64, balanced))
+    };
+    let ((g, gb), (r, rb)) = (score(generated)?, score(real)?);
     let majority = counts.iter().copied().max().unwrap_or(0) as f64 / n as f64;
-    Ok(Versus { generated: score(generated)?, real: score(real)?, chance: majority })
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
+    Ok((Versus { generated: g, real: r, chance: majority }, Versus { generated: gb, real: rb, chance: 1.0 / present }))
 }
 
 #[cfg(test)]
