@@ -2,7 +2,8 @@
 //! log, nohup, a pipe) the bar cannot redraw, so a plain line is printed every few percent
 //! instead.
 
-use gannet::train::{Observer, StepStats};
+use gannet::train::engine::Task;
+use gannet::train::{Observer, Outcome, Run, StepStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,6 +126,23 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     })
     .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
     Ok(stop)
+}
+
+/// Trains `trainer` to its last step, or until `stop` is raised, under a progress bar.
+pub fn train<T: Task>(trainer: &mut Run<T>, stop: &AtomicBool) -> gannet::Result<Outcome> {
+    let mut progress = TrainProgress::new();
+    let result = trainer.run(&mut progress, stop);
+    progress.finish();
+    result
+}
+
+/// [`train`], then [`finish_run`]: says where the samples and checkpoint are, or exits with
+/// [`crate::launch::EXIT_INTERRUPTED`] after a stop.
+pub fn train_to_end<T: Task>(trainer: &mut Run<T>, stop: &AtomicBool) -> anyhow::Result<()> {
+    let outcome = train(trainer, stop)?;
+    let rd = trainer.run_dir();
+    finish_run(outcome, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
+    Ok(())
 }
 
 /// Prints how a run ended; a stopped run exits with [`crate::launch::EXIT_INTERRUPTED`] so scripts can tell

@@ -175,29 +175,19 @@ async fn info(State(state): Shared, id: Result<Path<String>, PathRejection>) -> 
 async fn generate(State(state): Shared, req: Result<Json<GenerateRequest>, JsonRejection>) -> ApiResult<Json<GenerateResponse>> {
     let req = body(req)?;
     req.validate()?;
-    let entry = entry(&state, &req.checkpoint)?;
-    state
-        .pool
-        .run(move |cache| {
-            let device = cache.device().clone();
-            let model = cache.get(&entry)?;
-            check_class(model, req.class)?;
-            render::generate(model.gan("generating")?, &req, &device).map(Json)
-        })
-        .await
+    let checkpoint = req.checkpoint.clone();
+    on_model(&state, &checkpoint, move |model, device| {
+        check_class(model, req.class)?;
+        render::generate(model.gan("generating")?, &req, device).map(Json)
+    })
+    .await
 }
 
 async fn prompt(State(state): Shared, req: Result<Json<PromptRequest>, JsonRejection>) -> ApiResult<Json<GenerateResponse>> {
     let req = body(req)?;
     req.validate()?;
-    let entry = entry(&state, &req.checkpoint)?;
-    state
-        .pool
-        .run(move |cache| {
-            let device = cache.device().clone();
-            render::prompt(cache.get(&entry)?.text_to_image()?, &req, &device).map(Json)
-        })
-        .await
+    let checkpoint = req.checkpoint.clone();
+    on_model(&state, &checkpoint, move |model, device| render::prompt(model.text_to_image()?, &req, device).map(Json)).await
 }
 
 async fn interpolate(State(state): Shared, req: Result<Json<InterpolateRequest>, JsonRejection>) -> ApiResult<Response> {
@@ -220,17 +210,28 @@ async fn gan_png<F>(state: &AppState, checkpoint: &str, class: Option<usize>, wh
 where
     F: FnOnce(&GanModel, &Device) -> ApiResult<Vec<u8>> + Send + 'static,
 {
+    let bytes = on_model(state, checkpoint, move |model, device| {
+        check_class(model, class)?;
+        render(model.gan(what)?, device)
+    })
+    .await?;
+    Ok(png(bytes))
+}
+
+/// `work` on a model worker with the model `checkpoint` names and the worker's device.
+async fn on_model<T, F>(state: &AppState, checkpoint: &str, work: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&StudioModel, &Device) -> ApiResult<T> + Send + 'static,
+{
     let entry = entry(state, checkpoint)?;
-    let bytes = state
+    state
         .pool
         .run(move |cache| {
             let device = cache.device().clone();
-            let model = cache.get(&entry)?;
-            check_class(model, class)?;
-            render(model.gan(what)?, &device)
+            work(cache.get(&entry)?, &device)
         })
-        .await?;
-    Ok(png(bytes))
+        .await
 }
 
 /// An upload must say it is an image. Form and text types are refused: a web page on another

@@ -1,4 +1,3 @@
-use crate::progress::TrainProgress;
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::config::ClassifierRunConfig;
@@ -105,10 +104,7 @@ pub fn run(args: ClassifierArgs) -> Result<()> {
         }
     };
     eprintln!("training a classifier on {} for {} steps -> {}", trainer.task().describe(), trainer.config().schedule.steps, trainer.run_dir().root().display());
-    let mut progress = TrainProgress::new();
-    let result = trainer.run(&mut progress, &stop);
-    progress.finish();
-    let outcome = result?;
+    let outcome = crate::progress::train(&mut trainer, &stop)?;
     if outcome != gannet::train::Outcome::Finished {
         // Saved and stopped: exits with status 130, exporting nothing.
         let rd = trainer.run_dir();

@@ -56,8 +56,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         &format!("generating {total} images at once"),
         "draw fewer images (-n)",
     )?;
-    let text = image_io::provenance_text(&args.checkpoint, saved.step, None);
-    let mut text: Vec<(&str, String)> = text;
+    let mut text = image_io::provenance_text(&args.checkpoint, saved.step, None);
     text.push(("Prompt", args.prompt.join(" | ") + &args.prompt_to.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()));
     let images = match &args.prompt_to {
         Some(to) => nets.interpolate_prompts(prompts[0], to, args.frames, args.count, args.seed, &device)?,

@@ -1,4 +1,3 @@
-use crate::progress::TrainProgress;
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::loss::GanLoss;
@@ -295,14 +294,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             trainer.run_dir().root().display()
         );
     }
-    let result = if leader {
-        let mut progress = TrainProgress::new();
-        let r = trainer.run(&mut progress, &stop);
-        progress.finish();
-        r
-    } else {
-        trainer.run(&mut gannet::train::Quiet, &stop)
-    };
+    let result = if leader { crate::progress::train(&mut trainer, &stop) } else { trainer.run(&mut gannet::train::Quiet, &stop) };
     let rd = trainer.run_dir();
     crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
     Ok(())

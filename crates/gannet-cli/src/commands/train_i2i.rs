@@ -1,6 +1,5 @@
 //! `gannet train-i2i`: image-to-image training (pix2pix, CycleGAN, super-resolution).
 
-use crate::progress::TrainProgress;
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::train::i2i::{presets, I2iConfig, I2iTrainer, Task};
@@ -192,12 +191,7 @@ pub fn run(args: TrainI2iArgs) -> Result<()> {
         cfg.schedule.steps,
         trainer.run_dir().root().display()
     );
-    let mut progress = TrainProgress::new();
-    let result = trainer.run(&mut progress, &stop);
-    progress.finish();
-    let rd = trainer.run_dir();
-    crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
-    Ok(())
+    crate::progress::train_to_end(&mut trainer, &stop)
 }
 
 /// The `--help` text that lists the presets.

@@ -3,7 +3,6 @@
 //! something for it are applied; the GAN-only ones are refused by name.
 
 use super::train::TrainArgs;
-use crate::progress::TrainProgress;
 use anyhow::{bail, Context, Result};
 use gannet::config::T2iConfig;
 use gannet::saved::KIND_T2I;
@@ -137,10 +136,5 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg.schedule.pretrain_steps,
         trainer.run_dir().root().display()
     );
-    let mut progress = TrainProgress::new();
-    let result = trainer.run(&mut progress, &stop);
-    progress.finish();
-    let rd = trainer.run_dir();
-    crate::progress::finish_run(result?, trainer.step(), &rd.latest_grid(), &rd.latest_checkpoint());
-    Ok(())
+    crate::progress::train_to_end(&mut trainer, &stop)
 }

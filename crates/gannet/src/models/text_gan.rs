@@ -53,7 +53,6 @@ impl TextGanConfig {
             g_channels: self.g_channels,
             d_channels: self.d_channels,
             spectral_norm: self.spectral_norm,
-            d_batch_norm: !self.spectral_norm,
             ..DcganConfig::default()
         }
     }

@@ -93,10 +93,16 @@ impl T2iNets {
     pub fn generate_prompts(&self, prompts: &[&str], count: usize, seed: u64, device: &Device) -> crate::Result<Tensor> {
         let text = self.embed_prompts(prompts, device)?.detach();
         let (z, eps) = self.draws(count, seed, device)?;
-        let rows = prompts.len();
-        let text = text.unsqueeze(1)?.repeat((1, count, 1))?.reshape((rows * count, ()))?;
-        let z = z.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * count, ()))?;
-        let eps = eps.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * count, ()))?;
+        self.generate_rows(&text, &z, &eps)
+    }
+
+    /// A grid's images, row by row: every sentence embedding (row of `text`, `[R, E]`) with every
+    /// noise draw (rows of `z` and `eps`, `[C, ..]`), so draw j of each row shares its noise.
+    pub fn generate_rows(&self, text: &Tensor, z: &Tensor, eps: &Tensor) -> crate::Result<Tensor> {
+        let (rows, cols) = (text.dim(0)?, z.dim(0)?);
+        let text = text.unsqueeze(1)?.repeat((1, cols, 1))?.reshape((rows * cols, ()))?;
+        let z = z.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * cols, ()))?;
+        let eps = eps.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * cols, ()))?;
         self.generate_with(&text, &z, &eps)
     }
 

@@ -17,7 +17,7 @@ use crate::checkpoint;
 use crate::config::T2iConfig;
 use crate::data::captions::{load_captioned, CaptionedImages};
 use crate::data::{BatchLoader, Split};
-use crate::metrics::text_image::{self, R_PRECISION_OTHERS};
+use crate::metrics::text_image::{self, TextImageEvalOptions, R_PRECISION_OTHERS};
 use crate::models::text_gan::{matching_aware_d_loss, TextDiscriminator};
 use crate::models::ImageShape;
 use crate::nn::{frozen, Mode, ParamStore};
@@ -117,35 +117,6 @@ impl TaskConfig for T2iConfig {
     }
 }
 
-/// Captions of a split as token ids, with their groups.
-struct Captioned {
-    data: CaptionedImages,
-    tokens: Vec<Vec<u32>>,
-}
-
-impl Captioned {
-    fn load(cfg: &T2iConfig, split: Split, vocab: Option<&Vocab>) -> crate::Result<(Self, Vocab)> {
-        let data = load_captioned(Path::new(&cfg.data.source), split, cfg.data.resolution)?;
-        let vocab = match vocab {
-            Some(v) => v.clone(),
-            None => Vocab::build(data.captions.iter().map(|c| c.text.as_str()))?,
-        };
-        let tokens = data.captions.iter().map(|c| vocab.encode(&c.text)).collect();
-        Ok((Self { data, tokens }, vocab))
-    }
-
-    fn ids(&self, indices: &[usize]) -> Vec<&[u32]> {
-        indices.iter().map(|&i| self.tokens[i].as_slice()).collect()
-    }
-}
-
-/// The held-out captions scored by periodic evaluation, with the real images' R-precision.
-struct HeldOut {
-    captions: CaptionedImages,
-    /// Known once the encoders are frozen.
-    real_r_precision: Option<f64>,
-}
-
 pub struct T2iTask {
     cfg: T2iConfig,
     nets: T2iNets,
@@ -154,9 +125,11 @@ pub struct T2iTask {
     opt_enc: Adam,
     opt_gen: Adam,
     opt_disc: Adam,
-    train: Arc<Captioned>,
+    /// Token ids of each training image's caption (the loader's labels index it).
+    tokens: Vec<Vec<u32>>,
     loader: BatchLoader,
-    held_out: Option<HeldOut>,
+    /// The held-out captions and images, loaded at the first evaluation.
+    held_out: Option<CaptionedImages>,
     device: Device,
 }
 
@@ -172,7 +145,12 @@ impl engine::Task for T2iTask {
             Some(r) => Some(r.task_meta::<T2iMeta>(Path::new(&cfg.output.dir))?.vocab),
             None => None,
         };
-        let (train, vocab) = Captioned::load(cfg, Split::Train, saved_vocab.as_ref())?;
+        let train = load_captioned(Path::new(&cfg.data.source), Split::Train, cfg.data.resolution)?;
+        let vocab = match saved_vocab {
+            Some(v) => v,
+            None => Vocab::build(train.captions.iter().map(|c| c.text.as_str()))?,
+        };
+        let tokens = train.captions.iter().map(|c| vocab.encode(&c.text)).collect();
         let nets = T2iNets::build(cfg, vocab, device)?;
         let shape = ImageShape { channels: 3, resolution: cfg.data.resolution };
         let disc_params = ParamStore::new(rng::mix(cfg.seed, Stream::Init, 2), device);
@@ -194,28 +172,15 @@ impl engine::Task for T2iTask {
             }
             None => 0,
         };
-        let images = Arc::new(train.data.images.clone());
-        let loader = BatchLoader::new(images, s.batch_size, cfg.seed, step)?;
-        Ok(Self {
-            cfg: cfg.clone(),
-            nets,
-            disc,
-            disc_params,
-            opt_enc,
-            opt_gen,
-            opt_disc,
-            train: Arc::new(train),
-            loader,
-            held_out: None,
-            device: device.clone(),
-        })
+        let loader = BatchLoader::new(Arc::new(train.images), s.batch_size, cfg.seed, step)?;
+        Ok(Self { cfg: cfg.clone(), nets, disc, disc_params, opt_enc, opt_gen, opt_disc, tokens, loader, held_out: None, device: device.clone() })
     }
 
     fn step(&mut self, step: u64) -> crate::Result<T2iLosses> {
         let batch = self.loader.next_batch()?;
         let (real, _) = batch.to_tensors(&self.device)?;
         let indices: Vec<usize> = batch.labels.as_deref().unwrap_or_default().iter().map(|&i| i as usize).collect();
-        let tokens = Tokens::new(&self.train.ids(&indices), &self.device)?;
+        let tokens = Tokens::new(&self.ids(&indices), &self.device)?;
         if step < self.cfg.schedule.pretrain_steps {
             self.pretrain_step(&real, &tokens)
         } else {
@@ -236,9 +201,13 @@ impl engine::Task for T2iTask {
         if step <= self.cfg.schedule.pretrain_steps {
             return Ok(None);
         }
-        let n = self.train.tokens.len();
+        let n = self.tokens.len();
         let rows: Vec<usize> = (0..GRID).map(|i| i * n / GRID).collect();
-        let images = self.generate_grid(&self.train.ids(&rows))?;
+        let text = self.nets.embed_ids(&self.ids(&rows), &self.device)?.detach();
+        let mut r = rng::rng(self.cfg.seed, Stream::FixedLatent, 0);
+        let z = rng::randn(&mut r, &[GRID, self.nets.gen.latent_dim()], &self.device)?;
+        let eps = rng::randn(&mut r, &[GRID, self.nets.gen.cond_dim()], &self.device)?;
+        let images = self.nets.generate_rows(&text, &z, &eps)?;
         crate::image_io::grid(&images, GRID, 2).map(Some)
     }
 
@@ -254,23 +223,16 @@ impl engine::Task for T2iTask {
         Ok(Saved { tensors, meta: serde_json::to_value(meta).expect("plain struct") })
     }
 
-    /// R-precision of one generated image per held-out caption (and of the real images).
-    fn evaluate(&mut self, step: u64) -> crate::Result<Vec<f64>> {
+    /// R-precision of one generated image per held-out caption (and of the real images): what
+    /// `gannet eval -n 500 --metrics r-precision --seed SEED` reports for the checkpoint.
+    fn evaluate(&mut self, _step: u64) -> crate::Result<Vec<f64>> {
         if self.held_out.is_none() {
-            let captions = load_captioned(Path::new(&self.cfg.data.source), Split::HeldOut, self.cfg.data.resolution)?;
-            self.held_out = Some(HeldOut { captions, real_r_precision: None });
+            self.held_out = Some(load_captioned(Path::new(&self.cfg.data.source), Split::HeldOut, self.cfg.data.resolution)?);
         }
-        let held = self.held_out.as_mut().expect("loaded above");
-        // The real images' score changes only while the encoders train.
-        let real = match held.real_r_precision {
-            Some(r) => r,
-            None => r_precision_of(&self.nets, &held.captions, None, self.cfg.seed, &self.device)?,
-        };
-        if step >= self.cfg.schedule.pretrain_steps {
-            held.real_r_precision = Some(real);
-        }
-        let generated = r_precision_of(&self.nets, &held.captions, Some(step), self.cfg.seed, &self.device)?;
-        Ok(vec![generated, real])
+        let held = self.held_out.as_ref().expect("loaded above");
+        let opts = TextImageEvalOptions { seed: self.cfg.seed, count: EVAL_CAPTIONS, classifier: None, inception: None };
+        let r = text_image::evaluate(&self.nets, held, &opts, &self.device)?.r_precision;
+        Ok(vec![r.generated, r.real])
     }
 
     fn eval_columns(&self) -> Vec<(String, Vec<String>)> {
@@ -278,23 +240,9 @@ impl engine::Task for T2iTask {
     }
 
     fn eval_note(&self) -> String {
-        let n = self.held_out.as_ref().map_or(0, |h| h.captions.len().min(EVAL_CAPTIONS));
+        let n = self.held_out.as_ref().map_or(0, |h| h.len().min(EVAL_CAPTIONS));
         format!(" (held-out captions: {n}, 1 in {} is chance)", R_PRECISION_OTHERS + 1)
     }
-}
-
-/// R-precision on the first [`EVAL_CAPTIONS`] captions of `held`: of generated images (drawn
-/// for `step`) or, for `None`, of the real images.
-fn r_precision_of(nets: &T2iNets, held: &CaptionedImages, step: Option<u64>, seed: u64, device: &Device) -> crate::Result<f64> {
-    let n = held.len().min(EVAL_CAPTIONS);
-    let texts = text_image::embed_captions(nets, held, device)?;
-    let images = match step {
-        Some(s) => text_image::generate_for(nets, &texts, n, rng::mix(seed, Stream::Sample, s))?,
-        None => held.images.batch_tensor(&(0..n).collect::<Vec<_>>(), device)?,
-    };
-    let groups: Vec<String> = held.captions.iter().map(|c| c.group.clone()).collect();
-    let truth: Vec<usize> = (0..n).collect();
-    text_image::r_precision(&text_image::embed_images(nets, &images)?, &texts, &truth, &groups, R_PRECISION_OTHERS, seed)
 }
 
 impl T2iTask {
@@ -343,22 +291,14 @@ impl T2iTask {
         })
     }
 
-    /// [`GRID`] draws (the fixed-latent stream) for each caption: rows are captions.
-    fn generate_grid(&self, ids: &[&[u32]]) -> crate::Result<Tensor> {
-        let text = self.nets.embed_ids(ids, &self.device)?.detach();
-        let rows = ids.len();
-        let text = text.unsqueeze(1)?.repeat((1, GRID, 1))?.reshape((rows * GRID, ()))?;
-        let mut r = rng::rng(self.cfg.seed, Stream::FixedLatent, 0);
-        let z = rng::randn(&mut r, &[GRID, self.nets.gen.latent_dim()], &self.device)?;
-        let eps = rng::randn(&mut r, &[GRID, self.nets.gen.cond_dim()], &self.device)?;
-        let z = z.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * GRID, ()))?;
-        let eps = eps.unsqueeze(0)?.repeat((rows, 1, 1))?.reshape((rows * GRID, ()))?;
-        self.nets.generate_with(&text, &z, &eps)
+    /// Token ids of the captions of training images `indices`.
+    fn ids(&self, indices: &[usize]) -> Vec<&[u32]> {
+        indices.iter().map(|&i| self.tokens[i].as_slice()).collect()
     }
 
     /// The training captions and images.
     pub fn train_len(&self) -> usize {
-        self.train.tokens.len()
+        self.tokens.len()
     }
 
     pub fn vocab(&self) -> &Vocab {
