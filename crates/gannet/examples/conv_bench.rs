@@ -2,6 +2,7 @@
 //!
 //! cargo run --release -p gannet --example conv_bench -- [--reps 5] [--batch 64] [--no-candle]
 //!     [--only D2] [--breakdown]   (layers whose name starts with D2)
+//!     [--net cyclegan]            (the cyclegan-emoji preset's G at 32 channels, 64x64, instead)
 //!
 //! Forward FLOPs are 2 * N * Cout * Ho * Wo * Cin * k * k; the backward pass (input and weight
 //! gradients) is counted as twice that. Times are medians over `--reps` runs after one warm-up.
@@ -21,16 +22,33 @@ struct Layer {
     transposed: bool,
     cin: usize,
     cout: usize,
+    k: usize,
     /// Input spatial size.
     hw: usize,
     spec: ConvSpec,
 }
 
-fn layers() -> Vec<Layer> {
+fn layers(net: &str) -> Vec<Layer> {
     let s2 = ConvSpec::new(2, 1);
     let s1 = ConvSpec::new(1, 0);
-    let t = |name, cin, cout, hw, spec| Layer { name, transposed: true, cin, cout, hw, spec };
-    let c = |name, cin, cout, hw, spec| Layer { name, transposed: false, cin, cout, hw, spec };
+    let t = |name, cin, cout, hw, spec| Layer { name, transposed: true, cin, cout, k: 4, hw, spec };
+    let c = |name, cin, cout, hw, spec| Layer { name, transposed: false, cin, cout, k: 4, hw, spec };
+    if net == "cyclegan" {
+        let k = |k, l: Layer| Layer { k, ..l };
+        return vec![
+            k(7, c("stem conv7 3->32 64", 3, 32, 64, ConvSpec::new(1, 3))),
+            k(3, c("down0 conv3 32->64 64->32", 32, 64, 64, s2)),
+            k(3, c("down1 conv3 64->128 32->16", 64, 128, 32, s2)),
+            k(3, c("block conv3 128->128 16", 128, 128, 16, ConvSpec::new(1, 1))),
+            t("up0 convT 128->64 16->32", 128, 64, 16, s2),
+            t("up1 convT 64->32 32->64", 64, 32, 32, s2),
+            k(7, c("to_image conv7 32->3 64", 32, 3, 64, ConvSpec::new(1, 3))),
+            c("D conv0 3->32 64->32", 3, 32, 64, s2),
+            c("D conv1 32->64 32->16", 32, 64, 32, s2),
+            c("D conv2 64->128 16->15", 64, 128, 16, ConvSpec::new(1, 1)),
+            c("D head 128->1 15->14", 128, 1, 15, ConvSpec::new(1, 1)),
+        ];
+    }
     vec![
         t("G1 convT 100->512 1->4", 100, 512, 1, s1),
         t("G2 convT 512->256 4->8", 512, 256, 4, s2),
@@ -73,7 +91,7 @@ struct Setup {
 fn setup(l: Layer, batch: usize) -> Setup {
     let dev = Device::Cpu;
     let x = Var::randn(0f32, 1., (batch, l.cin, l.hw, l.hw), &dev).unwrap();
-    let wd = if l.transposed { (l.cin, l.cout, 4, 4) } else { (l.cout, l.cin, 4, 4) };
+    let wd = if l.transposed { (l.cin, l.cout, l.k, l.k) } else { (l.cout, l.cin, l.k, l.k) };
     let w = Var::randn(0f32, 0.02, wd, &dev).unwrap();
     let y = forward(l, &x, &w, true);
     let r = Tensor::randn(0f32, 1., y.shape(), &dev).unwrap();
@@ -94,7 +112,7 @@ fn forward(l: Layer, x: &Tensor, w: &Tensor, fast: bool) -> Tensor {
 fn flops(l: Layer, batch: usize, y: &Tensor) -> f64 {
     let (_, _, ho, wo) = y.dims4().unwrap();
     let pixels = if l.transposed { l.hw * l.hw } else { ho * wo };
-    2.0 * (batch * pixels * l.cin * l.cout * 16) as f64
+    2.0 * (batch * pixels * l.cin * l.cout * l.k * l.k) as f64
 }
 
 /// (forward seconds, backward-only seconds)
@@ -163,7 +181,8 @@ fn main() {
     let mut tot = [0f64; 4];
     let mut total_flops = 0.0;
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
-    for l in layers().into_iter().filter(|l| only.as_ref().is_none_or(|o| l.name.starts_with(o.as_str()))) {
+    let net = args.iter().position(|a| a == "--net").map_or("dcgan".to_string(), |i| args[i + 1].clone());
+    for l in layers(&net).into_iter().filter(|l| only.as_ref().is_none_or(|o| l.name.starts_with(o.as_str()))) {
         let st = setup(l, batch);
         let f = flops(l, batch, &forward(l, &st.x, &st.w, true));
         total_flops += f;

@@ -115,6 +115,9 @@ pub struct I2iModelConfig {
     pub g_channels: usize,
     /// Residual blocks of the ResNet generator (CycleGAN) or the SR generator.
     pub g_blocks: usize,
+    /// CycleGAN: the generators predict a change to their input and start as the identity
+    /// (`models::resnet_translator`); off is the paper's generator.
+    pub g_residual: bool,
     /// ndf of the PatchGAN discriminator(s).
     pub d_channels: usize,
     /// Stride-2 layers of the PatchGAN (3: 70x70 patches, 2: 34x34, 1: 16x16).
@@ -125,7 +128,7 @@ pub struct I2iModelConfig {
 
 impl Default for I2iModelConfig {
     fn default() -> Self {
-        Self { g_channels: 32, g_blocks: 4, d_channels: 32, d_layers: 3, scale: 4 }
+        Self { g_channels: 32, g_blocks: 4, g_residual: false, d_channels: 32, d_layers: 3, scale: 4 }
     }
 }
 

@@ -27,7 +27,8 @@ impl Default for PatchGanConfig {
     }
 }
 
-const LRELU: Activation = Activation::LeakyRelu(0.2);
+const LRELU_SLOPE: f64 = 0.2;
+const LRELU: Activation = Activation::LeakyRelu(LRELU_SLOPE);
 
 pub struct PatchGan {
     convs: Vec<(Conv2d, Option<InstanceNorm>)>,
@@ -58,11 +59,10 @@ impl PatchGan {
         let mut h = x.clone();
         for (conv, norm) in &self.convs {
             let y = conv.forward(&h)?;
-            let y = match norm {
-                Some(n) => n.forward(&y)?,
-                None => y,
+            h = match norm {
+                Some(n) => n.forward_act(&y, Some(LRELU_SLOPE))?,
+                None => LRELU.forward(&y)?,
             };
-            h = LRELU.forward(&y)?;
         }
         self.head.forward(&h)
     }

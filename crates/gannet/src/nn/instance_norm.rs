@@ -23,7 +23,13 @@ impl InstanceNorm {
 
     /// x [N, C, H, W] with H*W > 1 -> the same shape.
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
+        self.forward_act(x, None)
+    }
+
+    /// The normalisation followed by the (leaky) ReLU of `relu_slope` (`Some(0.0)`: ReLU), fused
+    /// into one pass when there is no affine step between them.
+    pub fn forward_act(&self, x: &Tensor, relu_slope: Option<f64>) -> crate::Result<Tensor> {
+        let (_, c, h, w) = x.dims4()?;
         if c != self.channels || h * w < 2 {
             return Err(crate::Error::Msg(format!(
                 "InstanceNorm over {} channels got input of shape {:?} (needs more than one pixel)",
@@ -31,13 +37,12 @@ impl InstanceNorm {
                 x.dims()
             )));
         }
-        let flat = x.reshape((n, c, h * w))?;
-        let mean = flat.mean_keepdim(2)?;
-        let centred = flat.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(2)?;
-        let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?.reshape((n, c, h, w))?;
-        Ok(match &self.affine {
-            Some((wt, b)) => ops::per_channel::affine(&y, Some(&live(wt)), Some(&live(b)))?,
+        let Some((wt, b)) = &self.affine else {
+            return ops::batch_norm::instance(x, self.eps, relu_slope);
+        };
+        let y = ops::per_channel::affine(&ops::batch_norm::instance(x, self.eps, None)?, Some(&live(wt)), Some(&live(b)))?;
+        Ok(match relu_slope {
+            Some(slope) => ops::leaky_relu(&y, slope)?,
             None => y,
         })
     }

@@ -65,15 +65,43 @@ pub fn composite(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slop
 /// The fused CPU kernels (first-order gradients only); the activation is applied in the same
 /// pass, and its mask in the backward one.
 pub fn fused(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Normalised> {
+    fused_with(x, weight, bias, eps, relu_slope, crate::parallel::sync_batch_norm())
+}
+
+/// [`fused`], with the statistics summed over the data-parallel processes only when `sync`
+/// (instance norm's statistics are every image's own, never shared).
+pub(crate) fn fused_with(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, relu_slope: Option<f64>, sync: bool) -> crate::Result<Normalised> {
     if x.rank() < 2 {
         return Err(crate::Error::Msg(format!("batch norm needs [N, C, ...], got {:?}", x.dims())));
     }
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let op = Fused { eps, relu_slope, stats: stats.clone() };
+    let op = Fused { eps, relu_slope, sync, stats: stats.clone() };
     let y = x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
     let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
     let vec = |v: &[f64]| Tensor::from_vec(v.to_vec(), v.len(), x.device())?.to_dtype(x.dtype());
     Ok(Normalised { y, mean: vec(&stats.mean)?, var: vec(&stats.var)? })
+}
+
+/// Instance normalisation of `x` [N, C, H, W]: every (image, channel) plane by its own mean and
+/// biased variance, then the (leaky) ReLU of `relu_slope` if given. On the CPU with first-order
+/// gradients this is the fused batch-norm kernel over `[1, N * C, H * W]` (each plane a channel
+/// of its own, never synchronised across processes); otherwise candle ops, differentiable to any
+/// order on any device.
+pub fn instance(x: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if super::cpu_float(x) && !crate::autodiff::second_order_enabled() {
+        let planes = x.reshape((1, n * c, h * w))?;
+        let (ones, zeros) = (Tensor::ones(n * c, x.dtype(), x.device())?, Tensor::zeros(n * c, x.dtype(), x.device())?);
+        return Ok(fused_with(&planes, &ones, &zeros, eps, relu_slope, false)?.y.reshape((n, c, h, w))?);
+    }
+    let flat = x.reshape((n, c, h * w))?;
+    let centred = flat.broadcast_sub(&flat.mean_keepdim(2)?)?;
+    let var = centred.sqr()?.mean_keepdim(2)?;
+    let y = centred.broadcast_div(&(var + eps)?.sqrt()?)?.reshape((n, c, h, w))?;
+    Ok(match relu_slope {
+        Some(slope) => super::leaky_relu(&y, slope)?,
+        None => y,
+    })
 }
 
 /// Per-channel statistics of one forward pass, kept for its backward.
@@ -86,10 +114,10 @@ struct Stats {
     count: f64,
 }
 
-/// Per-channel `sums` (and `count` in the last slot) summed over all data-parallel processes,
-/// when batch norm is synchronised.
-fn combine(mut sums: Vec<f64>) -> Vec<f64> {
-    if crate::parallel::sync_batch_norm() {
+/// Per-channel `sums` (and `count` in the last slot) summed over all data-parallel processes
+/// when `sync` (synchronised batch norm).
+fn combine(mut sums: Vec<f64>, sync: bool) -> Vec<f64> {
+    if sync {
         // A failed collective cannot be reported from inside a kernel; MPI aborts the job on
         // communication errors by default, so a return here is always a success.
         let _ = crate::parallel::world().sum_f64(&mut sums);
@@ -100,6 +128,8 @@ fn combine(mut sums: Vec<f64>) -> Vec<f64> {
 struct Fused {
     eps: f64,
     relu_slope: Option<f64>,
+    /// Sum the statistics over the data-parallel processes.
+    sync: bool,
     stats: Arc<Mutex<Stats>>,
 }
 
@@ -143,16 +173,16 @@ impl Dims {
     }
 }
 
-fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>) -> (Vec<T>, Stats) {
+fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slope: Option<f64>, sync: bool) -> (Vec<T>, Stats) {
     let sum = |p: &[T]| p.iter().map(|v| v.to_f64()).sum::<f64>();
     let mut sums: Vec<f64> = d.channel_sums(x, x, |_, p, _| (sum(p), 0.0)).iter().map(|s| s.0).collect();
     sums.push(d.count());
-    let sums = combine(sums);
+    let sums = combine(sums, sync);
     let count = sums[d.c];
     let mean: Vec<f64> = sums[..d.c].iter().map(|s| s / count).collect();
     // Squared deviations from the mean, a second pass, keep the variance exact for large means.
     let dev = d.channel_sums(x, x, |ch, p, _| (p.iter().map(|v| (v.to_f64() - mean[ch]).powi(2)).sum(), 0.0)).iter().map(|s| s.0).collect();
-    let var: Vec<f64> = combine(dev).iter().map(|s| s / count).collect();
+    let var: Vec<f64> = combine(dev, sync).iter().map(|s| s / count).collect();
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let y = d.map_planes(x, x, |ch, xs, _, out| {
         let scale = inv_std[ch] * w[ch].to_f64();
@@ -177,7 +207,7 @@ fn forward<T: WithDType>(x: &[T], w: &[T], b: &[T], d: Dims, eps: f64, relu_slop
 }
 
 /// Gradients of x, weight and bias from the output gradient `g`.
-fn backward<T: WithDType>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Vec<T>, Vec<T>, Vec<T>) {
+fn backward<T: WithDType>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats, sync: bool) -> (Vec<T>, Vec<T>, Vec<T>) {
     // Per channel: sum(g) (the bias gradient) and sum(g * (x - mean)).
     let sums = d.channel_sums(g, x, |ch, g, x| {
         let m = st.mean[ch];
@@ -187,7 +217,7 @@ fn backward<T: WithDType>(g: &[T], x: &[T], w: &[T], d: Dims, st: &Stats) -> (Ve
         })
     });
     // The input gradient's sums are over every process's values when synchronised.
-    let all: Vec<f64> = combine(sums.iter().flat_map(|s| [s.0, s.1]).collect());
+    let all: Vec<f64> = combine(sums.iter().flat_map(|s| [s.0, s.1]).collect(), sync);
     let count = st.count;
     // dx = w * is * (g - sum(g) / M - (x - mean) * is^2 * sum(g * (x - mean)) / M), as
     // g * k1 + x * k2 + k0 per channel.
@@ -218,11 +248,13 @@ impl CustomOp3 for Fused {
         }
         let (y, stats) = match sx {
             CpuStorage::F32(_) => {
-                let (y, st) = forward::<f32>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope);
+                let (y, st) =
+                    forward::<f32>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope, self.sync);
                 (CpuStorage::F32(y), st)
             }
             CpuStorage::F64(_) => {
-                let (y, st) = forward::<f64>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope);
+                let (y, st) =
+                    forward::<f64>(cpu_slice(sx, lx, NAME)?, cpu_slice(sw, lw, NAME)?, cpu_slice(sb, lb, NAME)?, d, self.eps, self.relu_slope, self.sync);
                 (CpuStorage::F64(y), st)
             }
             _ => candle_core::bail!("gannet-batch-norm: only f32 and f64 are supported"),
@@ -252,8 +284,12 @@ impl CustomOp3 for Fused {
             Ok((Some(Tensor::from_vec(v.0, shape, dev)?), Some(Tensor::from_vec(v.1, c, dev)?), Some(Tensor::from_vec(v.2, c, dev)?)))
         }
         match x.dtype() {
-            DType::F32 => wrap(backward::<f32>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st), x.shape(), dev),
-            DType::F64 => wrap(backward::<f64>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st), x.shape(), dev),
+            DType::F32 => {
+                wrap(backward::<f32>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st, self.sync), x.shape(), dev)
+            }
+            DType::F64 => {
+                wrap(backward::<f64>(cpu_slice(gs, gl, NAME)?, cpu_slice(xs, xl, NAME)?, cpu_slice(ws, wl, NAME)?, d, &st, self.sync), x.shape(), dev)
+            }
             dt => candle_core::bail!("gannet-batch-norm: {dt:?} is not supported"),
         }
     }

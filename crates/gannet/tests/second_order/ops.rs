@@ -166,6 +166,11 @@ fn conv2d_matches_naive_on_odd_shapes() {
         ([1, 3, 6, 7], [9, 3, 1, 1], spec(2, 0, 0, 1)),
         ([2, 5, 4, 4], [1, 5, 4, 4], spec(1, 0, 0, 1)),
         ([1, 2, 3, 2], [3, 2, 5, 5], spec(1, 2, 0, 1)),
+        // Fewer output than input channels at stride 1: the adjoint (transposed) form, as in an
+        // RGB output layer (7x7, padding 3) and a patch head (4x4, padding 1, one channel).
+        ([2, 9, 6, 7], [3, 9, 7, 7], spec(1, 3, 0, 1)),
+        ([1, 6, 5, 5], [1, 6, 4, 4], spec(1, 1, 0, 1)),
+        ([2, 4, 5, 6], [3, 4, 3, 3], spec(1, 0, 0, 1)),
     ];
     for (xd, wd, s) in cases {
         check(ops::conv2d, naive_conv, xd, wd, s);
@@ -254,6 +259,8 @@ fn check_second_order(op: OpFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) {
 fn second_order_conv2d_matches_finite_differences() {
     check_second_order(ops::conv2d, [2, 3, 6, 5], [4, 3, 3, 3], spec(2, 1, 0, 1));
     check_second_order(ops::conv2d, [1, 2, 7, 6], [3, 2, 3, 3], spec(1, 1, 0, 2));
+    // The adjoint form of a channel-narrowing stride-1 convolution.
+    check_second_order(ops::conv2d, [1, 5, 5, 4], [2, 5, 3, 3], spec(1, 1, 0, 1));
 }
 
 #[test]

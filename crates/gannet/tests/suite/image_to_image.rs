@@ -201,8 +201,16 @@ fn network_shapes() {
         let d = PatchGan::new(&p.sub(format!("d{layers}")), &PatchGanConfig { channels: 4, layers }, 6).unwrap();
         assert_eq!(d.forward_pair(&x, &x).unwrap().dims(), &[2, 1, side, side], "{layers} layers");
     }
-    let res = ResnetTranslator::new(&p.sub("r"), &ResnetTranslatorConfig { channels: 4, blocks: 2 }, 3, 3).unwrap();
+    let res = ResnetTranslator::new(&p.sub("r"), &ResnetTranslatorConfig { channels: 4, blocks: 2, residual: false }, 3, 3).unwrap();
     assert_eq!(res.forward(&x).unwrap().dims(), &[2, 3, 32, 32]);
+    // Residual: the untrained generator is the identity (up to the clamp at +-0.999), and it
+    // refuses to change the number of channels.
+    let cfg = ResnetTranslatorConfig { channels: 4, blocks: 2, residual: true };
+    let img = x.tanh().unwrap();
+    let out = ResnetTranslator::new(&p.sub("rr"), &cfg, 3, 3).unwrap().forward(&img).unwrap();
+    let worst = vec(&out).iter().zip(vec(&img)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1.1e-3, "residual generator at init differs from the identity by {worst}");
+    assert!(ResnetTranslator::new(&p.sub("r13"), &cfg, 1, 3).is_err());
     let sr = SrGenerator::new(&p.sub("s"), &SrConfig { channels: 4, blocks: 1, scale: 4 }, 3).unwrap();
     assert_eq!(sr.scale(), 4);
     assert_eq!(sr.forward(&randn(&[2, 3, 8, 8], 8)).unwrap().dims(), &[2, 3, 32, 32]);
