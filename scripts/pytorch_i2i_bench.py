@@ -76,7 +76,7 @@ def defaults(task: str) -> dict:
         "seed": 0,
         "loss": "non-saturating",
         "data": {"resolution": 64, "channels": "rgb"},
-        "model": {"g_channels": 32, "g_blocks": 4, "d_channels": 32, "d_layers": 3, "scale": 4},
+        "model": {"g_channels": 32, "g_blocks": 4, "g_residual": False, "d_channels": 32, "d_layers": 3, "scale": 4},
         "weights": {"adversarial": 1.0, "l1": 100.0, "cycle": 10.0, "identity": 0.5, "pixel": "l1"},
         "schedule": {"batch_size": 16, "pool_size": 50, "lr_decay_start": 0, "lr_decay_steps": 0},
         "optim": {"gen": dict(adam), "disc": dict(adam)},
@@ -208,9 +208,10 @@ class ResnetTranslator(nn.Module):
     """models/resnet_translator.rs: 7x7 stem, 2 stride-2 downs, `blocks` residual blocks at 4*ngf,
     2 4x4 stride-2 transposed convs up, 7x7 to the image, tanh; instance norm + ReLU."""
 
-    def __init__(self, ngf: int, blocks: int, cin: int, cout: int):
+    def __init__(self, ngf: int, blocks: int, cin: int, cout: int, residual: bool = False):
         super().__init__()
         c = ngf
+        self.residual = residual
         self.stem = nn.Sequential(conv(cin, c, 7, 1, 3, False), inorm(c), nn.ReLU())
         self.down = nn.Sequential(
             conv(c, 2 * c, 3, 2, 1, False), inorm(2 * c), nn.ReLU(),
@@ -232,7 +233,10 @@ class ResnetTranslator(nn.Module):
         h = self.down(self.stem(x))
         for b in self.blocks:
             h = h + b(h)
-        return torch.tanh(self.to_image(self.up(h)))
+        out = self.to_image(self.up(h))
+        if self.residual:  # g_residual: tanh(atanh(x) + f(x)), x clamped to +-0.999 as gannet
+            out = out + torch.atanh(x.clamp(-0.999, 0.999))
+        return torch.tanh(out)
 
 
 class SrGenerator(nn.Module):
@@ -382,8 +386,8 @@ def build(cfg: dict, channels: int, dev: torch.device):
         nets["g"] = UnetGenerator(m["g_channels"], res, channels, channels)
         nets["d"] = PatchGan(m["d_channels"], m["d_layers"], 2 * channels)
     elif task == "cyclegan":
-        nets["g_ab"] = ResnetTranslator(m["g_channels"], m["g_blocks"], channels, channels)
-        nets["g_ba"] = ResnetTranslator(m["g_channels"], m["g_blocks"], channels, channels)
+        nets["g_ab"] = ResnetTranslator(m["g_channels"], m["g_blocks"], channels, channels, m["g_residual"])
+        nets["g_ba"] = ResnetTranslator(m["g_channels"], m["g_blocks"], channels, channels, m["g_residual"])
         nets["d_a"] = PatchGan(m["d_channels"], m["d_layers"], channels)
         nets["d_b"] = PatchGan(m["d_channels"], m["d_layers"], channels)
     else:

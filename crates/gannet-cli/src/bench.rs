@@ -5,11 +5,15 @@
 //!   runs, with Adam and the non-saturating loss (the DCGAN recipe, no EMA or penalty). Data are random images, which
 //!   does not change the work done.
 //! - `gen64`: a 64x64 generator forward pass at batch 256 in eval mode.
+//! - `pix2pix`, `cyclegan`, `superres`: one training step of that image-to-image preset
+//!   (`gannet train-i2i --preset NAME-emoji`, its networks, batch and resolution), exactly
+//!   [`gannet::train::i2i::I2iState::step`], on random images.
 //!
 //! Reported: the median over `reps` timed repetitions (after `warmup` untimed ones), images/s,
 //! achieved GFLOP/s and the peak resident memory.
 //!
-//! FLOPs are counted analytically from the convolution shapes: a forward pass is 2 x MACs; a
+//! DCGAN FLOPs are counted analytically from the convolution shapes (the image-to-image rows count
+//! the convolutions' MACs as they run, [`gannet::ops::conv_macs`], times 3 for the backward): a forward pass is 2 x MACs; a
 //! network pass that is back-propagated counts 3 x its forward FLOPs (forward, input gradient,
 //! weight gradient). A train step has one G forward + backward (3 G) and three D passes with
 //! backward (real, detached fake, fake for G's loss: 9 D). BatchNorm, activations and Adam are not
@@ -31,21 +35,40 @@ pub enum Workload {
     Train64,
     Train32,
     Gen64,
+    Pix2pix,
+    Cyclegan,
+    Superres,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Train64, Workload::Train32, Workload::Gen64];
+    pub const ALL: [Workload; 6] = [Workload::Train64, Workload::Train32, Workload::Gen64, Workload::Pix2pix, Workload::Cyclegan, Workload::Superres];
 
     pub fn name(&self) -> &'static str {
         match self {
             Workload::Train64 => "train64",
             Workload::Train32 => "train32",
             Workload::Gen64 => "gen64",
+            Workload::Pix2pix => "pix2pix",
+            Workload::Cyclegan => "cyclegan",
+            Workload::Superres => "superres",
         }
     }
 
     pub fn parse(s: &str) -> gannet::Result<Self> {
-        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| gannet::Error::Config(format!("unknown benchmark '{s}': choose train64, train32 or gen64")))
+        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|w| w.name()).collect();
+            gannet::Error::Config(format!("unknown benchmark '{s}': choose from {}", names.join(", ")))
+        })
+    }
+
+    /// The image-to-image preset a workload times, if it is one.
+    fn i2i_preset(&self) -> Option<&'static str> {
+        match self {
+            Workload::Pix2pix => Some("pix2pix-emoji"),
+            Workload::Cyclegan => Some("cyclegan-emoji"),
+            Workload::Superres => Some("superres-emoji"),
+            _ => None,
+        }
     }
 
     fn resolution(&self) -> usize {
@@ -162,6 +185,9 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
     if opts.reps == 0 {
         return Err(gannet::Error::Config("--reps must be at least 1".into()));
     }
+    if let Some(preset) = w.i2i_preset() {
+        return run_i2i(w, preset, opts, device);
+    }
     let cfg = dcgan();
     let shape = ImageShape { channels: 3, resolution: w.resolution() };
     let train_cfg =
@@ -207,22 +233,85 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
                 }
             }
         }
+        Workload::Pix2pix | Workload::Cyclegan | Workload::Superres => unreachable!("image-to-image workloads are timed by run_i2i"),
     }
+    Ok(result(w, batch, shape.resolution, times, gflop, peak_resettable))
+}
+
+fn result(w: Workload, batch: usize, resolution: usize, times: Vec<f64>, gflop: f64, peak_rss_per_bench: bool) -> BenchResult {
     let med = median(&times);
-    Ok(BenchResult {
+    BenchResult {
         name: w.name().to_string(),
         batch,
-        resolution: shape.resolution,
-        reps: opts.reps,
+        resolution,
+        reps: times.len(),
         times_s: times,
         median_s: med,
         img_per_s: batch as f64 / med,
         gflop,
         gflop_per_s: gflop / med,
         peak_rss_mib: peak_rss_mib(),
-        peak_rss_per_bench: peak_resettable,
+        peak_rss_per_bench,
         threads: rayon::current_num_threads(),
-    })
+    }
+}
+
+/// One training step of an image-to-image preset on random images (both domains, or the
+/// high-resolution images for super-resolution), as `gannet train-i2i --preset` runs it.
+fn run_i2i(w: Workload, preset: &str, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
+    use gannet::train::i2i::{presets, I2iState, Task};
+    let cfg = presets::find(preset)?.with_overrides(None)?;
+    let (batch, res) = (cfg.schedule.batch_size, cfg.data.resolution);
+    let mut state = I2iState::new(&gannet::train::i2i::I2iConfig { seed: opts.seed, ..cfg.clone() }, 3, device)?;
+    let peak_resettable = reset_peak_rss();
+    let (mut times, mut macs) = (Vec::with_capacity(opts.reps), 0);
+    for i in 0..opts.warmup + opts.reps {
+        let step = i as u64;
+        let mut r = rng::rng(opts.seed, Stream::Latent, step);
+        let a = rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?;
+        let b = if cfg.task == Task::Superres { None } else { Some(rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?) };
+        let before = gannet::ops::conv_macs();
+        let t = Instant::now();
+        let out = state.step(step, &a, b.as_ref())?;
+        let dt = t.elapsed().as_secs_f64();
+        macs = gannet::ops::conv_macs() - before;
+        if !out.d_loss.is_finite() {
+            return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
+        }
+        if i >= opts.warmup {
+            times.push(dt);
+        }
+    }
+    // Every pass of these steps is back-propagated: forward, input and weight gradients.
+    let gflop = 2.0 * 3.0 * macs as f64 / 1e9;
+    Ok(result(w, batch, res, times, gflop, peak_resettable))
+}
+
+/// The CPU's model name (Linux), for the benchmark's header: ratios mean little without it.
+/// Virtual machines often name only the vendor line ("AMD EPYC"), so the family and model
+/// numbers follow it.
+pub fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else { return std::env::consts::ARCH.to_string() };
+    let field = |key: &str| info.lines().find(|l| l.split(':').next().is_some_and(|k| k.trim() == key)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim());
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        (Some(name), _, _) => name.to_string(),
+        _ => std::env::consts::ARCH.to_string(),
+    }
+}
+
+/// The GEMM kernels the CPU gets: the gemm crate picks its micro-kernels from the CPU's features
+/// at run time (gannet builds it without its AVX-512 kernels, docs/speed.md).
+pub fn kernel_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "gemm f32 AVX2+FMA micro-kernels, gannet im2col/col2im + fused norm kernels";
+        }
+        "gemm f32 SSE micro-kernels, gannet im2col/col2im + fused norm kernels"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    "gemm f32 portable/NEON micro-kernels, gannet im2col/col2im + fused norm kernels"
 }
 
 /// Waits for the device to finish (reads one value back).
@@ -239,6 +328,8 @@ pub fn results_json(results: &[BenchResult], device: &str) -> gannet::Result<Str
     let v = serde_json::json!({
         "framework": "gannet",
         "device": device,
+        "cpu": cpu_model(),
+        "kernels": kernel_path(),
         "threads": rayon::current_num_threads(),
         "train_img_per_s": find("train64"),
         "train32_img_per_s": find("train32"),

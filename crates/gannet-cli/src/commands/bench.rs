@@ -4,9 +4,14 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Benchmarks (DCGAN, nz 100, ngf = ndf = 64, 3 channels, synthetic data):\n  \
-    train64  one train step (D update + G update) at 64x64, batch 64\n  \
-    train32  the same at 32x32\n  \
-    gen64    generator forward at 64x64, batch 256\n\n\
+    train64   one train step (D update + G update) at 64x64, batch 64\n  \
+    train32   the same at 32x32\n  \
+    gen64     generator forward at 64x64, batch 256\n\
+    Image-to-image (one train step of the preset, its networks and batch, random images):\n  \
+    pix2pix   pix2pix-emoji\n  \
+    cyclegan  cyclegan-emoji\n  \
+    superres  superres-emoji\n\n\
+    Twins: scripts/compare_pytorch.sh alternates these with PyTorch doing the same work.\n\n\
     Examples:\n  gannet bench\n  gannet bench --only train64 --reps 10 --json")]
 pub struct BenchArgs {
     /// Timed repetitions per benchmark (the median is reported).
@@ -15,7 +20,8 @@ pub struct BenchArgs {
     /// Untimed warm-up repetitions.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Run only these benchmarks: train64, train32, gen64 (repeatable or comma-separated).
+    /// Run only these benchmarks: train64, train32, gen64, pix2pix, cyclegan, superres
+    /// (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Print one JSON object instead of a table.
@@ -33,6 +39,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let opts = BenchOptions { reps: args.reps, warmup: args.warmup, ..Default::default() };
     let mut results = Vec::new();
     if !args.json {
+        println!("CPU: {}; {} threads; {}", bench::cpu_model(), rayon::current_num_threads(), bench::kernel_path());
         println!("{:<8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}", "bench", "batch", "median s", "img/s", "GFLOP/s", "GFLOP", "peak MiB");
     }
     for w in workloads {

@@ -167,7 +167,15 @@ fn bench_reports_every_requested_workload_as_json() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("\"train32\"") && out.contains("img_per_s") && !out.contains("gen64"), "{out}");
     let o = gannet(&["bench", "--only", "train128"]);
-    assert!(!o.status.success() && stderr(&o).contains("train64"), "{}", stderr(&o));
+    assert!(!o.status.success() && stderr(&o).contains("train64") && stderr(&o).contains("cyclegan"), "{}", stderr(&o));
+    // An image-to-image preset's step: its batch, the MACs counted as the step ran, the CPU named.
+    let o = gannet(&["bench", "--only", "superres", "--reps", "1", "--warmup", "0", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &v["results"][0];
+    assert_eq!((row["name"].as_str(), row["batch"].as_u64(), row["resolution"].as_u64()), (Some("superres"), Some(8), Some(64)), "{v}");
+    assert!(row["gflop"].as_f64().unwrap() > 1.0 && row["img_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(!v["cpu"].as_str().unwrap().is_empty() && v["kernels"].as_str().unwrap().contains("gemm"), "{v}");
 }
 
 #[test]

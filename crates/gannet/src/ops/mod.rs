@@ -13,6 +13,7 @@
 //! are the slowest per FLOP (27 and 24 GFLOP/s backward): tiny GEMM dimensions next to a huge one.
 
 use candle_core::{DType, Tensor};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod batch_norm;
 pub mod im2col;
@@ -70,6 +71,21 @@ pub(crate) fn cpu_slice<'a, T: candle_core::WithDType>(s: &'a candle_core::CpuSt
     }
 }
 
+/// Multiply-accumulates of every convolution called so far (forward passes only), on any device.
+static CONV_MACS: AtomicU64 = AtomicU64::new(0);
+
+/// The convolutions' multiply-accumulates so far: `gannet bench` counts a step's FLOPs as the
+/// difference across it, instead of a formula per architecture.
+pub fn conv_macs() -> u64 {
+    CONV_MACS.load(Ordering::Relaxed)
+}
+
+/// Counts the MACs of a convolution over `pixels` (output pixels of a conv, input pixels of a
+/// transposed conv: each meets every weight once) with weight `w`.
+fn count_macs(pixels: usize, w: &Tensor) {
+    CONV_MACS.fetch_add((pixels * w.elem_count()) as u64, Ordering::Relaxed);
+}
+
 fn bad(msg: String) -> crate::Error {
     crate::Error::Msg(msg)
 }
@@ -83,7 +99,9 @@ fn bad(msg: String) -> crate::Error {
 /// are the smaller side.
 pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
     if !fast_path(x, w) {
-        return Ok(x.conv2d(w, s.padding, s.stride, s.dilation, 1)?);
+        let y = x.conv2d(w, s.padding, s.stride, s.dilation, 1)?;
+        count_macs(y.dim(0)? * y.dim(2)? * y.dim(3)?, w);
+        return Ok(y);
     }
     let (n, cin, h, wd) = x.dims4()?;
     let (cout, cin_w, k, _) = w.dims4()?;
@@ -98,9 +116,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
         // The same convolution as a transposed one with the kernel flipped and the channel axes
         // swapped: its GEMM writes Cout*k*k rows instead of im2col's Cin*k*k (32 -> 3 channels
         // at 7x7: 147 instead of 1568), the same saving in its backward pass.
+        count_macs(n * ho * wo, w);
         let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
-        return conv_transpose2d(x, &flipped, ConvSpec::new(1, k - 1 - s.padding));
+        return im2col_transpose(x, &flipped, ConvSpec::new(1, k - 1 - s.padding));
     }
+    count_macs(n * ho * wo, w);
     let g = Geom::new(n, cin, (h, wd), k, s, (ho, wo));
     let cols = unfold(x, g)?;
     let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
@@ -125,9 +145,16 @@ fn conv_t_out(len: usize, k: usize, s: ConvSpec) -> Option<usize> {
 /// the taps, `fold` (col2im) sums overlapping taps into the output. This is exactly the adjoint of
 /// `conv2d` with the same spec, which is what a transposed convolution is.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
+    let (n, _, h, wd) = x.dims4()?;
+    count_macs(n * h * wd, w);
     if !fast_path(x, w) {
         return Ok(x.conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation)?);
     }
+    im2col_transpose(x, w, s)
+}
+
+/// [`conv_transpose2d`]'s CPU kernel (uncounted: it also serves [`conv2d`]).
+fn im2col_transpose(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
     let (n, cin, h, wd) = x.dims4()?;
     let (cin_w, cout, k, _) = w.dims4()?;
     if cin != cin_w {

@@ -20,7 +20,10 @@ macro_rules! preset {
 
 pub const ALL: &[I2iPreset] = &[
     preset!("pix2pix-emoji", "pix2pix google -> twitter emoji, 64x64 (U-Net ngf 16, 70x70 PatchGAN, L1 x100)"),
-    preset!("cyclegan-emoji", "CycleGAN google <-> twitter emoji, 64x64 (ResNet G ngf 8, LSGAN, pool 50, lr decay), sized for 2 CPU cores"),
+    preset!(
+        "cyclegan-emoji",
+        "CycleGAN google <-> twitter emoji, 64x64 (residual ResNet G ngf 32, 70x70 PatchGAN, LSGAN, pool 50, lr decay), about an hour on 2 CPU cores"
+    ),
     preset!("superres-emoji", "4x super-resolution of the google emoji, 16x16 -> 64x64"),
 ];
 
