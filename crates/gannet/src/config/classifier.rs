@@ -17,6 +17,19 @@ pub struct ClassifierRunConfig {
     pub output: ClassifierOutput,
     /// Test accuracy every N steps (and at the end) into `metrics_eval.csv`; 0 turns it off.
     pub eval_every: u64,
+    pub augment: ClassifierAugment,
+}
+
+/// Random changes to each training image, drawn from the run's seed and the step (so a resumed
+/// run sees the same ones).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifierAugment {
+    /// Shift each image by up to this many pixels in each direction (the background fills in).
+    pub shift: usize,
+    /// Mirror half of the images left-right (for classes that a mirror keeps, e.g. clothes; not
+    /// for digits).
+    pub flip: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +51,8 @@ pub struct ClassifierWidths {
     pub conv1: usize,
     pub conv2: usize,
     pub hidden: usize,
+    /// Convolutions per stage: 1, or 2 for a VGG-style net.
+    pub depth: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +84,7 @@ impl Default for ClassifierRunConfig {
             schedule: ClassifierSchedule { steps: 2000, batch_size: 128, lr: 2e-3 },
             output: ClassifierOutput { dir: PathBuf::from("runs/classifier"), log_every: 10, checkpoint_every: 500 },
             eval_every: 0,
+            augment: ClassifierAugment::default(),
         }
     }
 }
@@ -80,7 +96,7 @@ impl Default for ClassifierData {
 }
 impl Default for ClassifierWidths {
     fn default() -> Self {
-        Self { conv1: 16, conv2: 32, hidden: 64 }
+        Self { conv1: 16, conv2: 32, hidden: 64, depth: 1 }
     }
 }
 impl Default for ClassifierSchedule {
@@ -105,6 +121,12 @@ impl ClassifierRunConfig {
         let w = &self.model;
         for (name, v) in [("model.conv1", w.conv1), ("model.conv2", w.conv2), ("model.hidden", w.hidden)] {
             crate::limits::check_width(v, name)?;
+        }
+        if !(1..=2).contains(&w.depth) {
+            return bad(format!("model.depth (--depth) must be 1 or 2 convolutions per stage, got {}", w.depth));
+        }
+        if self.augment.shift >= r / 2 {
+            return bad(format!("augment.shift (--shift) must be less than half the resolution ({r}), got {}", self.augment.shift));
         }
         if self.schedule.steps == 0 {
             return bad("schedule.steps (--steps) must be at least 1".into());

@@ -24,7 +24,7 @@ pub mod train;
 
 pub use ada::{AdaConfig, AdaState};
 pub use augment::AugmentPolicy;
-pub use classifier::ClassifierRunConfig;
+pub use classifier::{ClassifierAugment, ClassifierRunConfig, ClassifierWidths};
 pub use eval::EvalConfig;
 pub use guard::GuardConfig;
 pub use i2i::{I2iConfig, I2iEvalConfig, Task};

@@ -5,7 +5,8 @@
 //!
 //! Architecture (inputs in [0, 1], mapped to [-1, 1] like the GANs' images):
 //! `conv3x3(C->c1) relu maxpool2 | conv3x3(c1->c2) relu maxpool2 | linear(c2*R/4*R/4 -> hidden)
-//! relu | linear(hidden -> classes)`. The `hidden`-d activations after the first linear layer are
+//! relu | linear(hidden -> classes)`; with `depth` 2 each stage has a second conv3x3 (same
+//! width) and ReLU before its pooling, a VGG-style net. The `hidden`-d activations after the first linear layer are
 //! the [`Classifier::features`]. Trained (`train::classifier_task`, `gannet classifier`) with Adam
 //! and cross-entropy, learning rate decayed by a cosine to 5% at the end. Saved as a gannet checkpoint (kind `classifier`) with the config,
 //! class names and measured test accuracy in the metadata.
@@ -44,12 +45,19 @@ pub struct ClassifierConfig {
     /// Width of the penultimate layer: the dimension of [`Classifier::features`].
     pub hidden: usize,
     pub classes: usize,
+    /// Convolutions per stage (1 or 2); files from before it existed have 1.
+    #[serde(default = "one")]
+    pub depth: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for ClassifierConfig {
     /// 28x28 grey digits, 10 classes: about 105k parameters (420 KB as f32).
     fn default() -> Self {
-        Self { resolution: 28, channels: 1, conv1: 16, conv2: 32, hidden: 64, classes: 10 }
+        Self { resolution: 28, channels: 1, conv1: 16, conv2: 32, hidden: 64, classes: 10, depth: 1 }
     }
 }
 
@@ -59,6 +67,9 @@ pub struct Classifier {
     params: ParamStore,
     conv1: Conv2d,
     conv2: Conv2d,
+    /// The second conv of each stage when `depth` is 2.
+    conv1b: Option<Conv2d>,
+    conv2b: Option<Conv2d>,
     fc1: Linear,
     fc2: Linear,
     class_names: Vec<String>,
@@ -75,9 +86,14 @@ pub const BUILTIN: [&str; 2] = ["mnist", "fashion-mnist"];
 impl Classifier {
     /// A freshly initialised network (PyTorch's default init), weights drawn from `seed`.
     pub fn new(cfg: ClassifierConfig, class_names: Vec<String>, seed: u64, device: &Device) -> Result<Self> {
-        if cfg.resolution == 0 || !cfg.resolution.is_multiple_of(4) || !(cfg.channels == 1 || cfg.channels == 3) || cfg.classes < 2 {
+        if cfg.resolution == 0
+            || !cfg.resolution.is_multiple_of(4)
+            || !(cfg.channels == 1 || cfg.channels == 3)
+            || cfg.classes < 2
+            || !(1..=2).contains(&cfg.depth)
+        {
             return Err(Error::Config(format!(
-                "classifier needs a resolution that is a positive multiple of 4, 1 or 3 channels and >= 2 classes, got {cfg:?}"
+                "classifier needs a resolution that is a positive multiple of 4, 1 or 3 channels, >= 2 classes and depth 1 or 2, got {cfg:?}"
             )));
         }
         if class_names.len() != cfg.classes {
@@ -88,10 +104,14 @@ impl Classifier {
         let fan = |c: usize, k: usize| Init::FanInUniform { fan_in: c * k * k };
         let conv1 = Conv2d::new(&p.sub("conv1"), cfg.channels, cfg.conv1, 3, ConvSpec::new(1, 1), fan(cfg.channels, 3), true)?;
         let conv2 = Conv2d::new(&p.sub("conv2"), cfg.conv1, cfg.conv2, 3, ConvSpec::new(1, 1), fan(cfg.conv1, 3), true)?;
+        let second = |name: &str, c: usize| -> Result<Option<Conv2d>> {
+            Ok(if cfg.depth == 2 { Some(Conv2d::new(&p.sub(name), c, c, 3, ConvSpec::new(1, 1), fan(c, 3), true)?) } else { None })
+        };
+        let (conv1b, conv2b) = (second("conv1b", cfg.conv1)?, second("conv2b", cfg.conv2)?);
         let flat = cfg.conv2 * (cfg.resolution / 4) * (cfg.resolution / 4);
         let fc1 = Linear::new(&p.sub("fc1"), flat, cfg.hidden, Init::FanInUniform { fan_in: flat }, true)?;
         let fc2 = Linear::new(&p.sub("fc2"), cfg.hidden, cfg.classes, Init::FanInUniform { fan_in: cfg.hidden }, true)?;
-        Ok(Self { cfg, params, conv1, conv2, fc1, fc2, class_names, test_accuracy: None, trained_on: String::new(), device: device.clone() })
+        Ok(Self { cfg, params, conv1, conv2, conv1b, conv2b, fc1, fc2, class_names, test_accuracy: None, trained_on: String::new(), device: device.clone() })
     }
 
     pub fn config(&self) -> &ClassifierConfig {
@@ -131,8 +151,15 @@ impl Classifier {
 
     /// Penultimate activations and logits of inputs already in [-1, 1] at the network's size.
     fn forward_m11(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.conv1.forward(x)?.relu()?.max_pool2d(2)?;
-        let h = self.conv2.forward(&h)?.relu()?.max_pool2d(2)?;
+        let stage = |x: &Tensor, conv: &Conv2d, second: &Option<Conv2d>| -> Result<Tensor> {
+            let mut h = conv.forward(x)?.relu()?;
+            if let Some(c) = second {
+                h = c.forward(&h)?.relu()?;
+            }
+            Ok(h.max_pool2d(2)?)
+        };
+        let h = stage(x, &self.conv1, &self.conv1b)?;
+        let h = stage(&h, &self.conv2, &self.conv2b)?;
         let feat = self.fc1.forward(&h.flatten_from(1)?)?.relu()?;
         let logits = self.fc2.forward(&feat)?;
         Ok((feat, logits))

@@ -3,15 +3,18 @@
 //! decay, test accuracy as periodic evaluation, resumable checkpoints. [`ClassifierTask::export`]
 //! gives the trained network with its measured test accuracy, ready to save as a classifier file.
 
+use super::augment;
 use super::engine::{self, Losses, Record, Run, Saved, Schedule, TaskConfig};
 use super::guard::GuardInput;
 use crate::checkpoint;
-use crate::config::{ClassifierRunConfig, GuardConfig};
+use crate::config::{ClassifierAugment, ClassifierRunConfig, GuardConfig};
 use crate::data::{self, BatchLoader, Channels, DataSource, Dataset, LoadOptions};
 use crate::loss::cross_entropy;
 use crate::metrics::classifier::{Classifier, ClassifierConfig};
 use crate::optim::{Adam, AdamConfig};
-use candle_core::{DType, Device, D};
+use crate::rng::{self, Stream};
+use candle_core::{DType, Device, Tensor, D};
+use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +77,30 @@ impl TaskConfig for ClassifierRunConfig {
 }
 
 /// The network, its optimiser and the training and test sets.
+/// The run's random shifts and mirrors of a batch in [-1, 1] (-1 the background), drawn from
+/// the seed and the step.
+fn augment(x: &Tensor, aug: &ClassifierAugment, seed: u64, step: u64) -> crate::Result<Tensor> {
+    if aug.shift == 0 && !aug.flip {
+        return Ok(x.clone());
+    }
+    let n = x.dim(0)?;
+    let mut r = rng::rng(seed, Stream::Augment, step);
+    let mut x = x.clone();
+    if aug.flip {
+        let mirror: Vec<f32> = (0..n).map(|_| if r.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
+        let m = Tensor::from_vec(mirror, (n, 1, 1, 1), x.device())?.to_dtype(x.dtype())?;
+        let keep = m.affine(-1.0, 1.0)?;
+        x = (x.broadcast_mul(&keep)? + x.flip(&[3])?.broadcast_mul(&m)?)?;
+    }
+    if aug.shift > 0 {
+        let s = aug.shift as i64;
+        let shifts: Vec<(i64, i64)> = (0..n).map(|_| (r.random_range(-s..=s), r.random_range(-s..=s))).collect();
+        // `translate` fills with zeros: shift in [0, 2] so that the background fills in.
+        x = (augment::translate(&(x + 1.0)?, &shifts)? - 1.0)?;
+    }
+    Ok(x)
+}
+
 pub struct ClassifierTask {
     cfg: ClassifierRunConfig,
     net: Classifier,
@@ -102,6 +129,7 @@ impl engine::Task for ClassifierTask {
             conv2: cfg.model.conv2,
             hidden: cfg.model.hidden,
             classes: train.num_classes(),
+            depth: cfg.model.depth,
         };
         let mut net = Classifier::new(net_cfg, train.class_names().to_vec(), cfg.seed, device)?;
         net.set_trained_on(train.source());
@@ -126,6 +154,7 @@ impl engine::Task for ClassifierTask {
         self.opt.set_lr(self.cfg.lr_at(step));
         let (x, labels) = self.loader.next_batch()?.to_tensors(&self.device)?;
         let labels = labels.ok_or_else(|| crate::Error::Msg("the training batch has no labels".into()))?;
+        let x = augment(&x, &self.cfg.augment, self.cfg.seed, step)?;
         let logits = self.net.logits_m11(&x)?;
         let loss = cross_entropy(&logits, &labels)?;
         self.opt.step(&loss.backward()?)?;
@@ -222,4 +251,63 @@ fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, St
         return Err(crate::Error::data(test.source(), format!("the test set {desc} must be labelled with the training set's classes and channels")));
     }
     Ok((train, test, desc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(n: usize, seed: u64) -> Tensor {
+        let mut r = rng::rng(seed, Stream::Sample, 0);
+        rng::rand_uniform(&mut r, &[n, 1, 8, 8], -1.0, 1.0, &Device::Cpu).unwrap()
+    }
+
+    fn plane(x: &Tensor, i: usize) -> Vec<f32> {
+        x.get(i).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// Image `x` shifted by (dy, dx) with -1 (the background) filling in.
+    fn shifted(x: &[f32], dy: i64, dx: i64) -> Vec<f32> {
+        (0..64i64)
+            .map(|p| {
+                let (r, c) = (p / 8 - dy, p % 8 - dx);
+                if (0..8).contains(&r) && (0..8).contains(&c) {
+                    x[(r * 8 + c) as usize]
+                } else {
+                    -1.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn augmentation_shifts_with_background_and_mirrors_whole_images() {
+        let x = images(32, 1);
+        let none = augment(&x, &ClassifierAugment::default(), 0, 0).unwrap();
+        assert_eq!(plane(&none, 3), plane(&x, 3));
+        let moved = augment(&x, &ClassifierAugment { shift: 2, flip: false }, 0, 5).unwrap();
+        let mut unshifted = 0;
+        for i in 0..32 {
+            let (a, b) = (plane(&x, i), plane(&moved, i));
+            let hit = (-2..=2).flat_map(|dy| (-2..=2).map(move |dx| (dy, dx))).find(|&(dy, dx)| shifted(&a, dy, dx) == b);
+            let (dy, dx) = hit.unwrap_or_else(|| panic!("image {i} is not a shift of at most 2 pixels"));
+            unshifted += usize::from(dy == 0 && dx == 0);
+        }
+        assert!(unshifted < 8, "{unshifted} of 32 images did not move");
+        let mirrored = augment(&x, &ClassifierAugment { shift: 0, flip: true }, 0, 5).unwrap();
+        let mut flips = 0;
+        for i in 0..32 {
+            let (a, b) = (plane(&x, i), plane(&mirrored, i));
+            let mirror: Vec<f32> = (0..64).map(|p| a[p / 8 * 8 + 7 - p % 8]).collect();
+            assert!(b == a || b == mirror, "image {i} is neither itself nor its mirror");
+            flips += usize::from(b == mirror);
+        }
+        assert!((6..=26).contains(&flips), "{flips} of 32 mirrored");
+        // Drawn from the seed and the step: the same again, another step differs.
+        let again = augment(&x, &ClassifierAugment { shift: 2, flip: true }, 0, 5).unwrap();
+        let other = augment(&x, &ClassifierAugment { shift: 2, flip: true }, 0, 6).unwrap();
+        let all = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(all(&again), all(&augment(&x, &ClassifierAugment { shift: 2, flip: true }, 0, 5).unwrap()));
+        assert_ne!(all(&again), all(&other));
+    }
 }

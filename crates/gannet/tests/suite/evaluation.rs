@@ -2,7 +2,7 @@
 //! cache) and the periodic evaluation during training.
 
 use gannet::candle_core::{Device, Tensor};
-use gannet::config::ClassifierRunConfig;
+use gannet::config::{ClassifierAugment, ClassifierRunConfig, ClassifierWidths};
 use gannet::data::{self, Channels, DataSource, Dataset, LoadOptions};
 use gannet::metrics::class_histogram::ClassHistogram;
 use gannet::metrics::classifier::Classifier;
@@ -335,6 +335,9 @@ fn classifier_training_resumes_exactly() {
     let cfg = |dir: &str| {
         let mut c = ClassifierRunConfig::default();
         (c.schedule.steps, c.schedule.batch_size, c.output.dir) = (12, 32, tmp.path().join(dir));
+        // The VGG-style net and augmentation: the shifts and mirrors are drawn from the step.
+        c.model = ClassifierWidths { conv1: 8, conv2: 16, hidden: 32, depth: 2 };
+        c.augment = ClassifierAugment { shift: 2, flip: true };
         c
     };
     let mut unbroken = ClassifierTrainer::new(cfg("a")).unwrap();
@@ -349,4 +352,13 @@ fn classifier_training_resumes_exactly() {
     resumed.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
     let (a, b) = (unbroken.task().classifier(), resumed.task().classifier());
     assert_eq!(a.weights_hash().unwrap(), b.weights_hash().unwrap(), "5 + 7 steps must equal 12 unbroken steps bit for bit");
+    // Saved and loaded back: the depth travels in the file's config.
+    let file = tmp.path().join("deep.safetensors");
+    a.save(&file).unwrap();
+    let back = Classifier::load(&file, &Device::Cpu).unwrap();
+    assert_eq!((back.config().depth, back.weights_hash().unwrap()), (2, a.weights_hash().unwrap()));
+    // Files from before `depth` existed read as depth 1.
+    let old: gannet::metrics::classifier::ClassifierConfig =
+        serde_json::from_str(r#"{"resolution":28,"channels":1,"conv1":16,"conv2":32,"hidden":64,"classes":10}"#).unwrap();
+    assert_eq!(old.depth, 1);
 }
