@@ -75,8 +75,8 @@ fn classifier_learns_digits_and_round_trips_through_a_file() {
 fn builtin_classifiers_are_accurate_on_the_test_splits() {
     let mnist = Classifier::builtin("mnist", &Device::Cpu).unwrap();
     let acc = mnist.accuracy(&test_split("mnist", 2000)).unwrap();
-    assert!(acc > 0.97, "MNIST accuracy {acc}");
-    assert!(mnist.test_accuracy().unwrap() >= 0.98, "{:?}", mnist.test_accuracy());
+    assert!(acc > 0.985, "MNIST accuracy {acc}");
+    assert!(mnist.test_accuracy().unwrap() >= 0.993, "{:?}", mnist.test_accuracy());
     let fashion = Classifier::builtin("fashion-mnist", &Device::Cpu).unwrap();
     let acc = fashion.accuracy(&test_split("fashion-mnist", 2000)).unwrap();
     assert!(acc > 0.85, "Fashion-MNIST accuracy {acc}");
