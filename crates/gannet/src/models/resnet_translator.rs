@@ -6,8 +6,9 @@
 //! With `residual` the network predicts a change to its input instead of a new image:
 //! `tanh(atanh(x) + f(x))` with the last conv starting at zero, so an untrained generator is the
 //! identity and training only has to learn what differs between the domains (the cycle and
-//! identity losses are met from the first step; the adversarial loss moves the style). This is
-//! not in the paper; it is what makes a small CycleGAN useful within a CPU-hour.
+//! identity losses are met from the first step, and the outputs start at the inputs instead of
+//! at noise). This is not in the paper. With the paper's loss weights such generators have so
+//! far stayed at the identity on the emoji (README, "CycleGAN").
 //!
 //! Differences from the paper's code: zero padding instead of reflection padding (gannet's fast
 //! convolutions pad with zeros; on emoji, whose borders are white, the difference does not show),

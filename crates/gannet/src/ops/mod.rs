@@ -112,15 +112,14 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
     let (Some(ho), Some(wo)) = (out(h), out(wd)) else {
         return Err(bad(format!("conv2d: kernel {k} (dilation {}) larger than padded {h}x{wd} input", s.dilation)));
     };
+    count_macs(n * ho * wo, w);
     if narrowing_stride_one(cin, cout, k, s) {
         // The same convolution as a transposed one with the kernel flipped and the channel axes
         // swapped: its GEMM writes Cout*k*k rows instead of im2col's Cin*k*k (32 -> 3 channels
         // at 7x7: 147 instead of 1568), the same saving in its backward pass.
-        count_macs(n * ho * wo, w);
         let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
         return im2col_transpose(x, &flipped, ConvSpec::new(1, k - 1 - s.padding));
     }
-    count_macs(n * ho * wo, w);
     let g = Geom::new(n, cin, (h, wd), k, s, (ho, wo));
     let cols = unfold(x, g)?;
     let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
