@@ -260,9 +260,10 @@ fn result(w: Workload, batch: usize, resolution: usize, times: Vec<f64>, gflop: 
 /// high-resolution images for super-resolution), as `gannet train-i2i --preset` runs it.
 fn run_i2i(w: Workload, preset: &str, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
     use gannet::train::i2i::{presets, I2iState, Task};
-    let cfg = presets::find(preset)?.with_overrides(None)?;
+    let mut cfg = presets::find(preset)?.with_overrides(None)?;
+    cfg.seed = opts.seed;
     let (batch, res) = (cfg.schedule.batch_size, cfg.data.resolution);
-    let mut state = I2iState::new(&gannet::train::i2i::I2iConfig { seed: opts.seed, ..cfg.clone() }, 3, device)?;
+    let mut state = I2iState::new(&cfg, 3, device)?;
     let peak_resettable = reset_peak_rss();
     let (mut times, mut macs) = (Vec::with_capacity(opts.reps), 0);
     for i in 0..opts.warmup + opts.reps {

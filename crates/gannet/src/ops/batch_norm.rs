@@ -83,25 +83,20 @@ pub(crate) fn fused_with(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, r
 }
 
 /// Instance normalisation of `x` [N, C, H, W]: every (image, channel) plane by its own mean and
-/// biased variance, then the (leaky) ReLU of `relu_slope` if given. On the CPU with first-order
-/// gradients this is the fused batch-norm kernel over `[1, N * C, H * W]` (each plane a channel
-/// of its own, never synchronised across processes); otherwise candle ops, differentiable to any
-/// order on any device.
+/// biased variance, then the (leaky) ReLU of `relu_slope` if given. It is batch norm over
+/// `[1, N * C, H * W]` (each plane a channel of its own) with unit scale and zero shift, never
+/// synchronised across processes: the fused kernel where it applies (CPU, first-order gradients),
+/// else [`composite`], differentiable to any order on any device.
 pub fn instance(x: &Tensor, eps: f64, relu_slope: Option<f64>) -> crate::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    if super::cpu_float(x) && !crate::autodiff::second_order_enabled() {
-        let planes = x.reshape((1, n * c, h * w))?;
-        let (ones, zeros) = (Tensor::ones(n * c, x.dtype(), x.device())?, Tensor::zeros(n * c, x.dtype(), x.device())?);
-        return Ok(fused_with(&planes, &ones, &zeros, eps, relu_slope, false)?.y.reshape((n, c, h, w))?);
-    }
-    let flat = x.reshape((n, c, h * w))?;
-    let centred = flat.broadcast_sub(&flat.mean_keepdim(2)?)?;
-    let var = centred.sqr()?.mean_keepdim(2)?;
-    let y = centred.broadcast_div(&(var + eps)?.sqrt()?)?.reshape((n, c, h, w))?;
-    Ok(match relu_slope {
-        Some(slope) => super::leaky_relu(&y, slope)?,
-        None => y,
-    })
+    let planes = x.reshape((1, n * c, h * w))?;
+    let (ones, zeros) = (Tensor::ones(n * c, x.dtype(), x.device())?, Tensor::zeros(n * c, x.dtype(), x.device())?);
+    let normalised = if super::cpu_float(x) && !crate::autodiff::second_order_enabled() {
+        fused_with(&planes, &ones, &zeros, eps, relu_slope, false)?
+    } else {
+        composite(&planes, &ones, &zeros, eps, relu_slope)?
+    };
+    Ok(normalised.y.reshape((n, c, h, w))?)
 }
 
 /// Per-channel statistics of one forward pass, kept for its backward.

@@ -389,3 +389,39 @@ fn per_channel_affine_relu_matches_composite_and_is_twice_differentiable() {
     let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 4, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
     assert_matches_fd(at, &s0, &ds, eps, 0..4, "dP/ds");
 }
+
+/// Instance norm with second-order gradients on takes the composite form: per-plane
+/// normalisation plus leaky ReLU against a plain reference, and a penalty on dL/dx through it
+/// against finite differences.
+#[test]
+fn instance_norm_composite_matches_reference_and_is_twice_differentiable() {
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let xd = [2, 3, 4, 3];
+    let x0 = tensor(xd, 41, DType::F64);
+    let y = to_vec(&ops::batch_norm::instance(&x0, 1e-5, Some(0.2)).unwrap());
+    let xv = to_vec(&x0);
+    for (plane, p) in xv.chunks(12).enumerate() {
+        let mean = p.iter().sum::<f64>() / 12.0;
+        let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 12.0;
+        for (k, v) in p.iter().enumerate() {
+            let t = (v - mean) / (var + 1e-5).sqrt();
+            let want = if t > 0.0 { t } else { 0.2 * t };
+            assert!((y[plane * 12 + k] - want).abs() < 1e-9, "plane {plane} pixel {k}");
+        }
+    }
+    // P(s) = sum((dL/dx)^2) with L = sum(instance(x * s)^2 * r): s scales each plane's input.
+    let x = Var::from_tensor(&x0).unwrap();
+    let r = tensor(xd, 42, DType::F64);
+    let penalty = |s: &Tensor| {
+        let scaled = ops::per_channel::affine(&x, Some(s), None).unwrap();
+        let l = ops::batch_norm::instance(&scaled, 1e-5, Some(0.2)).unwrap().sqr().unwrap().mul(&r).unwrap().sum_all().unwrap();
+        let dx = gannet::autodiff::grad_of(&l, &x).unwrap();
+        dx.sqr().unwrap().sum_all().unwrap()
+    };
+    let s0 = vals(3, 43).iter().map(|v| 1.0 + 0.5 * v).collect::<Vec<_>>();
+    let s = Var::from_vec(s0.clone(), 3, &Device::Cpu).unwrap();
+    let ds = to_vec(&gannet::autodiff::grad_of(&penalty(&s), &s).unwrap());
+    let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 3, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
+    assert_matches_fd(at, &s0, &ds, 1e-5, 0..3, "dP/ds");
+}

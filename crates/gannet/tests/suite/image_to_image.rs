@@ -179,6 +179,19 @@ fn instance_norm_matches_a_plain_reference() {
             assert!((y[plane * 20 + k] as f64 - want).abs() < 1e-4, "plane {plane} pixel {k}");
         }
     }
+    // The fused leaky ReLU (no affine parameters): the same reference through the activation.
+    let plain = InstanceNorm::new(&store.root().sub("plain"), 3, false).unwrap();
+    let leaky = vec(&plain.forward_act(&x, Some(0.2)).unwrap());
+    for plane in 0..6 {
+        let p = &xv[plane * 20..(plane + 1) * 20];
+        let mean = p.iter().sum::<f64>() / 20.0;
+        let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 20.0;
+        for (k, v) in p.iter().enumerate() {
+            let t = (v - mean) / (var + 1e-5).sqrt();
+            let want = if t > 0.0 { t } else { 0.2 * t };
+            assert!((leaky[plane * 20 + k] as f64 - want).abs() < 1e-4, "leaky: plane {plane} pixel {k}");
+        }
+    }
     // Gradients reach the input and the affine parameters.
     let v = Var::from_tensor(&x).unwrap();
     let g = (norm.forward(v.as_tensor()).unwrap() * randn(&[2, 3, 5, 4], 5)).unwrap().sum_all().unwrap().backward().unwrap();
