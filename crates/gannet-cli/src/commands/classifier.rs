@@ -1,8 +1,10 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gannet::config::ClassifierRunConfig;
+use gannet::metrics::{ClassAccuracy, Classifier};
+use gannet::train::classifier_task::load_test_set;
 use gannet::train::ClassifierTrainer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -10,16 +12,18 @@ use std::path::PathBuf;
     gannet classifier --data ../shared/data/fashion-mnist --out fashion.safetensors --steps 3000\n  \
     gannet classifier --data ../shared/data/fashion-mnist --width 32 --depth 2 --shift 2 --flip --steps 6000\n  \
     gannet classifier --data my-labelled-folder --test-data my-test-folder --out mine.safetensors\n  \
-    gannet classifier --resume runs/classifier-mine/checkpoints/latest.safetensors --steps 4000 --out mine.safetensors\n\n\
+    gannet classifier --resume runs/classifier-mine/checkpoints/latest.safetensors --steps 4000 --out mine.safetensors\n  \
+    gannet classifier --measure mine.safetensors --test-data my-test-folder\n\n\
     Training runs in a run folder (--run-dir: config.toml, metrics.csv, losses.svg, checkpoints/),\n\
     so Ctrl-C saves and --resume continues. The test accuracy is measured on the IDX folder's t10k\n\
-    split, on --test-data, or else on a held-out tenth of the images, and saved in the --out file.\n\
-    `gannet eval --classifier FILE` uses it.")]
+    split, on --test-data, or else on a held-out tenth of the images, and saved in the --out file,\n\
+    overall and per class. `gannet eval --classifier FILE` uses it: its class-accuracy table shows\n\
+    how well the classifier labels real images of each class beside its verdict on generated ones.")]
 pub struct ClassifierArgs {
     /// Labelled training images: an IDX folder (MNIST layout: train-* and t10k-* files), an
     /// IDX images file with its labels file beside it, a folder with one subfolder per class,
     /// or builtin:digits.
-    #[arg(long, short, required_unless_present = "resume")]
+    #[arg(long, short, required_unless_present_any = ["resume", "measure"])]
     data: Option<String>,
     /// Labelled test images (same forms as --data). Default: the t10k split of an IDX folder,
     /// else a held-out tenth of --data.
@@ -34,6 +38,11 @@ pub struct ClassifierArgs {
     /// Continue the training run saved in this checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Train nothing: measure this saved classifier on labelled test images (--test-data, or the
+    /// t10k split of an IDX folder given as --data), print its accuracy per class and record it
+    /// in the file.
+    #[arg(long, conflicts_with = "resume")]
+    measure: Option<PathBuf>,
     /// Training steps (batches) [default: 2000].
     #[arg(long)]
     steps: Option<u64>,
@@ -118,6 +127,9 @@ impl ClassifierArgs {
 }
 
 pub fn run(args: ClassifierArgs) -> Result<()> {
+    if let Some(file) = &args.measure {
+        return measure(file, &args);
+    }
     let stop = crate::progress::stop_on_ctrl_c()?;
     let mut trainer = match &args.resume {
         Some(ckpt) => ClassifierTrainer::resume(ckpt, |cfg| args.apply(cfg)).with_context(|| format!("resuming from {}", ckpt.display()))?,
@@ -139,7 +151,32 @@ pub fn run(args: ClassifierArgs) -> Result<()> {
     }
     let (net, accuracy) = trainer.task().export()?;
     net.save(&args.out)?;
-    println!("test accuracy {:.2}% ({})", accuracy * 100.0, trainer.task().describe());
+    println!("test accuracy {:.2}% ({})", accuracy.overall() * 100.0, trainer.task().describe());
+    print!("{}", per_class_table(&accuracy));
     eprintln!("saved {} (run folder {})", args.out.display(), trainer.run_dir().root().display());
     Ok(())
+}
+
+/// `--measure FILE`: the saved classifier's accuracy per class on real test images, printed and
+/// written into the file (its weights unchanged).
+fn measure(file: &Path, args: &ClassifierArgs) -> Result<()> {
+    let device = gannet::device::parse_device(args.device.as_deref().unwrap_or("cpu"))?;
+    let mut net = Classifier::load(file, &device)?;
+    let (test, source) = load_test_set(args.data.as_deref(), args.test_data.as_deref(), net.config().resolution)?;
+    let accuracy = net.class_accuracy(&test).with_context(|| format!("measuring {} on {source}", file.display()))?;
+    net.set_test_result(&accuracy)?;
+    net.save(file)?;
+    println!("test accuracy {:.2}% on {source} ({} images)", accuracy.overall() * 100.0, test.len());
+    print!("{}", per_class_table(&accuracy));
+    eprintln!("recorded in {}", file.display());
+    Ok(())
+}
+
+/// One line per class: its test images and the share labelled right.
+fn per_class_table(a: &ClassAccuracy) -> String {
+    let mut s = String::from("  class        images   accuracy\n");
+    for (i, name) in a.class_names.iter().enumerate() {
+        s.push_str(&format!("  {name:<12} {:>6}   {:>6.2}%\n", a.counts[i], 100.0 * a.accuracy[i]));
+    }
+    s
 }

@@ -648,6 +648,16 @@ fn classifier_trains_in_a_run_folder_resumes_and_saves_the_network() {
     assert!(o.status.success(), "{}", stderr(&o));
     let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(rows.lines().last().unwrap().split(',').next(), Some("30"), "{rows}");
+    // The saved network measured again on labelled images: a line per class; without test
+    // images the error names the flag.
+    let o = gannet(&["classifier", "--measure", out.to_str().unwrap(), "--test-data", "builtin:digits"]);
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout.contains("on builtin:digits (10000 images)"), "{stdout}");
+    let counts: usize = stdout.lines().skip(2).map(|l| l.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap()).sum();
+    assert_eq!(counts, 10_000, "{stdout}");
+    let o = gannet(&["classifier", "--measure", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("--test-data"), "{}", stderr(&o));
 }
 
 /// `--device cuda` on a build (or machine) without CUDA: a clear error naming the fix, before the

@@ -9,8 +9,9 @@
 //! width) and ReLU before its pooling, a VGG-style net. The `hidden`-d activations after the first linear layer are
 //! the [`Classifier::features`]. Trained (`train::classifier_task`, `gannet classifier`) with Adam
 //! and cross-entropy, learning rate decayed by a cosine to 5% at the end. Saved as a gannet checkpoint (kind `classifier`) with the config,
-//! class names and measured test accuracy in the metadata.
+//! class names and measured test accuracy (overall and per class) in the metadata.
 
+use super::class_accuracy::ClassAccuracy;
 use super::pool::resize_bilinear;
 use crate::checkpoint;
 use crate::data::Dataset;
@@ -28,6 +29,8 @@ const KIND: &str = "classifier";
 const META_CONFIG: &str = "classifier_config";
 const META_CLASSES: &str = "class_names";
 const META_ACCURACY: &str = "test_accuracy";
+/// JSON list: the test accuracy of each class, in class order.
+const META_CLASS_ACCURACY: &str = "test_accuracy_per_class";
 const META_TRAINED_ON: &str = "trained_on";
 
 /// Images per forward pass when predicting or embedding.
@@ -75,6 +78,8 @@ pub struct Classifier {
     class_names: Vec<String>,
     /// Test accuracy measured after training, when known (saved in the file).
     test_accuracy: Option<f64>,
+    /// The same per class, when known (files from before it was kept have none).
+    test_class_accuracy: Option<Vec<f64>>,
     /// What it was trained on (saved in the file).
     trained_on: String,
     device: Device,
@@ -111,7 +116,21 @@ impl Classifier {
         let flat = cfg.conv2 * (cfg.resolution / 4) * (cfg.resolution / 4);
         let fc1 = Linear::new(&p.sub("fc1"), flat, cfg.hidden, Init::FanInUniform { fan_in: flat }, true)?;
         let fc2 = Linear::new(&p.sub("fc2"), cfg.hidden, cfg.classes, Init::FanInUniform { fan_in: cfg.hidden }, true)?;
-        Ok(Self { cfg, params, conv1, conv2, conv1b, conv2b, fc1, fc2, class_names, test_accuracy: None, trained_on: String::new(), device: device.clone() })
+        Ok(Self {
+            cfg,
+            params,
+            conv1,
+            conv2,
+            conv1b,
+            conv2b,
+            fc1,
+            fc2,
+            class_names,
+            test_accuracy: None,
+            test_class_accuracy: None,
+            trained_on: String::new(),
+            device: device.clone(),
+        })
     }
 
     pub fn config(&self) -> &ClassifierConfig {
@@ -130,6 +149,12 @@ impl Classifier {
     /// Test accuracy recorded when it was trained (None for an untrained network).
     pub fn test_accuracy(&self) -> Option<f64> {
         self.test_accuracy
+    }
+
+    /// Test accuracy of each class on real images, recorded with [`Classifier::set_test_result`]:
+    /// how far the classifier can be trusted to judge generated images of that class.
+    pub fn test_class_accuracy(&self) -> Option<&[f64]> {
+        self.test_class_accuracy.as_deref()
     }
     /// The data set it was trained on, as recorded in the file.
     pub fn trained_on(&self) -> &str {
@@ -217,15 +242,24 @@ impl Classifier {
 
     /// Share of `dataset`'s images whose predicted class is their label.
     pub fn accuracy(&self, dataset: &Dataset) -> Result<f64> {
+        Ok(self.class_accuracy(dataset)?.overall())
+    }
+
+    /// For each class, the share of `dataset`'s images of that class predicted as it. The
+    /// data set's labels must be this classifier's classes (its class names are not compared:
+    /// an IDX file has none).
+    pub fn class_accuracy(&self, dataset: &Dataset) -> Result<ClassAccuracy> {
         let labels = dataset.labels().ok_or_else(|| Error::data(dataset.source(), "has no labels, so accuracy cannot be measured"))?;
-        let mut correct = 0usize;
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= self.num_classes()) {
+            return Err(Error::data(dataset.source(), format!("has label {l}, but the classifier knows {} classes", self.num_classes())));
+        }
+        let mut pred = Vec::with_capacity(dataset.len());
         for start in (0..dataset.len()).step_by(EVAL_BATCH) {
             let idx: Vec<usize> = (start..(start + EVAL_BATCH).min(dataset.len())).collect();
             let x = ((dataset.batch_tensor(&idx, &self.device)? + 1.0)? * 0.5)?;
-            let pred = self.predict(&x)?;
-            correct += idx.iter().zip(&pred).filter(|(&i, &p)| labels[i] as usize == p).count();
+            pred.extend(self.predict(&x)?);
         }
-        Ok(correct as f64 / dataset.len().max(1) as f64)
+        Ok(ClassAccuracy::from_predictions(labels, &pred, &self.class_names))
     }
 
     /// The weights and buffers (training updates them; `train::classifier_task`).
@@ -243,9 +277,15 @@ impl Classifier {
         self.trained_on = source.to_string();
     }
 
-    /// Records the measured test accuracy (saved with the weights).
-    pub fn set_test_accuracy(&mut self, accuracy: f64) {
-        self.test_accuracy = Some(accuracy);
+    /// Records the accuracy measured on real test images, overall and per class (saved with
+    /// the weights).
+    pub fn set_test_result(&mut self, result: &ClassAccuracy) -> Result<()> {
+        if result.accuracy.len() != self.num_classes() {
+            return Err(Error::Msg(format!("{} per-class accuracies for a classifier of {} classes", result.accuracy.len(), self.num_classes())));
+        }
+        self.test_accuracy = Some(result.overall());
+        self.test_class_accuracy = Some(result.accuracy.clone());
+        Ok(())
     }
 
     /// Saves weights, config, class names and test accuracy as a gannet checkpoint.
@@ -257,6 +297,10 @@ impl Classifier {
         meta.insert(META_TRAINED_ON.to_string(), self.trained_on.clone());
         if let Some(a) = self.test_accuracy {
             meta.insert(META_ACCURACY.to_string(), format!("{a:.6}"));
+        }
+        if let Some(a) = &self.test_class_accuracy {
+            let rounded: Vec<f64> = a.iter().map(|v| (v * 1e6).round() / 1e6).collect();
+            meta.insert(META_CLASS_ACCURACY.to_string(), serde_json::to_string(&rounded).expect("numbers"));
         }
         checkpoint::save(path, &self.params.tensors(), &meta)
     }
@@ -299,6 +343,16 @@ impl Classifier {
         let mut net = Self::new(cfg, names, 0, device).map_err(|e| err(e.to_string()))?;
         net.params.load(&tensors).map_err(|e| err(format!("weights do not fit the classifier: {e}")))?;
         net.test_accuracy = meta.get(META_ACCURACY).and_then(|s| s.parse().ok());
+        net.test_class_accuracy = match meta.get(META_CLASS_ACCURACY) {
+            None => None,
+            Some(s) => {
+                let v: Vec<f64> = serde_json::from_str(s).map_err(|e| err(format!("bad {META_CLASS_ACCURACY}: {e}")))?;
+                if v.len() != net.num_classes() {
+                    return Err(err(format!("{META_CLASS_ACCURACY} has {} entries for {} classes", v.len(), net.num_classes())));
+                }
+                Some(v)
+            }
+        };
         net.trained_on = meta.get(META_TRAINED_ON).cloned().unwrap_or_default();
         Ok(net)
     }

@@ -10,7 +10,7 @@
 //! fixed seeded shuffle of the data set; generated images are drawn with the latents
 //! `gannet sample --seed S` uses, so `eval` scores exactly the images `sample` writes.
 
-use super::class_accuracy::{balanced_labels, ClassAccuracy};
+use super::class_accuracy::{balanced_labels, ClassAccuracy, CERTIFIED};
 use super::class_histogram::ClassHistogram;
 use super::classifier::Classifier;
 use super::fid::{cache_file, frechet_distance, FeatureStats};
@@ -321,9 +321,29 @@ impl EvalReport {
         }
         if let Some(a) = &self.class_accuracy {
             row(&mut s, "class accuracy", format!("{:.4}", a.min()), &format!("worst class; mean {:.4} (share of class-k images labelled k)", a.mean()));
-            s.push_str("  class      images   labelled as the class\n");
-            for (i, name) in a.class_names.iter().enumerate() {
-                s.push_str(&format!("  {name:<9} {:>7}   {:>6.1}%\n", a.counts[i], 100.0 * a.accuracy[i]));
+            if let Some((min, n)) = a.min_certified() {
+                let note = format!("worst of the {n} classes the classifier labels right >= {:.0}% of the time in real images", 100.0 * CERTIFIED);
+                row(&mut s, "certified cacc", format!("{min:.4}"), &note);
+            }
+            match &a.real_accuracy {
+                Some(real) => {
+                    s.push_str("  class      images   labelled as the class   classifier on real test images\n");
+                    for (i, name) in a.class_names.iter().enumerate() {
+                        let mark = if real[i] >= CERTIFIED { "" } else { "  (not certified)" };
+                        s.push_str(&format!(
+                            "  {name:<9} {:>7}   {:>6.1}%                  {:>6.1}%{mark}\n",
+                            a.counts[i],
+                            100.0 * a.accuracy[i],
+                            100.0 * real[i]
+                        ));
+                    }
+                }
+                None => {
+                    s.push_str("  class      images   labelled as the class\n");
+                    for (i, name) in a.class_names.iter().enumerate() {
+                        s.push_str(&format!("  {name:<9} {:>7}   {:>6.1}%\n", a.counts[i], 100.0 * a.accuracy[i]));
+                    }
+                }
             }
         }
         s
@@ -480,7 +500,7 @@ fn class_accuracy(clf: &Classifier, spec: &str, fake01: &Tensor, labels: Option<
     if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
         return Err(Error::Config(format!("cacc: the generator's label {l} is not a class of the classifier {spec} ({k} classes)")));
     }
-    Ok(ClassAccuracy::from_predictions(labels, &clf.predict(fake01)?, clf.class_names()))
+    Ok(ClassAccuracy::from_predictions(labels, &clf.predict(fake01)?, clf.class_names()).with_real_accuracy(clf.test_class_accuracy()))
 }
 
 /// Inception features of `images01` in batches, reporting progress.

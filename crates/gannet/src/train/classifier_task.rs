@@ -11,6 +11,7 @@ use crate::config::{ClassifierAugment, ClassifierRunConfig, GuardConfig};
 use crate::data::{self, BatchLoader, Channels, DataSource, Dataset, LoadOptions};
 use crate::loss::cross_entropy;
 use crate::metrics::classifier::{Classifier, ClassifierConfig};
+use crate::metrics::ClassAccuracy;
 use crate::optim::{Adam, AdamConfig};
 use crate::rng::{self, Stream};
 use candle_core::{DType, Device, Tensor, D};
@@ -200,14 +201,14 @@ impl ClassifierTask {
         format!("{}; test set {} ({} images)", self.train_desc, self.test_source, self.test.len())
     }
 
-    /// The trained network with its test accuracy measured now, ready to save as a classifier
-    /// file; also returns the accuracy.
-    pub fn export(&self) -> crate::Result<(Classifier, f64)> {
-        let accuracy = self.net.accuracy(&self.test)?;
+    /// The trained network with its test accuracy (overall and per class) measured now, ready
+    /// to save as a classifier file; also returns that accuracy.
+    pub fn export(&self) -> crate::Result<(Classifier, ClassAccuracy)> {
+        let accuracy = self.net.class_accuracy(&self.test)?;
         let mut net = Classifier::new(self.net.config().clone(), self.net.class_names().to_vec(), self.cfg.seed, &self.device)?;
         net.params().load(&self.net.params().tensors())?;
         net.set_trained_on(self.net.trained_on());
-        net.set_test_accuracy(accuracy);
+        net.set_test_result(&accuracy)?;
         Ok((net, accuracy))
     }
 
@@ -219,6 +220,29 @@ impl ClassifierTask {
 /// The t10k images file of an IDX folder, if there is one.
 fn idx_test_split(dir: &Path) -> Option<PathBuf> {
     ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"].iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
+/// A labelled test set to measure a trained classifier on (`gannet classifier --measure`):
+/// `test` when given, else the t10k split of the IDX folder `data`; images loaded at
+/// `resolution`. Also says where the images came from. Training images are refused as a test
+/// set: accuracy on them says little.
+pub fn load_test_set(data: Option<&str>, test: Option<&str>, resolution: usize) -> crate::Result<(Dataset, String)> {
+    let opts = LoadOptions::new(resolution, Channels::Auto);
+    let path = match (test, data) {
+        (Some(t), _) => return Ok((data::load(&DataSource::parse(t)?, &opts)?, t.to_string())),
+        (None, Some(d)) => idx_test_split(Path::new(d))
+            .ok_or_else(|| crate::Error::Config(format!("{d} has no t10k test split: give the labelled test images with --test-data (data.test)")))?,
+        (None, None) => {
+            return Err(crate::Error::Config(
+                "measuring a classifier needs labelled test images: give --test-data (or --data IDX-FOLDER with a t10k split)".into(),
+            ))
+        }
+    };
+    let set = data::load(&DataSource::Path(path.clone()), &opts)?;
+    if set.labels().is_none() {
+        return Err(crate::Error::data(set.source(), "has no labels (an IDX images file needs its labels file beside it)"));
+    }
+    Ok((set, path.display().to_string()))
 }
 
 /// Training and test sets, and where the test set came from: `data.test`, else the t10k split

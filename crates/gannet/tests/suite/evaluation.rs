@@ -44,6 +44,8 @@ fn classifier_learns_digits_and_round_trips_through_a_file() {
     let mut trainer = ClassifierTrainer::new(cfg).unwrap();
     trainer.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
     let (net, acc) = trainer.task().export().unwrap();
+    let acc_per_class = acc.clone();
+    let acc = acc.overall();
     let losses: Vec<f64> =
         std::fs::read_to_string(trainer.run_dir().metrics_csv()).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     assert_eq!(losses.len(), 150, "a row per step");
@@ -58,6 +60,11 @@ fn classifier_learns_digits_and_round_trips_through_a_file() {
     net.save(&file).unwrap();
     let back = Classifier::load(&file, &Device::Cpu).unwrap();
     assert_eq!(back.test_accuracy(), Some((acc * 1e6).round() / 1e6));
+    let per_class: Vec<f64> = acc_per_class.accuracy.iter().map(|a| (a * 1e6).round() / 1e6).collect();
+    assert_eq!(back.test_class_accuracy(), Some(per_class.as_slice()));
+    // Measured on the held-out tenth of the 10,000 digits, every class counted.
+    assert_eq!(acc_per_class.counts.iter().sum::<usize>(), 1000);
+    assert_eq!(net.class_accuracy(&digits().subset(&[0, 1, 2])).unwrap().counts.iter().sum::<usize>(), 3);
     assert_eq!(back.class_names(), net.class_names());
     assert_eq!(back.weights_hash().unwrap(), net.weights_hash().unwrap());
     let x = images01(&test, &(0..50).collect::<Vec<_>>());
@@ -77,6 +84,12 @@ fn builtin_classifiers_are_accurate_on_the_test_splits() {
     let acc = mnist.accuracy(&test_split("mnist", 2000)).unwrap();
     assert!(acc > 0.985, "MNIST accuracy {acc}");
     assert!(mnist.test_accuracy().unwrap() >= 0.993, "{:?}", mnist.test_accuracy());
+    // Its per-class record (t10k, `gannet classifier --measure`) averages, weighted by the
+    // t10k class counts, to the overall accuracy.
+    let t10k_counts = [980.0, 1135.0, 1032.0, 1010.0, 982.0, 892.0, 958.0, 1028.0, 974.0, 1009.0];
+    let per_class = mnist.test_class_accuracy().expect("per-class accuracy recorded");
+    let weighted: f64 = per_class.iter().zip(t10k_counts).map(|(a, n)| a * n).sum::<f64>() / 10_000.0;
+    assert!((weighted - mnist.test_accuracy().unwrap()).abs() < 1e-5, "{weighted} vs {:?}", mnist.test_accuracy());
     let fashion = Classifier::builtin("fashion-mnist", &Device::Cpu).unwrap();
     let acc = fashion.accuracy(&test_split("fashion-mnist", 2000)).unwrap();
     assert!(acc > 0.90, "Fashion-MNIST accuracy {acc}");
@@ -229,6 +242,12 @@ fn class_accuracy_of_a_conditional_generator() {
     assert_eq!(r.classes.as_ref().unwrap().covered, 10);
     assert_eq!(r.scalars(Metric::Cacc)[0], ("cacc_min", acc.min()));
     assert!(r.table().contains("class accuracy"), "{}", r.table());
+    // The built-in classifier's accuracy on real test digits of each class stands beside, and
+    // every digit is certified (>= 90% right on real images).
+    let real = acc.real_accuracy.as_ref().expect("the built-in MNIST classifier records its per-class accuracy");
+    assert!(real.len() == 10 && real.iter().all(|&a| a > 0.98), "{real:?}");
+    assert_eq!(acc.min_certified(), Some((acc.min(), 10)));
+    assert!(r.table().contains("classifier on real test images") && r.table().contains("certified cacc"), "{}", r.table());
 
     let bad = DigitLookup { by_class, data: d.clone(), obey: false };
     let acc = ev.evaluate_generator(&bad, &mut Notes::default()).unwrap().class_accuracy.unwrap();
