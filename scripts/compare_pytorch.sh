@@ -7,7 +7,10 @@
 #
 # Rows (`gannet bench --help`): train64 and gen64 against scripts/pytorch_dcgan_bench.py
 # (DCGAN-64, nz 100, 64 channels; train32 has no twin yet); pix2pix, cyclegan and superres (one train step of the
-# *-emoji preset) against scripts/pytorch_i2i_bench.py reading the same preset file.
+# *-emoji preset) against scripts/pytorch_i2i_bench.py reading the same preset file; fid (Inception
+# features of 50 RGB 64x64 images) against scripts/pytorch_fid_bench.py (pytorch-fid's network,
+# needs `pip install pytorch-fid` and GANNET_MODELS). The GAN preset rows (sngan, biggan,
+# stylegan2, progan) have no twins.
 #
 # Needs: target/release/gannet (cargo build --release -p gannet-cli) and python3 with torch.
 # Thread counts: PyTorch uses --threads $THREADS (default 2); gannet uses rayon's default (all
@@ -28,7 +31,8 @@ twin() {
     pix2pix|cyclegan|superres)
       python3 -W ignore scripts/pytorch_i2i_bench.py --task "$1" --preset "crates/gannet/presets/i2i/$1-emoji.toml" \
         --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
-    *) echo "unknown row '$1'" >&2; exit 2 ;;
+    fid) python3 -W ignore scripts/pytorch_fid_bench.py --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
+    *) echo "unknown row '$1' (rows with twins: train64, gen64, pix2pix, cyclegan, superres, fid)" >&2; exit 2 ;;
   esac
 }
 
@@ -44,7 +48,7 @@ python3 - "$out" "$ROUNDS" "$ROWS" <<'PY'
 import json, statistics, sys
 d, n, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 # Which field of the twin's JSON holds the row's img/s.
-torch_key = {"train64": "train_img_per_s", "gen64": "gen_img_per_s"}
+torch_key = {"train64": "train_img_per_s", "gen64": "gen_img_per_s", "fid": "fid_img_per_s"}
 med = statistics.median
 g = t = None
 for row in rows:

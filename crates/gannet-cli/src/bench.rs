@@ -1,23 +1,32 @@
-//! Throughput benchmarks (`gannet bench`): DCGAN train steps and generation on synthetic data.
+//! Throughput benchmarks (`gannet bench`): one training step of every architecture, generation
+//! and FID feature extraction, on synthetic data.
 //!
 //! - `train64` / `train32`: one training step at batch 64 — one D update (real + fake) and one G
 //!   update — exactly [`gannet::train::GanState::step`], the code [`gannet::train::Trainer`]
 //!   runs, with Adam and the non-saturating loss (the DCGAN recipe, no EMA or penalty). Data are random images, which
 //!   does not change the work done.
 //! - `gen64`: a 64x64 generator forward pass at batch 256 in eval mode.
+//! - `sngan`, `biggan`, `stylegan2`, `progan`: one training step of that GAN preset
+//!   (`gannet train --preset NAME-fashion`: its networks, loss, penalties, batch, resolution and
+//!   EMA), exactly `GanState::step`, at the last steps of the preset's schedule (ProGAN fully
+//!   grown), on random images and labels.
 //! - `pix2pix`, `cyclegan`, `superres`: one training step of that image-to-image preset
 //!   (`gannet train-i2i --preset NAME-emoji`, its networks, batch and resolution), exactly
 //!   [`gannet::train::i2i::I2iState::step`], on random images.
+//! - `fid`: pool3 features of 50 RGB 64x64 images with the FID Inception network (pytorch-fid's
+//!   batch; the images are resized to 299x299 as in every FID).
 //!
-//! Reported: the median over `reps` timed repetitions (after `warmup` untimed ones), images/s,
+//! Reported: the median over `reps` timed repetitions (after `warmup` untimed ones), their mean
+//! (lazy penalties run every few steps: the mean includes their share), images/s of the median,
 //! achieved GFLOP/s and the peak resident memory.
 //!
-//! DCGAN FLOPs are counted analytically from the convolution shapes (the image-to-image rows count
-//! the convolutions' MACs as they run, [`gannet::ops::conv_macs`], times 3 for the backward): a forward pass is 2 x MACs; a
-//! network pass that is back-propagated counts 3 x its forward FLOPs (forward, input gradient,
-//! weight gradient). A train step has one G forward + backward (3 G) and three D passes with
-//! backward (real, detached fake, fake for G's loss: 9 D). BatchNorm, activations and Adam are not
-//! counted (they are a few percent of the FLOPs).
+//! DCGAN FLOPs are counted analytically from the convolution shapes; the other rows count the
+//! convolutions' multiply-accumulates as they run ([`gannet::ops::conv_macs`]). A forward pass is
+//! 2 x MACs; a network pass that is back-propagated counts 3 x its forward FLOPs (forward, input
+//! gradient, weight gradient), which the counted rows apply to every pass (the second-order passes
+//! of penalties and the dense layers are not counted). A DCGAN train step has one G forward +
+//! backward (3 G) and three D passes with backward (real, detached fake, fake for G's loss: 9 D).
+//! BatchNorm, activations and Adam are not counted (they are a few percent of the FLOPs).
 
 use gannet::candle_core::{self, Device, Tensor};
 use gannet::loss::GanLoss;
@@ -26,64 +35,71 @@ use gannet::models::{ImageShape, ModelConfig};
 use gannet::nn::Mode;
 use gannet::rng::{self, Stream};
 use gannet::train::{GanState, RealBatch, TrainConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// What to time.
+/// What a benchmark times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    Train64,
-    Train32,
-    Gen64,
-    Pix2pix,
-    Cyclegan,
-    Superres,
+enum Work {
+    /// The fixed DCGAN's train step at this resolution.
+    DcganTrain(usize),
+    /// The fixed DCGAN's 64x64 generator in eval mode.
+    DcganGenerate,
+    /// A GAN preset's train step; its data's channels and classes (the presets name data on
+    /// disk, which the benchmark does not read).
+    GanPreset { preset: &'static str, channels: usize, classes: usize },
+    /// An image-to-image preset's train step.
+    I2iPreset(&'static str),
+    /// FID Inception features.
+    FidFeatures,
+}
+
+/// One benchmark: its name on the command line and what it times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    name: &'static str,
+    work: Work,
+}
+
+const fn gan(name: &'static str, preset: &'static str) -> Workload {
+    // Every GAN preset trains on Fashion-MNIST: grey, 10 classes.
+    Workload { name, work: Work::GanPreset { preset, channels: 1, classes: 10 } }
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [Workload::Train64, Workload::Train32, Workload::Gen64, Workload::Pix2pix, Workload::Cyclegan, Workload::Superres];
+    pub const ALL: [Workload; 11] = [
+        Workload { name: "train64", work: Work::DcganTrain(64) },
+        Workload { name: "train32", work: Work::DcganTrain(32) },
+        Workload { name: "gen64", work: Work::DcganGenerate },
+        gan("sngan", "sngan-fashion"),
+        gan("biggan", "biggan-fashion"),
+        gan("stylegan2", "stylegan2-fashion"),
+        gan("progan", "progan-fashion"),
+        Workload { name: "pix2pix", work: Work::I2iPreset("pix2pix-emoji") },
+        Workload { name: "cyclegan", work: Work::I2iPreset("cyclegan-emoji") },
+        Workload { name: "superres", work: Work::I2iPreset("superres-emoji") },
+        Workload { name: "fid", work: Work::FidFeatures },
+    ];
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Workload::Train64 => "train64",
-            Workload::Train32 => "train32",
-            Workload::Gen64 => "gen64",
-            Workload::Pix2pix => "pix2pix",
-            Workload::Cyclegan => "cyclegan",
-            Workload::Superres => "superres",
-        }
+        self.name
     }
 
     pub fn parse(s: &str) -> gannet::Result<Self> {
-        Self::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|w| w.name()).collect();
+        Self::ALL.into_iter().find(|w| w.name == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|w| w.name).collect();
             gannet::Error::Config(format!("unknown benchmark '{s}': choose from {}", names.join(", ")))
         })
     }
 
-    /// The image-to-image preset a workload times, if it is one.
-    fn i2i_preset(&self) -> Option<&'static str> {
-        match self {
-            Workload::Pix2pix => Some("pix2pix-emoji"),
-            Workload::Cyclegan => Some("cyclegan-emoji"),
-            Workload::Superres => Some("superres-emoji"),
-            _ => None,
-        }
-    }
-
-    fn resolution(&self) -> usize {
-        match self {
-            Workload::Train32 => 32,
-            _ => 64,
-        }
-    }
-
-    /// Batch 64 for training, 256 for generation.
-    pub fn batch(&self) -> usize {
-        match self {
-            Workload::Gen64 => 256,
-            _ => 64,
-        }
+    /// Whether the step differentiates a gradient (R1, gradient penalty, path length): such rows
+    /// need `CANDLE_GRAD_DO_NOT_DETACH` set before the process's first backward pass, which
+    /// slows the others ([`gannet::autodiff`]).
+    pub fn needs_second_order(&self) -> gannet::Result<bool> {
+        Ok(match self.work {
+            Work::GanPreset { preset, .. } => gannet::train::presets::find(preset)?.config()?.needs_second_order(),
+            _ => false,
+        })
     }
 }
 
@@ -101,7 +117,7 @@ impl Default for BenchOptions {
 }
 
 /// One benchmark's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResult {
     pub name: String,
     pub batch: usize,
@@ -110,6 +126,8 @@ pub struct BenchResult {
     /// Seconds per repetition (one train step, or one generation batch), in order.
     pub times_s: Vec<f64>,
     pub median_s: f64,
+    /// Mean seconds per repetition: includes lazy penalties that run every few steps.
+    pub mean_s: f64,
     pub img_per_s: f64,
     /// Analytic FLOPs of one repetition, in GFLOP.
     pub gflop: f64,
@@ -185,66 +203,151 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
     if opts.reps == 0 {
         return Err(gannet::Error::Config("--reps must be at least 1".into()));
     }
-    if let Some(preset) = w.i2i_preset() {
-        return run_i2i(w, preset, opts, device);
+    match w.work {
+        Work::DcganTrain(resolution) => run_dcgan_train(w, resolution, opts, device),
+        Work::DcganGenerate => run_dcgan_generate(w, opts, device),
+        Work::GanPreset { preset, channels, classes } => run_gan_preset(w, preset, channels, classes, opts, device),
+        Work::I2iPreset(preset) => run_i2i(w, preset, opts, device),
+        Work::FidFeatures => run_fid(w, opts, device),
     }
+}
+
+/// Times `reps` calls of `once(i)` after `warmup` untimed ones; `once` returns its own duration
+/// (so that it can prepare inputs off the clock).
+fn timed(opts: &BenchOptions, mut once: impl FnMut(u64) -> gannet::Result<f64>) -> gannet::Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(opts.reps);
+    for i in 0..opts.warmup + opts.reps {
+        let dt = once(i as u64)?;
+        if i >= opts.warmup {
+            times.push(dt);
+        }
+    }
+    Ok(times)
+}
+
+fn run_dcgan_train(w: Workload, resolution: usize, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
     let cfg = dcgan();
-    let shape = ImageShape { channels: 3, resolution: w.resolution() };
+    let shape = ImageShape { channels: 3, resolution };
     let train_cfg =
         TrainConfig { seed: opts.seed, loss: GanLoss::NonSaturating, model: ModelConfig::Dcgan(cfg.clone()), ema_decay: 0.0, ..TrainConfig::default() };
     let mut state = GanState::new(&train_cfg, shape, device)?;
     let (g_macs, d_macs) = dcgan_macs(&cfg, shape);
-    let batch = w.batch();
+    let batch = 64;
     let peak_resettable = reset_peak_rss();
-    let mut times = Vec::with_capacity(opts.reps);
-    let gflop;
-    match w {
-        Workload::Train64 | Workload::Train32 => {
-            gflop = 2.0 * (3 * g_macs + 9 * d_macs) as f64 * batch as f64 / 1e9;
-            for i in 0..opts.warmup + opts.reps {
-                let step = i as u64;
-                // Data are drawn before the clock starts: the loader prepares batches in the
-                // background during training, so they are not part of a step's cost.
-                let mut r = rng::rng(opts.seed, Stream::Latent, step);
-                let images = rng::rand_uniform(&mut r, &[batch, 3, shape.resolution, shape.resolution], -1.0, 1.0, device)?;
-                let mut next = Some(RealBatch { images, labels: None });
-                let t = Instant::now();
-                let out = state.step(step, |_| next.take().ok_or_else(|| gannet::Error::Msg("one D step per G step".into())))?;
-                let dt = t.elapsed().as_secs_f64();
-                if !out.is_finite() {
-                    return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
-                }
-                if i >= opts.warmup {
-                    times.push(dt);
-                }
-            }
+    let times = timed(opts, |step| {
+        // Data are drawn before the clock starts: the loader prepares batches in the background
+        // during training, so they are not part of a step's cost.
+        let mut r = rng::rng(opts.seed, Stream::Latent, step);
+        let images = rng::rand_uniform(&mut r, &[batch, 3, resolution, resolution], -1.0, 1.0, device)?;
+        let mut next = Some(RealBatch { images, labels: None });
+        let t = Instant::now();
+        let out = state.step(step, |_| next.take().ok_or_else(|| gannet::Error::Msg("one D step per G step".into())))?;
+        let dt = t.elapsed().as_secs_f64();
+        if !out.is_finite() {
+            return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
         }
-        Workload::Gen64 => {
-            gflop = 2.0 * g_macs as f64 * batch as f64 / 1e9;
-            for i in 0..opts.warmup + opts.reps {
-                let mut r = rng::rng(opts.seed, Stream::Sample, i as u64);
-                let z = rng::randn(&mut r, &[batch, cfg.latent_dim], device)?;
-                let t = Instant::now();
-                let images = state.gan.gen.forward(&z, None, Mode::Eval)?;
-                sync(&images)?;
-                let dt = t.elapsed().as_secs_f64();
-                if i >= opts.warmup {
-                    times.push(dt);
-                }
-            }
-        }
-        Workload::Pix2pix | Workload::Cyclegan | Workload::Superres => unreachable!("image-to-image workloads are timed by run_i2i"),
-    }
+        Ok(dt)
+    })?;
+    let gflop = 2.0 * (3 * g_macs + 9 * d_macs) as f64 * batch as f64 / 1e9;
+    Ok(result(w, batch, resolution, times, gflop, peak_resettable))
+}
+
+fn run_dcgan_generate(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
+    let cfg = dcgan();
+    let shape = ImageShape { channels: 3, resolution: 64 };
+    let train_cfg = TrainConfig { seed: opts.seed, model: ModelConfig::Dcgan(cfg.clone()), ema_decay: 0.0, ..TrainConfig::default() };
+    let state = GanState::new(&train_cfg, shape, device)?;
+    let (g_macs, _) = dcgan_macs(&cfg, shape);
+    let batch = 256;
+    let peak_resettable = reset_peak_rss();
+    let times = timed(opts, |i| {
+        let mut r = rng::rng(opts.seed, Stream::Sample, i);
+        let z = rng::randn(&mut r, &[batch, cfg.latent_dim], device)?;
+        let t = Instant::now();
+        let images = state.gan.gen.forward(&z, None, Mode::Eval)?;
+        sync(&images)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    let gflop = 2.0 * g_macs as f64 * batch as f64 / 1e9;
     Ok(result(w, batch, shape.resolution, times, gflop, peak_resettable))
+}
+
+/// One training step of a GAN preset on random images (and labels), as `gannet train --preset`
+/// runs it, at the end of its schedule.
+fn run_gan_preset(w: Workload, preset: &str, channels: usize, classes: usize, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
+    let mut cfg = gannet::train::presets::find(preset)?.config()?;
+    cfg.seed = opts.seed;
+    let resolution = cfg.data.resolution.unwrap_or(28);
+    let shape = ImageShape { channels, resolution };
+    let classes = cfg.model.classes_for(classes)?;
+    let mut state = GanState::with_classes(&cfg, shape, classes, device)?;
+    let batch = cfg.schedule.batch_size;
+    // The schedule's last steps: fully grown (ProGAN), learning rates as they end.
+    let first = cfg.schedule.steps.saturating_sub((opts.warmup + opts.reps) as u64);
+    let peak_resettable = reset_peak_rss();
+    let mut macs = 0;
+    let times = timed(opts, |i| {
+        let step = first + i;
+        let batches: Vec<RealBatch> = (0..cfg.schedule.d_steps_per_g)
+            .map(|j| random_batch(opts.seed, step * 64 + j as u64, batch, shape, classes, device))
+            .collect::<gannet::Result<_>>()?;
+        let mut batches = batches.into_iter();
+        let before = gannet::ops::conv_macs();
+        let t = Instant::now();
+        let out = state.step(step, |_| batches.next().ok_or_else(|| gannet::Error::Msg("more D steps than batches drawn".into())))?;
+        let dt = t.elapsed().as_secs_f64();
+        macs = gannet::ops::conv_macs() - before;
+        if !out.is_finite() {
+            return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
+        }
+        Ok(dt)
+    })?;
+    // Every pass of the step is back-propagated: forward, input and weight gradients.
+    let gflop = 2.0 * 3.0 * macs as f64 / 1e9;
+    Ok(result(w, batch, resolution, times, gflop, peak_resettable))
+}
+
+/// Random images in [-1, 1] and, for `classes` > 0, random labels.
+fn random_batch(seed: u64, index: u64, batch: usize, shape: ImageShape, classes: usize, device: &Device) -> gannet::Result<RealBatch> {
+    let mut r = rng::rng(seed, Stream::Shuffle, index);
+    let images = rng::rand_uniform(&mut r, &[batch, shape.channels, shape.resolution, shape.resolution], -1.0, 1.0, device)?;
+    let labels = if classes > 0 {
+        let l = rng::rand_uniform(&mut r, &[batch], 0.0, classes as f32, device)?.floor()?.clamp(0.0, (classes - 1) as f32)?;
+        Some(l.to_dtype(candle_core::DType::U32)?)
+    } else {
+        None
+    };
+    Ok(RealBatch { images, labels })
+}
+
+/// pool3 features of 50 random RGB 64x64 images, as `gannet eval` embeds generated images.
+fn run_fid(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
+    let inception = gannet::metrics::FidInception::load_default(device)?;
+    let (batch, resolution) = (50, 64);
+    let peak_resettable = reset_peak_rss();
+    let mut macs = 0;
+    let times = timed(opts, |i| {
+        let mut r = rng::rng(opts.seed, Stream::Sample, i);
+        let images = rng::rand_uniform(&mut r, &[batch, 3, resolution, resolution], 0.0, 1.0, device)?;
+        let before = gannet::ops::conv_macs();
+        let t = Instant::now();
+        let f = inception.features(&images)?;
+        sync(&f)?;
+        let dt = t.elapsed().as_secs_f64();
+        macs = gannet::ops::conv_macs() - before;
+        Ok(dt)
+    })?;
+    Ok(result(w, batch, resolution, times, 2.0 * macs as f64 / 1e9, peak_resettable))
 }
 
 fn result(w: Workload, batch: usize, resolution: usize, times: Vec<f64>, gflop: f64, peak_rss_per_bench: bool) -> BenchResult {
     let med = median(&times);
     BenchResult {
-        name: w.name().to_string(),
+        name: w.name.to_string(),
         batch,
         resolution,
         reps: times.len(),
+        mean_s: times.iter().sum::<f64>() / times.len().max(1) as f64,
         times_s: times,
         median_s: med,
         img_per_s: batch as f64 / med,
@@ -265,9 +368,8 @@ fn run_i2i(w: Workload, preset: &str, opts: &BenchOptions, device: &Device) -> g
     let (batch, res) = (cfg.schedule.batch_size, cfg.data.resolution);
     let mut state = I2iState::new(&cfg, 3, device)?;
     let peak_resettable = reset_peak_rss();
-    let (mut times, mut macs) = (Vec::with_capacity(opts.reps), 0);
-    for i in 0..opts.warmup + opts.reps {
-        let step = i as u64;
+    let mut macs = 0;
+    let times = timed(opts, |step| {
         let mut r = rng::rng(opts.seed, Stream::Latent, step);
         let a = rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?;
         let b = if cfg.task == Task::Superres { None } else { Some(rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?) };
@@ -279,10 +381,8 @@ fn run_i2i(w: Workload, preset: &str, opts: &BenchOptions, device: &Device) -> g
         if !out.d_loss.is_finite() {
             return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
         }
-        if i >= opts.warmup {
-            times.push(dt);
-        }
-    }
+        Ok(dt)
+    })?;
     // Every pass of these steps is back-propagated: forward, input and weight gradients.
     let gflop = 2.0 * 3.0 * macs as f64 / 1e9;
     Ok(result(w, batch, res, times, gflop, peak_resettable))

@@ -162,10 +162,21 @@ fn sample_no_ema_uses_the_trained_generator() {
 
 #[test]
 fn bench_reports_every_requested_workload_as_json() {
-    let o = gannet(&["bench", "--only", "train32", "--reps", "1", "--warmup", "0", "--json"]);
+    // A DCGAN row, a preset whose lazy R1 and path length need second-order gradients (timed in
+    // a child process beside the other rows) and the FID network's features.
+    let o = gannet(&["bench", "--only", "train32,stylegan2,fid", "--reps", "1", "--warmup", "0", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("\"train32\"") && out.contains("img_per_s") && !out.contains("gen64"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["train32", "fid", "stylegan2"], "{v}");
+    for r in v["results"].as_array().unwrap() {
+        assert!(r["img_per_s"].as_f64().unwrap() > 0.0 && r["gflop"].as_f64().unwrap() > 0.0 && r["mean_s"].as_f64().is_some(), "{r}");
+    }
+    let (sg2, fid) = (&v["results"][2], &v["results"][1]);
+    assert_eq!((sg2["batch"].as_u64(), sg2["resolution"].as_u64()), (Some(32), Some(32)), "the preset's batch and resolution: {sg2}");
+    // Inception-v3 at 299x299 is 5.7 GMAC per image.
+    let per_image = fid["gflop"].as_f64().unwrap() / 50.0;
+    assert!((11.0..12.0).contains(&per_image), "{per_image} GFLOP per image");
     let o = gannet(&["bench", "--only", "train128"]);
     assert!(!o.status.success() && stderr(&o).contains("train64") && stderr(&o).contains("cyclegan"), "{}", stderr(&o));
     // An image-to-image preset's step: its batch, the MACs counted as the step ran, the CPU named.
