@@ -3,14 +3,14 @@
 //!
 //! Differences from torchvision's Inception3 that pytorch-fid makes to match the TF graph, and
 //! that we reproduce: average pools in Mixed_5*/6b-e/7b exclude padding from the mean, and
-//! Mixed_7c's pool branch uses a 3x3 max pool. BatchNorm (eps 0.001, eval mode) is folded into
-//! each convolution at load time: y = conv(x, w*s) + (beta - mean*s), s = gamma/sqrt(var+eps).
+//! Mixed_7c's pool branch uses a 3x3 max pool. BatchNorm (eps 0.001, eval mode) becomes a
+//! per-channel scale and shift at load time, applied with the ReLU in one pass after each
+//! convolution: y = relu(conv(x, w) * s + (beta - mean*s)), s = gamma/sqrt(var+eps).
 
 use super::inception_weights::WeightsLookup;
 use super::pool::{avg_pool2d_exclude_pad, is_float, max_pool2d, resize_bilinear};
 use super::support::{cache_dir, Silent};
 use super::torch_legacy;
-use crate::ops::{conv2d, ConvSpec};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use std::collections::HashMap;
@@ -34,25 +34,20 @@ enum Pad {
     Valid,
 }
 
-/// BasicConv2d with BN folded in: conv (no bias) + BN + ReLU.
+/// BasicConv2d: conv (no bias) + BN + ReLU, the BN (eval mode) as a per-channel scale and shift
+/// applied with the ReLU in one pass.
 struct Unit {
     w: Tensor,
-    b: Tensor,
+    scale: Tensor,
+    shift: Tensor,
     stride: usize,
     pad: (usize, usize),
 }
 
 impl Unit {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (ph, pw) = self.pad;
-        // Kernels like 1x7 need per-axis padding, which ConvSpec (square) cannot express.
-        let y = if ph == pw {
-            conv2d(x, &self.w, ConvSpec::new(self.stride, ph))?
-        } else {
-            let xp = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
-            conv2d(&xp, &self.w, ConvSpec::new(self.stride, 0))?
-        };
-        Ok(y.broadcast_add(&self.b)?.relu()?)
+        let y = crate::ops::conv2d_padded(x, &self.w, self.stride, self.pad)?;
+        crate::ops::per_channel::affine_relu(&y, &self.scale, &self.shift, 0.0)
     }
 }
 
@@ -76,14 +71,16 @@ impl Weights {
         let mean = self.get(&format!("{name}.bn.running_mean"))?;
         let var = self.get(&format!("{name}.bn.running_var"))?;
         let (cout, _, kh, kw) = w.dims4().map_err(|e| Error::checkpoint(&self.path, format!("{name}.conv.weight: {e}")))?;
-        let s = gamma.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        let w = w.broadcast_mul(&s.reshape((cout, 1, 1, 1))?)?;
-        let b = (beta - mean.mul(&s)?)?.reshape((1, cout, 1, 1))?;
+        let scale = gamma.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+        let shift = (beta - mean.mul(&scale)?)?;
+        if scale.dims1()? != cout {
+            return Err(Error::checkpoint(&self.path, format!("{name}.bn has {} channels for {cout} filters", scale.dims1()?)));
+        }
         let pad = match pad {
             Pad::Same => (kh / 2, kw / 2),
             Pad::Valid => (0, 0),
         };
-        Ok(Unit { w, b, stride, pad })
+        Ok(Unit { w, scale, shift, stride, pad })
     }
 }
 

@@ -4,7 +4,82 @@
 //! pad never wins), zeros plus a per-position divisor for `count_include_pad=False` average
 //! pools (PyTorch divides by the number of real pixels under the window).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolKind {
+    Max,
+    /// The mean over the window's pixels inside the image (`count_include_pad=False`).
+    AvgExcludePad,
+}
+
+/// A square pooling window: padding is never read, which is what both PyTorch pools amount to
+/// (a max pool pads with -inf, this average pool leaves pads out of the count).
+#[derive(Debug, Clone, Copy)]
+struct Pool {
+    kind: PoolKind,
+    k: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Pool {
+    /// Output length over `len` pixels (floor mode), None when the window does not fit.
+    fn out(&self, len: usize) -> Option<usize> {
+        (len + 2 * self.padding).checked_sub(self.k).map(|r| r / self.stride + 1).filter(|_| self.stride > 0 && self.padding < self.k)
+    }
+
+    /// The input range under window `o` along one axis of `len` pixels.
+    fn window(&self, o: usize, len: usize) -> std::ops::Range<usize> {
+        let start = (o * self.stride).saturating_sub(self.padding);
+        start..(o * self.stride + self.k - self.padding).min(len)
+    }
+
+    /// One image plane [h, w] into `out` [oh, ow].
+    fn plane(&self, x: &[f32], (h, w): (usize, usize), out: &mut [f32], ow: usize) {
+        for (oh, row) in out.chunks_mut(ow).enumerate() {
+            let rows = self.window(oh, h);
+            for (oc, o) in row.iter_mut().enumerate() {
+                let cols = self.window(oc, w);
+                let taps = rows.clone().flat_map(|r| &x[r * w + cols.start..r * w + cols.end]);
+                *o = match self.kind {
+                    PoolKind::Max => taps.fold(f32::NEG_INFINITY, |m, &v| m.max(v)),
+                    PoolKind::AvgExcludePad => taps.sum::<f32>() / (rows.len() * cols.len()) as f32,
+                };
+            }
+        }
+    }
+}
+
+impl CustomOp1 for Pool {
+    fn name(&self) -> &'static str {
+        "gannet-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let (Some(oh), Some(ow)) = (self.out(h), self.out(w)) else { candle_core::bail!("{}: window {} does not fit {h}x{w}", self.name(), self.k) };
+        let x = crate::ops::cpu_slice::<f32>(s, l, self.name())?;
+        let mut y = vec![0f32; n * c * oh * ow];
+        y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(o, p)| self.plane(p, (h, w), o, ow));
+        Ok((CpuStorage::F32(y), (n, c, oh, ow).into()))
+    }
+}
+
+/// The pool on the CPU in one parallel pass over f32 images (no padded copy); None where the
+/// portable path below must run (other devices or dtypes). Forward only: the FID network is
+/// never differentiated.
+fn pool_cpu(x: &Tensor, pool: Pool) -> crate::Result<Option<Tensor>> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+        return Ok(None);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    if pool.out(h).is_none() || pool.out(w).is_none() {
+        return Err(crate::Error::Msg(format!("pool: a {}x{} window (padding {}) does not fit a {h}x{w} image", pool.k, pool.k, pool.padding)));
+    }
+    Ok(Some(x.detach().contiguous()?.apply_op1_no_bwd(&pool)?))
+}
 
 /// Pads the last two dims of an NCHW tensor by `p` on every side with `value`.
 fn pad_const(x: &Tensor, p: usize, value: f32) -> crate::Result<Tensor> {
@@ -20,12 +95,18 @@ fn pad_const(x: &Tensor, p: usize, value: f32) -> crate::Result<Tensor> {
 
 /// `F.max_pool2d(x, k, stride, padding)` (floor mode).
 pub fn max_pool2d(x: &Tensor, k: usize, stride: usize, padding: usize) -> crate::Result<Tensor> {
+    if let Some(y) = pool_cpu(x, Pool { kind: PoolKind::Max, k, stride, padding })? {
+        return Ok(y);
+    }
     let x = pad_const(x, padding, f32::NEG_INFINITY)?;
     Ok(x.max_pool2d_with_stride(k, stride)?)
 }
 
 /// `F.avg_pool2d(x, k, stride, padding, count_include_pad=False)` (floor mode).
 pub fn avg_pool2d_exclude_pad(x: &Tensor, k: usize, stride: usize, padding: usize) -> crate::Result<Tensor> {
+    if let Some(y) = pool_cpu(x, Pool { kind: PoolKind::AvgExcludePad, k, stride, padding })? {
+        return Ok(y);
+    }
     let (_, _, h, w) = x.dims4()?;
     let avg = pad_const(x, padding, 0.0)?.avg_pool2d_with_stride(k, stride)?;
     if padding == 0 {

@@ -15,7 +15,9 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-/// Geometry of one convolution, seen from the image side and the column side.
+/// Geometry of one convolution, seen from the image side and the column side. Kernels and
+/// padding may differ per axis (Inception's 1x7 and 7x1 convolutions); stride and dilation are the
+/// same on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geom {
     pub n: usize,
@@ -23,9 +25,13 @@ pub struct Geom {
     /// Image height and width.
     pub h: usize,
     pub w: usize,
-    pub k: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
     pub stride: usize,
-    pub pad: usize,
+    /// Zero padding above and below, left and right.
+    pub ph: usize,
+    pub pw: usize,
     pub dil: usize,
     /// Convolution output height and width (the column side). Stored rather than derived because
     /// a transposed convolution's output padding makes the image larger than the formula implies.
@@ -39,7 +45,7 @@ impl Geom {
     pub fn new(n: usize, c: usize, image: (usize, usize), k: usize, spec: super::ConvSpec, out: (usize, usize)) -> Self {
         let (h, w) = image;
         let (ho, wo) = out;
-        Self { n, c, h, w, k, stride: spec.stride, pad: spec.padding, dil: spec.dilation, ho, wo }
+        Self { n, c, h, w, kh: k, kw: k, stride: spec.stride, ph: spec.padding, pw: spec.padding, dil: spec.dilation, ho, wo }
     }
 
     /// Output size of a convolution over `len` pixels, or None when the kernel does not fit.
@@ -49,7 +55,7 @@ impl Geom {
     }
 
     fn rows(&self) -> usize {
-        self.c * self.k * self.k
+        self.c * self.kh * self.kw
     }
 
     fn cols(&self) -> usize {
@@ -64,21 +70,27 @@ impl Geom {
         (self.n, self.c, self.h, self.w).into()
     }
 
-    /// Image row read by output row `o` at tap `t`, if inside the image.
+    /// Image row read by output row `o` at kernel row `t`, if inside the image.
     #[inline]
-    fn src(&self, o: usize, t: usize, len: usize) -> Option<usize> {
-        (o * self.stride + t * self.dil).checked_sub(self.pad).filter(|&i| i < len)
+    fn src_row(&self, o: usize, t: usize) -> Option<usize> {
+        (o * self.stride + t * self.dil).checked_sub(self.ph).filter(|&i| i < self.h)
     }
 
-    /// Range of output columns `ow` whose input column for tap `t` lies inside the image, so the
-    /// inner loops need no bounds tests.
+    /// Range of output columns `ow` whose input column for kernel column `t` lies inside the
+    /// image, so the inner loops need no bounds tests.
     fn valid_cols(&self, t: usize) -> (usize, usize) {
         let off = t * self.dil;
         // ow * stride + off >= pad
-        let lo = if off >= self.pad { 0 } else { (self.pad - off).div_ceil(self.stride) };
+        let lo = if off >= self.pw { 0 } else { (self.pw - off).div_ceil(self.stride) };
         // ow * stride + off - pad <= w - 1
-        let hi = if self.w + self.pad > off { (self.w + self.pad - off - 1) / self.stride + 1 } else { 0 };
+        let hi = if self.w + self.pw > off { (self.w + self.pw - off - 1) / self.stride + 1 } else { 0 };
         (lo.min(self.wo), hi.min(self.wo).max(lo.min(self.wo)))
+    }
+
+    /// Column-matrix row of channel `c`, kernel tap (`ki`, `kj`).
+    #[inline]
+    fn row(&self, c: usize, ki: usize, kj: usize) -> usize {
+        (c * self.kh + ki) * self.kw + kj
     }
 }
 
@@ -86,7 +98,7 @@ impl Geom {
     /// The up/down-sampling layer of DCGAN-style networks: kernel 4, stride 2, padding 1, image
     /// exactly twice the column side.
     fn is_k4_s2_p1(&self) -> bool {
-        (self.k, self.stride, self.pad, self.dil) == (4, 2, 1, 1) && self.h == 2 * self.ho && self.w == 2 * self.wo
+        (self.kh, self.kw, self.stride, self.ph, self.pw, self.dil) == (4, 4, 2, 1, 1, 1) && self.h == 2 * self.ho && self.w == 2 * self.wo
     }
 }
 
@@ -101,7 +113,7 @@ fn fold_k4_s2_p1<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     out.par_chunks_mut(plane).enumerate().for_each(|(p, dst_plane)| {
         let (n, c) = (p / g.c, p % g.c);
         let (mut even, mut odd) = (vec![T::zero(); wo], vec![T::zero(); wo]);
-        let src = |ki: usize, kj: usize, oh: usize| &cols[((c * 4 + ki) * 4 + kj) * ncols + n * l + oh * wo..][..wo];
+        let src = |ki: usize, kj: usize, oh: usize| &cols[g.row(c, ki, kj) * ncols + n * l + oh * wo..][..wo];
         for (ih, dst) in dst_plane.chunks_mut(g.w).enumerate() {
             let m = ih / 2;
             // (tap row, column row) pairs reading image row ih.
@@ -138,16 +150,16 @@ fn unfold_kernel<T: WithDType>(g: &Geom, img: &[T]) -> Vec<T> {
     let (l, plane) = (g.ho * g.wo, g.h * g.w);
     let mut out = vec![T::zero(); g.rows() * g.cols()];
     out.par_chunks_mut(g.cols()).enumerate().for_each(|(r, row)| {
-        let (c, ki, kj) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
+        let (c, ki, kj) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let (lo, hi) = g.valid_cols(kj);
         if lo == hi {
             return; // this tap reads only padding: the row stays zero
         }
-        let iw0 = lo * g.stride + kj * g.dil - g.pad;
+        let iw0 = lo * g.stride + kj * g.dil - g.pw;
         for n in 0..g.n {
             let src_plane = &img[(n * g.c + c) * plane..][..plane];
             for oh in 0..g.ho {
-                let Some(ih) = g.src(oh, ki, g.h) else {
+                let Some(ih) = g.src_row(oh, ki) else {
                     continue;
                 };
                 let src = &src_plane[ih * g.w..][..g.w];
@@ -177,17 +189,16 @@ fn fold_kernel<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); g.n * g.c * plane];
     out.par_chunks_mut(plane).enumerate().for_each(|(p, dst_plane)| {
         let (n, c) = (p / g.c, p % g.c);
-        for ki in 0..g.k {
-            for kj in 0..g.k {
-                let r = (c * g.k + ki) * g.k + kj;
-                let src_row = &cols[r * ncols + n * l..][..l];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let src_row = &cols[g.row(c, ki, kj) * ncols + n * l..][..l];
                 let (lo, hi) = g.valid_cols(kj);
                 if lo == hi {
                     continue;
                 }
-                let iw0 = lo * g.stride + kj * g.dil - g.pad;
+                let iw0 = lo * g.stride + kj * g.dil - g.pw;
                 for oh in 0..g.ho {
-                    let Some(ih) = g.src(oh, ki, g.h) else {
+                    let Some(ih) = g.src_row(oh, ki) else {
                         continue;
                     };
                     let dst = &mut dst_plane[ih * g.w..][..g.w];
@@ -265,13 +276,13 @@ fn check_dtype(t: &Tensor, op: &str) -> Result<()> {
     }
 }
 
-/// im2col: image `[N, C, H, W]` -> columns `[C*k*k, N*Ho*Wo]`. CPU only.
+/// im2col: image `[N, C, H, W]` -> columns `[C*kh*kw, N*Ho*Wo]`. CPU only.
 pub fn unfold(img: &Tensor, g: Geom) -> Result<Tensor> {
     check_dtype(img, "unfold")?;
     img.contiguous()?.apply_op1(Unfold(g))
 }
 
-/// col2im, the adjoint of [`unfold`]: columns `[C*k*k, N*Ho*Wo]` -> image `[N, C, H, W]`,
+/// col2im, the adjoint of [`unfold`]: columns `[C*kh*kw, N*Ho*Wo]` -> image `[N, C, H, W]`,
 /// overlapping taps summed. CPU only.
 pub fn fold(cols: &Tensor, g: Geom) -> Result<Tensor> {
     check_dtype(cols, "fold")?;

@@ -120,10 +120,38 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
         let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
         return im2col_transpose(x, &flipped, ConvSpec::new(1, k - 1 - s.padding));
     }
-    let g = Geom::new(n, cin, (h, wd), k, s, (ho, wo));
+    im2col_conv(x, w, Geom::new(n, cin, (h, wd), k, s, (ho, wo)))
+}
+
+/// [`conv2d`]'s CPU kernel: `W[Cout, Cin*kh*kw] @ unfold(x)`, then `[Cout, N, ..]` to NCHW.
+fn im2col_conv(x: &Tensor, w: &Tensor, g: Geom) -> crate::Result<Tensor> {
+    let cout = w.dim(0)?;
     let cols = unfold(x, g)?;
-    let y = w.reshape((cout, cin * k * k))?.matmul(&cols)?;
-    Ok(y.reshape((cout, n, ho, wo))?.permute((1, 0, 2, 3))?.contiguous()?)
+    let y = w.reshape((cout, g.c * g.kh * g.kw))?.matmul(&cols)?;
+    Ok(y.reshape((cout, g.n, g.ho, g.wo))?.permute((1, 0, 2, 3))?.contiguous()?)
+}
+
+/// A convolution with a rectangular kernel (w [Cout, Cin, kh, kw]) and zero padding `pad` =
+/// (rows, columns) on each side, stride `stride` and no dilation: Inception's 1x7 and 7x1
+/// convolutions. The same im2col kernels as [`conv2d`], so no padded copy of `x` is made.
+pub fn conv2d_padded(x: &Tensor, w: &Tensor, stride: usize, pad: (usize, usize)) -> crate::Result<Tensor> {
+    let (n, cin, h, wd) = x.dims4()?;
+    let (_, cin_w, kh, kw) = w.dims4()?;
+    if cin != cin_w {
+        return Err(bad(format!("conv2d: input has {cin} channels, weight expects {cin_w}")));
+    }
+    if !cpu_float(x) {
+        let xp = x.pad_with_zeros(2, pad.0, pad.0)?.pad_with_zeros(3, pad.1, pad.1)?;
+        let y = xp.conv2d(w, 0, stride, 1, 1)?;
+        count_macs(y.dim(0)? * y.dim(2)? * y.dim(3)?, w);
+        return Ok(y);
+    }
+    let (Some(ho), Some(wo)) = (Geom::conv_out(h, kh, stride, pad.0, 1), Geom::conv_out(wd, kw, stride, pad.1, 1)) else {
+        return Err(bad(format!("conv2d: kernel {kh}x{kw} larger than padded {h}x{wd} input")));
+    };
+    count_macs(n * ho * wo, w);
+    let g = Geom { n, c: cin, h, w: wd, kh, kw, stride, ph: pad.0, pw: pad.1, dil: 1, ho, wo };
+    im2col_conv(x, w, g)
 }
 
 /// Whether a stride-1 convolution is cheaper as its adjoint form: fewer output than input

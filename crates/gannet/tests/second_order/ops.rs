@@ -40,10 +40,16 @@ struct Naive {
 /// Naive conv2d. Every (output, tap) pair is one multiply-add; gradients of sum(y*r) by the same
 /// loops. `r` is filled lazily: the caller passes a seed and the output size comes from here.
 fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], s: ConvSpec, rseed: u64) -> Naive {
+    naive_conv_rect(x, xd, w, wd, s.stride, (s.padding, s.padding), s.dilation, rseed)
+}
+
+/// [`naive_conv`] with a kernel of any height and width and padding per axis (rows, columns).
+#[allow(clippy::too_many_arguments)]
+fn naive_conv_rect(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], stride: usize, pad: (usize, usize), dil: usize, rseed: u64) -> Naive {
     let [n, ci, h, wi] = xd;
-    let [co, _, k, _] = wd;
-    let ho = (h + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
-    let wo = (wi + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
+    let [co, _, kh, kw] = wd;
+    let ho = (h + 2 * pad.0 - dil * (kh - 1) - 1) / stride + 1;
+    let wo = (wi + 2 * pad.1 - dil * (kw - 1) - 1) / stride + 1;
     let ydims = [n, co, ho, wo];
     let r = vals(n * co * ho * wo, rseed);
     let (mut y, mut dx, mut dw) = (vec![0.0; r.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
@@ -53,15 +59,15 @@ fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], s: ConvSpec,
                 for ow in 0..wo {
                     let yi = ((b * co + o) * ho + oh) * wo + ow;
                     for c in 0..ci {
-                        for ki in 0..k {
-                            for kj in 0..k {
-                                let ih = (oh * s.stride + ki * s.dilation) as isize - s.padding as isize;
-                                let iw = (ow * s.stride + kj * s.dilation) as isize - s.padding as isize;
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let ih = (oh * stride + ki * dil) as isize - pad.0 as isize;
+                                let iw = (ow * stride + kj * dil) as isize - pad.1 as isize;
                                 if ih < 0 || iw < 0 || ih >= h as isize || iw >= wi as isize {
                                     continue;
                                 }
                                 let xi = ((b * ci + c) * h + ih as usize) * wi + iw as usize;
-                                let wj = ((o * ci + c) * k + ki) * k + kj;
+                                let wj = ((o * ci + c) * kh + ki) * kw + kj;
                                 y[yi] += x[xi] * w[wj];
                                 dx[xi] += w[wj] * r[yi];
                                 dw[wj] += x[xi] * r[yi];
@@ -136,12 +142,17 @@ type NaiveFn = fn(&[f64], [usize; 4], &[f64], [usize; 4], ConvSpec, u64) -> Naiv
 
 /// Forward and both gradients of `op` vs the naive reference, in f32 and f64.
 fn check(op: OpFn, naive: NaiveFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) {
+    check_with(|x, w| op(x, w, s), |x, w| naive(x, xd, w, wd, s, 3), xd, wd, &format!("{s:?}"));
+}
+
+/// [`check`] for any op and reference (the reference draws its `r` from seed 3).
+fn check_with(op: impl Fn(&Tensor, &Tensor) -> gannet::Result<Tensor>, naive: impl Fn(&[f64], &[f64]) -> Naive, xd: [usize; 4], wd: [usize; 4], what: &str) {
     for (dt, tol) in [(DType::F32, 1e-4), (DType::F64, 1e-10)] {
         let x = Var::from_tensor(&tensor(xd, 1, dt)).unwrap();
         let w = Var::from_tensor(&tensor(wd, 2, dt)).unwrap();
-        let nv = naive(&to_vec(&x), xd, &to_vec(&w), wd, s, 3);
-        let y = op(&x, &w, s).unwrap();
-        let what = format!("{xd:?} {wd:?} {s:?} {dt:?}");
+        let nv = naive(&to_vec(&x), &to_vec(&w));
+        let y = op(&x, &w).unwrap();
+        let what = format!("{xd:?} {wd:?} {what} {dt:?}");
         assert_eq!(y.dims(), nv.ydims, "{what}: output shape");
         assert_close(&to_vec(&y), &nv.y, tol, &format!("y {what}"));
         let r = tensor(nv.ydims, 3, dt);
@@ -149,6 +160,32 @@ fn check(op: OpFn, naive: NaiveFn, xd: [usize; 4], wd: [usize; 4], s: ConvSpec) 
         assert_close(&to_vec(g.get(&x).unwrap()), &nv.dx, tol, &format!("dx {what}"));
         assert_close(&to_vec(g.get(&w).unwrap()), &nv.dw, tol, &format!("dw {what}"));
     }
+}
+
+/// Rectangular kernels with padding per axis (Inception's 1x7 / 7x1 and 1x3 / 3x1), odd sizes,
+/// stride 1 and 2, batch 1 and 2; a square case equals `conv2d`'s.
+#[test]
+fn conv2d_padded_matches_naive_with_rectangular_kernels() {
+    let cases = [
+        ([1, 3, 9, 8], [4, 3, 1, 7], 1, (0, 3)),
+        ([2, 5, 7, 9], [3, 5, 7, 1], 1, (3, 0)),
+        ([1, 4, 9, 9], [2, 4, 3, 1], 2, (1, 0)),
+        ([2, 3, 6, 5], [5, 3, 1, 3], 1, (0, 1)),
+        ([2, 3, 7, 6], [17, 3, 3, 3], 2, (1, 1)),
+        ([1, 6, 5, 4], [3, 6, 1, 1], 1, (0, 0)),
+    ];
+    for (xd, wd, stride, pad) in cases {
+        check_with(
+            |x, w| ops::conv2d_padded(x, w, stride, pad),
+            |x, w| naive_conv_rect(x, xd, w, wd, stride, pad, 1, 3),
+            xd,
+            wd,
+            &format!("stride {stride} pad {pad:?}"),
+        );
+    }
+    let (x, w) = (tensor([2, 3, 7, 6], 5, DType::F32), tensor([4, 3, 3, 3], 6, DType::F32));
+    let a = to_vec(&ops::conv2d_padded(&x, &w, 2, (1, 1)).unwrap());
+    assert_eq!(a, to_vec(&ops::conv2d(&x, &w, spec(2, 1, 0, 1)).unwrap()));
 }
 
 #[test]
@@ -220,7 +257,7 @@ fn matches_candle_builtins() {
 /// fold is the adjoint of unfold: <unfold(a), b> = <a, fold(b)>.
 #[test]
 fn fold_is_adjoint_of_unfold() {
-    let g = Geom { n: 2, c: 3, h: 7, w: 6, k: 3, stride: 2, pad: 1, dil: 2, ho: 3, wo: 3 };
+    let g = Geom { n: 2, c: 3, h: 7, w: 6, kh: 3, kw: 3, stride: 2, ph: 1, pw: 1, dil: 2, ho: 3, wo: 3 };
     let a = tensor([2, 3, 7, 6], 7, DType::F64);
     let b = Tensor::from_vec(vals(27 * 18, 8), (27, 18), &Device::Cpu).unwrap();
     let lhs = ops::unfold(&a, g).unwrap().mul(&b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();

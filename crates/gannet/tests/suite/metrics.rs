@@ -9,7 +9,7 @@
 //! calculate_frechet_distance (scipy sqrtm); the script's eigenvalue-based value agreed to 1e-6
 //! relative, so the constants below are pytorch-fid's.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use gannet::metrics::{self, fid, linalg, pool, FeatureStats, FidInception, KidOptions};
 use std::io::Read;
 use std::path::PathBuf;
@@ -198,6 +198,26 @@ fn avg_pool_excludes_padding_and_max_pool_pads_with_minus_infinity() {
     let neg = x.neg().unwrap();
     let m = pool::max_pool2d(&neg, 3, 1, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(m, vec![-1.0; 4]);
+}
+
+/// The parallel f32 pools against the portable path (padded copy + candle's pools), which f64
+/// images take, on odd sizes, strides and paddings.
+#[test]
+fn cpu_pools_match_the_portable_path() {
+    let x64 = Tensor::randn(0f64, 1.0, (2, 3, 7, 6), &Device::Cpu).unwrap();
+    let x32 = x64.to_dtype(DType::F32).unwrap();
+    for (k, stride, padding) in [(3, 1, 1), (3, 2, 0), (3, 2, 1), (2, 2, 0), (3, 1, 0)] {
+        type PoolFn = fn(&Tensor, usize, usize, usize) -> gannet::Result<Tensor>;
+        let pools: [(&str, PoolFn); 2] = [("max", pool::max_pool2d), ("avg", pool::avg_pool2d_exclude_pad)];
+        for (name, f) in pools {
+            let fast = f(&x32, k, stride, padding).unwrap();
+            let portable = f(&x64, k, stride, padding).unwrap();
+            assert_eq!(fast.dims(), portable.dims(), "{name} k{k} s{stride} p{padding}");
+            let d = (fast.to_dtype(DType::F64).unwrap() - portable).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(d < 1e-6, "{name} k{k} s{stride} p{padding}: {d}");
+        }
+    }
+    assert!(pool::max_pool2d(&x32, 9, 1, 0).is_err(), "a window larger than the image");
 }
 
 // ---- KID, precision/recall ----------------------------------------------------------------
