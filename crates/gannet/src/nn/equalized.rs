@@ -114,7 +114,7 @@ impl EqLinear {
 
     /// x [N, in] -> [N, out].
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
-        let y = x.matmul(&self.effective_weight()?.t()?)?;
+        let y = crate::ops::matmul(x, &self.effective_weight()?.t()?)?;
         Ok(match self.runtime_bias()? {
             Some(b) => y.broadcast_add(&b)?,
             None => y,

@@ -25,7 +25,7 @@ impl Linear {
 
     /// The layer with `weight` [out, in] in place of the stored one (e.g. spectrally normalised).
     pub fn forward_with(&self, x: &Tensor, weight: &Tensor) -> crate::Result<Tensor> {
-        let y = x.matmul(&weight.t()?)?;
+        let y = crate::ops::matmul(x, &weight.t()?)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(&live(b))?,
             None => y,

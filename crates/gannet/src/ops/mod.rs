@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub mod batch_norm;
 pub mod im2col;
 pub mod leaky_relu;
+pub mod matmul;
 pub mod per_channel;
 pub mod pixel_shuffle;
 pub mod resample;
 
 pub use im2col::{fold, unfold, Geom};
 pub use leaky_relu::{leaky_relu, relu};
+pub use matmul::matmul;
 pub use pixel_shuffle::{pixel_shuffle, pixel_unshuffle};
 pub use resample::{avg_pool2x, sum_pool2x, upsample2x};
 
@@ -127,7 +129,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
 fn im2col_conv(x: &Tensor, w: &Tensor, g: Geom) -> crate::Result<Tensor> {
     let cout = w.dim(0)?;
     let cols = unfold(x, g)?;
-    let y = w.reshape((cout, g.c * g.kh * g.kw))?.matmul(&cols)?;
+    let y = matmul(&w.reshape((cout, g.c * g.kh * g.kw))?, &cols)?;
     Ok(y.reshape((cout, g.n, g.ho, g.wo))?.permute((1, 0, 2, 3))?.contiguous()?)
 }
 
@@ -193,6 +195,6 @@ fn im2col_transpose(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor
     let g = Geom::new(n, cout, (hout, wout), k, s, (h, wd));
     // Channels first, then batch, so the whole batch is one GEMM operand.
     let xf = if n == 1 { x.reshape((cin, h * wd))? } else { x.transpose(0, 1)?.contiguous()?.reshape((cin, n * h * wd))? };
-    let cols = w.reshape((cin, cout * k * k))?.t()?.matmul(&xf)?;
+    let cols = matmul(&w.reshape((cin, cout * k * k))?.t()?, &xf)?;
     Ok(fold(&cols, g)?)
 }

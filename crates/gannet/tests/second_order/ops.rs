@@ -462,3 +462,34 @@ fn instance_norm_composite_matches_reference_and_is_twice_differentiable() {
     let at = |v: Vec<f64>| penalty(&Tensor::from_vec(v, 3, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap();
     assert_matches_fd(at, &s0, &ds, 1e-5, 0..3, "dP/ds");
 }
+
+/// `ops::matmul` with one operand tracked: the same product and the same gradient as candle's
+/// `matmul` (bit for bit), no gradient computed for the constant operand (candle's own computes
+/// and stores one), and the gradient is itself differentiable.
+#[test]
+fn one_sided_matmul_equals_candle_and_skips_the_constant_gradient() {
+    gannet::autodiff::enable_second_order();
+    let a = Var::from_tensor(&tensor([1, 1, 5, 7], 1, DType::F32).reshape((5, 7)).unwrap()).unwrap();
+    let b = tensor([1, 1, 7, 3], 2, DType::F32).reshape((7, 3)).unwrap();
+    let r = tensor([1, 1, 5, 3], 3, DType::F32).reshape((5, 3)).unwrap();
+    for (x, y, var_first) in [(a.as_tensor().clone(), b.clone(), true), (b.t().unwrap(), a.as_tensor().t().unwrap(), false)] {
+        let ours = ops::matmul(&x, &y).unwrap();
+        let theirs = x.matmul(&y).unwrap();
+        assert_eq!(to_vec(&ours), to_vec(&theirs));
+        let r = if var_first { r.clone() } else { r.t().unwrap() };
+        let g_ours = ours.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_theirs = theirs.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(to_vec(g_ours.get(&a).unwrap()), to_vec(g_theirs.get(&a).unwrap()));
+        let constant = if var_first { &y } else { &x };
+        assert!(g_ours.get(constant).is_none(), "no gradient for the constant operand");
+        assert!(g_theirs.get(constant).is_some(), "candle's matmul stores one (what the op saves)");
+    }
+    // Second order: d/da sum((a @ b)^2) = 2 (a b) b^T, whose sum's gradient is again linear in a.
+    let p = ops::matmul(a.as_tensor(), &b).unwrap().sqr().unwrap().sum_all().unwrap();
+    let ga = gannet::autodiff::grad_of(&p, a.as_tensor()).unwrap();
+    let gg = ga.sum_all().unwrap().backward().unwrap();
+    // d/da sum(2 a b b^T) = 2 * (row sums of b b^T) broadcast over a's rows.
+    let bbt = b.matmul(&b.t().unwrap()).unwrap().sum(1).unwrap();
+    let want: Vec<f64> = (0..5).flat_map(|_| to_vec(&bbt).into_iter().map(|v| 2.0 * v)).collect();
+    assert_close(&to_vec(gg.get(&a).unwrap()), &want, 1e-5, "second order through ops::matmul");
+}
