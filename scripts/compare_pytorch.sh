@@ -6,7 +6,7 @@
 #   scripts/compare_pytorch.sh [ROUNDS=3] [REPS=3] [ROWS=train64,gen64]
 #
 # Rows (`gannet bench --help`): train64 and gen64 against scripts/pytorch_dcgan_bench.py
-# (DCGAN-64, nz 100, 64 channels; train32 has no twin yet); pix2pix, cyclegan and superres (one train step of the
+# (DCGAN-64, nz 100, 64 channels), train32 against the same at --resolution 32; pix2pix, cyclegan and superres (one train step of the
 # *-emoji preset) against scripts/pytorch_i2i_bench.py reading the same preset file; fid (Inception
 # features of 50 RGB 64x64 images) against scripts/pytorch_fid_bench.py (pytorch-fid's network,
 # needs `pip install pytorch-fid` and GANNET_MODELS). The GAN preset rows (sngan, biggan,
@@ -28,11 +28,12 @@ IFS=',' read -r -a rows <<< "$ROWS"
 twin() {
   case "$1" in
     train64|gen64) python3 -W ignore scripts/pytorch_dcgan_bench.py --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
+    train32) python3 -W ignore scripts/pytorch_dcgan_bench.py --resolution 32 --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
     pix2pix|cyclegan|superres)
       python3 -W ignore scripts/pytorch_i2i_bench.py --task "$1" --preset "crates/gannet/presets/i2i/$1-emoji.toml" \
         --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
     fid) python3 -W ignore scripts/pytorch_fid_bench.py --threads "$THREADS" --reps "$REPS" --warmup 1 ;;
-    *) echo "unknown row '$1' (rows with twins: train64, gen64, pix2pix, cyclegan, superres, fid)" >&2; exit 2 ;;
+    *) echo "unknown row '$1' (rows with twins: train64, train32, gen64, pix2pix, cyclegan, superres, fid)" >&2; exit 2 ;;
   esac
 }
 

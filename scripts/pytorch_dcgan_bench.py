@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference throughput for DCGAN 64x64, to compare against gannet.
+"""PyTorch reference throughput for DCGAN 64x64 (or 32x32), to compare against gannet.
 
 Measures, on the CPU by default:
   - train: one D step (real + fake, BCE) and one G step (BCE), Adam(lr 2e-4, betas (0.5, 0.999)),
@@ -7,11 +7,12 @@ Measures, on the CPU by default:
   - generate: a G forward pass at batch 256 under torch.no_grad().
 Prints one JSON object with img/s (median over --reps timed repetitions after --warmup).
 
-    python3 scripts/pytorch_dcgan_bench.py [--threads 2] [--reps 5] [--warmup 2] [--device cpu]
+    python3 scripts/pytorch_dcgan_bench.py [--threads 2] [--reps 5] [--warmup 2] [--device cpu] [--resolution 64|32]
 """
 
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -19,41 +20,28 @@ import torch
 import torch.nn as nn
 
 
-def generator(nz: int, ngf: int, nc: int) -> nn.Module:
-    return nn.Sequential(
-        nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-        nn.BatchNorm2d(ngf * 8),
-        nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ngf * 4),
-        nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ngf * 2),
-        nn.ReLU(True),
-        nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ngf),
-        nn.ReLU(True),
-        nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
-        nn.Tanh(),
-    )
+def generator(nz: int, ngf: int, nc: int, res: int = 64) -> nn.Module:
+    """DCGAN's G: a 4x4 stem, then stride-2 transposed convs halving the channels up to `res`
+    (at 64: ngf*8, *4, *2, *1, the paper's network)."""
+    depth = int(math.log2(res // 4))
+    ch = [ngf * 2 ** (depth - 1 - i) for i in range(depth)]
+    layers = [nn.ConvTranspose2d(nz, ch[0], 4, 1, 0, bias=False), nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+    for a, b in zip(ch, ch[1:]):
+        layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+    layers += [nn.ConvTranspose2d(ch[-1], nc, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
 
 
-def discriminator(ndf: int, nc: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
-        nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ndf * 2),
-        nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ndf * 4),
-        nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(ndf * 8),
-        nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
-        nn.Sigmoid(),
-    )
+def discriminator(ndf: int, nc: int, res: int = 64) -> nn.Module:
+    """DCGAN's D, the mirror of G: stride-2 convs doubling the channels (no BatchNorm on the
+    first), then a 4x4 head."""
+    depth = int(math.log2(res // 4))
+    ch = [ndf * 2**i for i in range(depth)]
+    layers = [nn.Conv2d(nc, ch[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    for a, b in zip(ch, ch[1:]):
+        layers += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2, inplace=True)]
+    layers += [nn.Conv2d(ch[-1], 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+    return nn.Sequential(*layers)
 
 
 def init_weights(m: nn.Module) -> None:
@@ -85,6 +73,7 @@ def main() -> None:
     ap.add_argument("--gen-batch", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resolution", type=int, default=64, choices=[32, 64], help="64 (train64, gen64) or 32 (train32)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -92,8 +81,9 @@ def main() -> None:
     dev = torch.device(args.device)
     nz, ngf, ndf, nc = 100, 64, 64, 3
 
-    g = generator(nz, ngf, nc).to(dev)
-    d = discriminator(ndf, nc).to(dev)
+    res = args.resolution
+    g = generator(nz, ngf, nc, res).to(dev)
+    d = discriminator(ndf, nc, res).to(dev)
     g.apply(init_weights)
     d.apply(init_weights)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -101,7 +91,7 @@ def main() -> None:
     bce = nn.BCELoss()
     b = args.batch
     # Real images are random: throughput does not depend on their content.
-    real = torch.rand(b, nc, 64, 64, device=dev) * 2 - 1
+    real = torch.rand(b, nc, res, res, device=dev) * 2 - 1
     ones = torch.ones(b, device=dev)
     zeros = torch.zeros(b, device=dev)
 
@@ -138,6 +128,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "device": str(dev),
                 "threads": args.threads,
+                "resolution": res,
                 "batch": b,
                 "train_img_per_s": round(train_rate, 2),
                 "gen_batch": args.gen_batch,
