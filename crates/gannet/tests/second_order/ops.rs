@@ -493,3 +493,26 @@ fn one_sided_matmul_equals_candle_and_skips_the_constant_gradient() {
     let want: Vec<f64> = (0..5).flat_map(|_| to_vec(&bbt).into_iter().map(|v| 2.0 * v)).collect();
     assert_close(&to_vec(gg.get(&a).unwrap()), &want, 1e-5, "second order through ops::matmul");
 }
+
+/// A long reduction into a small result (a weight gradient) is split across the cores: the same
+/// product as one GEMM up to rounding, in f32 and f64, at lengths that split unevenly; both
+/// gradients of a product of two tracked operands match candle's.
+#[test]
+fn split_reductions_match_one_gemm() {
+    for (m, l, n) in [(3, 5000, 4), (17, 4097, 9), (2, 2048, 2), (64, 1000, 64)] {
+        for (dt, tol) in [(DType::F32, 1e-4), (DType::F64, 1e-12)] {
+            let a = tensor([1, 1, m, l], 7, dt).reshape((m, l)).unwrap();
+            let b = tensor([1, 1, l, n], 8, dt).reshape((l, n)).unwrap();
+            let want = to_vec(&a.matmul(&b).unwrap());
+            assert_close(&to_vec(&ops::matmul::product(&a, &b).unwrap()), &want, tol, &format!("{m}x{l}x{n} {dt:?}"));
+        }
+    }
+    let a = Var::from_tensor(&tensor([1, 1, 6, 3000], 9, DType::F64).reshape((6, 3000)).unwrap()).unwrap();
+    let b = Var::from_tensor(&tensor([1, 1, 3000, 5], 10, DType::F64).reshape((3000, 5)).unwrap()).unwrap();
+    let r = tensor([1, 1, 6, 5], 11, DType::F64).reshape((6, 5)).unwrap();
+    let ours = ops::matmul(a.as_tensor(), b.as_tensor()).unwrap().mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    let theirs = a.as_tensor().matmul(b.as_tensor()).unwrap().mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    for v in [&a, &b] {
+        assert_close(&to_vec(ours.get(v).unwrap()), &to_vec(theirs.get(v).unwrap()), 1e-12, "gradient of a tracked product");
+    }
+}
