@@ -1,8 +1,9 @@
 //! Forward-only pooling and resizing with PyTorch's exact semantics, for the FID network.
 //!
-//! candle's pools have no padding, so padding is added explicitly: -inf for max pools (so a
-//! pad never wins), zeros plus a per-position divisor for `count_include_pad=False` average
-//! pools (PyTorch divides by the number of real pixels under the window).
+//! On the CPU (f32) each pool is one parallel pass whose windows never read the padding. Elsewhere
+//! candle's pools, which have no padding, run on a padded copy: -inf for max pools (so a pad
+//! never wins), zeros plus a per-position divisor for `count_include_pad=False` average pools
+//! (PyTorch divides by the number of real pixels under the window).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -27,7 +28,10 @@ struct Pool {
 impl Pool {
     /// Output length over `len` pixels (floor mode), None when the window does not fit.
     fn out(&self, len: usize) -> Option<usize> {
-        (len + 2 * self.padding).checked_sub(self.k).map(|r| r / self.stride + 1).filter(|_| self.stride > 0 && self.padding < self.k)
+        if self.stride == 0 || self.padding >= self.k {
+            return None;
+        }
+        (len + 2 * self.padding).checked_sub(self.k).map(|r| r / self.stride + 1)
     }
 
     /// The input range under window `o` along one axis of `len` pixels.

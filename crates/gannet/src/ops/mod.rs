@@ -142,6 +142,9 @@ pub fn conv2d_padded(x: &Tensor, w: &Tensor, stride: usize, pad: (usize, usize))
     if cin != cin_w {
         return Err(bad(format!("conv2d: input has {cin} channels, weight expects {cin_w}")));
     }
+    if stride == 0 || kh == 0 || kw == 0 {
+        return Err(bad(format!("conv2d: stride {stride} and kernel {kh}x{kw} must be at least 1")));
+    }
     if !cpu_float(x) {
         let xp = x.pad_with_zeros(2, pad.0, pad.0)?.pad_with_zeros(3, pad.1, pad.1)?;
         let y = xp.conv2d(w, 0, stride, 1, 1)?;

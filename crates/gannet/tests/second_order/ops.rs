@@ -186,6 +186,7 @@ fn conv2d_padded_matches_naive_with_rectangular_kernels() {
     let (x, w) = (tensor([2, 3, 7, 6], 5, DType::F32), tensor([4, 3, 3, 3], 6, DType::F32));
     let a = to_vec(&ops::conv2d_padded(&x, &w, 2, (1, 1)).unwrap());
     assert_eq!(a, to_vec(&ops::conv2d(&x, &w, spec(2, 1, 0, 1)).unwrap()));
+    assert!(ops::conv2d_padded(&x, &w, 0, (1, 1)).is_err(), "stride 0 is refused, not a division by zero");
 }
 
 #[test]

@@ -218,6 +218,7 @@ fn cpu_pools_match_the_portable_path() {
         }
     }
     assert!(pool::max_pool2d(&x32, 9, 1, 0).is_err(), "a window larger than the image");
+    assert!(pool::avg_pool2d_exclude_pad(&x32, 3, 0, 1).is_err(), "stride 0");
 }
 
 // ---- KID, precision/recall ----------------------------------------------------------------
