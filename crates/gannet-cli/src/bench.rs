@@ -213,43 +213,31 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
 }
 
 /// Times `reps` calls of `once(i)` after `warmup` untimed ones; `once` returns its own duration
-/// (so that it can prepare inputs off the clock).
-fn timed(opts: &BenchOptions, mut once: impl FnMut(u64) -> gannet::Result<f64>) -> gannet::Result<Vec<f64>> {
-    let mut times = Vec::with_capacity(opts.reps);
+/// (so that it can prepare inputs off the clock). Also returns the convolutions' MACs of the last
+/// call ([`gannet::ops::conv_macs`]; preparing inputs runs none).
+fn timed(opts: &BenchOptions, mut once: impl FnMut(u64) -> gannet::Result<f64>) -> gannet::Result<(Vec<f64>, u64)> {
+    let (mut times, mut macs) = (Vec::with_capacity(opts.reps), 0);
     for i in 0..opts.warmup + opts.reps {
+        let before = gannet::ops::conv_macs();
         let dt = once(i as u64)?;
+        macs = gannet::ops::conv_macs() - before;
         if i >= opts.warmup {
             times.push(dt);
         }
     }
-    Ok(times)
+    Ok((times, macs))
 }
 
 fn run_dcgan_train(w: Workload, resolution: usize, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
     let cfg = dcgan();
     let shape = ImageShape { channels: 3, resolution };
-    let train_cfg =
+    let mut train_cfg =
         TrainConfig { seed: opts.seed, loss: GanLoss::NonSaturating, model: ModelConfig::Dcgan(cfg.clone()), ema_decay: 0.0, ..TrainConfig::default() };
-    let mut state = GanState::new(&train_cfg, shape, device)?;
+    train_cfg.schedule.batch_size = 64;
     let (g_macs, d_macs) = dcgan_macs(&cfg, shape);
-    let batch = 64;
-    let peak_resettable = reset_peak_rss();
-    let times = timed(opts, |step| {
-        // Data are drawn before the clock starts: the loader prepares batches in the background
-        // during training, so they are not part of a step's cost.
-        let mut r = rng::rng(opts.seed, Stream::Latent, step);
-        let images = rng::rand_uniform(&mut r, &[batch, 3, resolution, resolution], -1.0, 1.0, device)?;
-        let mut next = Some(RealBatch { images, labels: None });
-        let t = Instant::now();
-        let out = state.step(step, |_| next.take().ok_or_else(|| gannet::Error::Msg("one D step per G step".into())))?;
-        let dt = t.elapsed().as_secs_f64();
-        if !out.is_finite() {
-            return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
-        }
-        Ok(dt)
-    })?;
-    let gflop = 2.0 * (3 * g_macs + 9 * d_macs) as f64 * batch as f64 / 1e9;
-    Ok(result(w, batch, resolution, times, gflop, peak_resettable))
+    let batch = train_cfg.schedule.batch_size as u64;
+    let analytic = 2.0 * ((3 * g_macs + 9 * d_macs) * batch) as f64 / 1e9;
+    run_gan_step(w, &train_cfg, shape, 0, 0, Some(analytic), device, opts)
 }
 
 fn run_dcgan_generate(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
@@ -260,7 +248,7 @@ fn run_dcgan_generate(w: Workload, opts: &BenchOptions, device: &Device) -> gann
     let (g_macs, _) = dcgan_macs(&cfg, shape);
     let batch = 256;
     let peak_resettable = reset_peak_rss();
-    let times = timed(opts, |i| {
+    let (times, _) = timed(opts, |i| {
         let mut r = rng::rng(opts.seed, Stream::Sample, i);
         let z = rng::randn(&mut r, &[batch, cfg.latent_dim], device)?;
         let t = Instant::now();
@@ -277,34 +265,47 @@ fn run_dcgan_generate(w: Workload, opts: &BenchOptions, device: &Device) -> gann
 fn run_gan_preset(w: Workload, preset: &str, channels: usize, classes: usize, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {
     let mut cfg = gannet::train::presets::find(preset)?.config()?;
     cfg.seed = opts.seed;
-    let resolution = cfg.data.resolution.unwrap_or(28);
-    let shape = ImageShape { channels, resolution };
+    let shape = ImageShape { channels, resolution: cfg.data.resolution.unwrap_or(28) };
     let classes = cfg.model.classes_for(classes)?;
-    let mut state = GanState::with_classes(&cfg, shape, classes, device)?;
-    let batch = cfg.schedule.batch_size;
     // The schedule's last steps: fully grown (ProGAN), learning rates as they end.
     let first = cfg.schedule.steps.saturating_sub((opts.warmup + opts.reps) as u64);
+    run_gan_step(w, &cfg, shape, classes, first, None, device, opts)
+}
+
+/// Times `GanState::step` (what the trainer runs) from generator update `first` on, on random
+/// batches drawn off the clock (the loader prepares batches in the background during training).
+/// FLOPs: `gflop` where given (an analytic count), else the convolutions' MACs counted as the
+/// step ran, every pass back-propagated (forward, input and weight gradients: 3 x 2 x MACs).
+#[allow(clippy::too_many_arguments)]
+fn run_gan_step(
+    w: Workload,
+    cfg: &TrainConfig,
+    shape: ImageShape,
+    classes: usize,
+    first: u64,
+    gflop: Option<f64>,
+    device: &Device,
+    opts: &BenchOptions,
+) -> gannet::Result<BenchResult> {
+    let mut state = GanState::with_classes(cfg, shape, classes, device)?;
+    let (batch, d_steps) = (cfg.schedule.batch_size, cfg.schedule.d_steps_per_g as u64);
     let peak_resettable = reset_peak_rss();
-    let mut macs = 0;
-    let times = timed(opts, |i| {
+    let (times, macs) = timed(opts, |i| {
         let step = first + i;
-        let batches: Vec<RealBatch> = (0..cfg.schedule.d_steps_per_g)
-            .map(|j| random_batch(opts.seed, step * 64 + j as u64, batch, shape, classes, device))
-            .collect::<gannet::Result<_>>()?;
+        // D update j of step s trains on batch s * d_steps + j, as in training.
+        let batches: Vec<RealBatch> =
+            (0..d_steps).map(|j| random_batch(opts.seed, step * d_steps + j, batch, shape, classes, device)).collect::<gannet::Result<_>>()?;
         let mut batches = batches.into_iter();
-        let before = gannet::ops::conv_macs();
         let t = Instant::now();
         let out = state.step(step, |_| batches.next().ok_or_else(|| gannet::Error::Msg("more D steps than batches drawn".into())))?;
         let dt = t.elapsed().as_secs_f64();
-        macs = gannet::ops::conv_macs() - before;
         if !out.is_finite() {
             return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
         }
         Ok(dt)
     })?;
-    // Every pass of the step is back-propagated: forward, input and weight gradients.
-    let gflop = 2.0 * 3.0 * macs as f64 / 1e9;
-    Ok(result(w, batch, resolution, times, gflop, peak_resettable))
+    let gflop = gflop.unwrap_or(2.0 * 3.0 * macs as f64 / 1e9);
+    Ok(result(w, batch, shape.resolution, times, gflop, peak_resettable))
 }
 
 /// Random images in [-1, 1] and, for `classes` > 0, random labels.
@@ -325,17 +326,13 @@ fn run_fid(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
     let inception = gannet::metrics::FidInception::load_default(device)?;
     let (batch, resolution) = (50, 64);
     let peak_resettable = reset_peak_rss();
-    let mut macs = 0;
-    let times = timed(opts, |i| {
+    let (times, macs) = timed(opts, |i| {
         let mut r = rng::rng(opts.seed, Stream::Sample, i);
         let images = rng::rand_uniform(&mut r, &[batch, 3, resolution, resolution], 0.0, 1.0, device)?;
-        let before = gannet::ops::conv_macs();
         let t = Instant::now();
         let f = inception.features(&images)?;
         sync(&f)?;
-        let dt = t.elapsed().as_secs_f64();
-        macs = gannet::ops::conv_macs() - before;
-        Ok(dt)
+        Ok(t.elapsed().as_secs_f64())
     })?;
     Ok(result(w, batch, resolution, times, 2.0 * macs as f64 / 1e9, peak_resettable))
 }
@@ -368,16 +365,13 @@ fn run_i2i(w: Workload, preset: &str, opts: &BenchOptions, device: &Device) -> g
     let (batch, res) = (cfg.schedule.batch_size, cfg.data.resolution);
     let mut state = I2iState::new(&cfg, 3, device)?;
     let peak_resettable = reset_peak_rss();
-    let mut macs = 0;
-    let times = timed(opts, |step| {
+    let (times, macs) = timed(opts, |step| {
         let mut r = rng::rng(opts.seed, Stream::Latent, step);
         let a = rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?;
         let b = if cfg.task == Task::Superres { None } else { Some(rng::rand_uniform(&mut r, &[batch, 3, res, res], -1.0, 1.0, device)?) };
-        let before = gannet::ops::conv_macs();
         let t = Instant::now();
         let out = state.step(step, &a, b.as_ref())?;
         let dt = t.elapsed().as_secs_f64();
-        macs = gannet::ops::conv_macs() - before;
         if !out.d_loss.is_finite() {
             return Err(gannet::Error::Msg(format!("benchmark diverged at step {step}")));
         }

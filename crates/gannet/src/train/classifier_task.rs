@@ -228,21 +228,22 @@ fn idx_test_split(dir: &Path) -> Option<PathBuf> {
 /// set: accuracy on them says little.
 pub fn load_test_set(data: Option<&str>, test: Option<&str>, resolution: usize) -> crate::Result<(Dataset, String)> {
     let opts = LoadOptions::new(resolution, Channels::Auto);
-    let path = match (test, data) {
-        (Some(t), _) => return Ok((data::load(&DataSource::parse(t)?, &opts)?, t.to_string())),
-        (None, Some(d)) => idx_test_split(Path::new(d))
-            .ok_or_else(|| crate::Error::Config(format!("{d} has no t10k test split: give the labelled test images with --test-data (data.test)")))?,
-        (None, None) => {
-            return Err(crate::Error::Config(
-                "measuring a classifier needs labelled test images: give --test-data (or --data IDX-FOLDER with a t10k split)".into(),
-            ))
-        }
-    };
-    let set = data::load(&DataSource::Path(path.clone()), &opts)?;
-    if set.labels().is_none() {
-        return Err(crate::Error::data(set.source(), "has no labels (an IDX images file needs its labels file beside it)"));
+    given_or_t10k(test, data, &opts)?.ok_or_else(|| match data {
+        Some(d) => crate::Error::Config(format!("{d} has no t10k test split: give the labelled test images with --test-data (data.test)")),
+        None => crate::Error::Config("measuring a classifier needs labelled test images: give --test-data (or --data IDX-FOLDER with a t10k split)".into()),
+    })
+}
+
+/// The test set `test` when given, else the t10k split of the IDX folder `data` if it has one,
+/// and where it came from.
+fn given_or_t10k(test: Option<&str>, data: Option<&str>, opts: &LoadOptions) -> crate::Result<Option<(Dataset, String)>> {
+    if let Some(t) = test {
+        return Ok(Some((data::load(&DataSource::parse(t)?, opts)?, t.to_string())));
     }
-    Ok((set, path.display().to_string()))
+    match data.and_then(|d| idx_test_split(Path::new(d))) {
+        Some(p) => Ok(Some((data::load(&DataSource::Path(p.clone()), opts)?, p.display().to_string()))),
+        None => Ok(None),
+    }
 }
 
 /// Training and test sets, and where the test set came from: `data.test`, else the t10k split
@@ -257,11 +258,8 @@ fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, St
             "a classifier needs labelled images of at least 2 classes (IDX needs a labels file; folders need one subfolder per class)",
         ));
     }
-    let (train, test, desc) = if let Some(t) = &cfg.data.test {
-        (train, data::load(&DataSource::parse(t)?, &opts)?, t.clone())
-    } else if let Some(p) = Path::new(spec).is_dir().then(|| idx_test_split(Path::new(spec))).flatten() {
-        let test = data::load(&DataSource::Path(p.clone()), &opts)?;
-        (train, test, p.display().to_string())
+    let (train, test, desc) = if let Some((test, desc)) = given_or_t10k(cfg.data.test.as_deref(), Some(spec), &opts)? {
+        (train, test, desc)
     } else {
         let perm = data::epoch_permutation(train.len(), cfg.seed, 1_000_000);
         let held = train.len() / 10;

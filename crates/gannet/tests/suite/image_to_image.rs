@@ -169,28 +169,26 @@ fn instance_norm_matches_a_plain_reference() {
     let norm = InstanceNorm::new(&store.root().sub("n"), 3, true).unwrap();
     let x = (randn(&[2, 3, 5, 4], 4) * 3.0).unwrap().affine(1.0, 2.0).unwrap();
     let y = vec(&norm.forward(&x).unwrap());
+    // The reference: each of the 6 (image, channel) planes of 20 pixels by its own mean and
+    // biased variance.
     let xv: Vec<f64> = vec(&x).iter().map(|&v| v as f64).collect();
-    for plane in 0..6 {
-        let p = &xv[plane * 20..(plane + 1) * 20];
-        let mean = p.iter().sum::<f64>() / 20.0;
-        let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 20.0;
-        for (k, v) in p.iter().enumerate() {
-            let want = (v - mean) / (var + 1e-5).sqrt();
-            assert!((y[plane * 20 + k] as f64 - want).abs() < 1e-4, "plane {plane} pixel {k}");
-        }
+    let want: Vec<f64> = xv
+        .chunks(20)
+        .flat_map(|p| {
+            let mean = p.iter().sum::<f64>() / 20.0;
+            let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 20.0;
+            p.iter().map(move |v| (v - mean) / (var + 1e-5).sqrt())
+        })
+        .collect();
+    for (i, w) in want.iter().enumerate() {
+        assert!((y[i] as f64 - w).abs() < 1e-4, "plane {} pixel {}", i / 20, i % 20);
     }
     // The fused leaky ReLU (no affine parameters): the same reference through the activation.
     let plain = InstanceNorm::new(&store.root().sub("plain"), 3, false).unwrap();
     let leaky = vec(&plain.forward_act(&x, Some(0.2)).unwrap());
-    for plane in 0..6 {
-        let p = &xv[plane * 20..(plane + 1) * 20];
-        let mean = p.iter().sum::<f64>() / 20.0;
-        let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 20.0;
-        for (k, v) in p.iter().enumerate() {
-            let t = (v - mean) / (var + 1e-5).sqrt();
-            let want = if t > 0.0 { t } else { 0.2 * t };
-            assert!((leaky[plane * 20 + k] as f64 - want).abs() < 1e-4, "leaky: plane {plane} pixel {k}");
-        }
+    for (i, &t) in want.iter().enumerate() {
+        let w = if t > 0.0 { t } else { 0.2 * t };
+        assert!((leaky[i] as f64 - w).abs() < 1e-4, "leaky: plane {} pixel {}", i / 20, i % 20);
     }
     // Gradients reach the input and the affine parameters.
     let v = Var::from_tensor(&x).unwrap();
