@@ -4,7 +4,7 @@
 use super::{AdaConfig, AugmentPolicy, EvalConfig, GuardConfig, ParallelConfig, PenaltyConfig};
 use crate::data::Channels;
 use crate::loss::GanLoss;
-use crate::models::ModelConfig;
+use crate::models::{AcganClassLoss, Conditioning, ModelConfig};
 use crate::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ pub struct TrainConfig {
     /// `[ada]`: adaptive augmentation probability (off by default). See `train::ada`.
     pub ada: AdaConfig,
     pub loss: GanLoss,
+    /// AC-GAN only (`model.conditional = "acgan"`): the images D's class head learns from,
+    /// `"real"` (default) or `"real-and-fake"` (Odena et al.). See [`AcganClassLoss`].
+    pub acgan_class_loss: Option<AcganClassLoss>,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub schedule: ScheduleConfig,
@@ -50,6 +53,7 @@ impl Default for TrainConfig {
             seed: 0,
             device: "cpu".into(),
             loss: GanLoss::NonSaturating,
+            acgan_class_loss: None,
             data: DataConfig::default(),
             model: ModelConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -209,8 +213,19 @@ impl TrainConfig {
         if self.model.latent_dim() == 0 {
             return bad("model.latent_dim must be at least 1");
         }
+        if self.acgan_class_loss.is_some() && self.model.conditioning() != Conditioning::Acgan {
+            return Err(crate::Error::Config(format!(
+                "acgan_class_loss applies to AC-GAN models only, but model.conditional is \"{}\": remove the setting or set conditional = \"acgan\"",
+                self.model.conditioning()
+            )));
+        }
         self.eval.validate()?;
         self.ada.validate()?;
         self.guard.validate()
+    }
+
+    /// The images D's class head learns from (AC-GAN models).
+    pub fn acgan_class_loss(&self) -> AcganClassLoss {
+        self.acgan_class_loss.unwrap_or_default()
     }
 }

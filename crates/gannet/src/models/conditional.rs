@@ -7,7 +7,8 @@
 //! * The discriminator is either a **projection discriminator** (Miyato & Koyama 2018):
 //!   `D(x, y) = head(phi(x)) + <embed(y), sum_pool(phi(x))>`, or an **AC-GAN** discriminator
 //!   (Odena et al. 2017): the usual real/fake logit plus an auxiliary head of class logits, whose
-//!   cross-entropy is added to both D's loss (real and fake images) and G's loss (fake images).
+//!   cross-entropy is added to D's loss (real images; with `acgan_class_loss = "real-and-fake"`
+//!   also fake ones, see [`AcganClassLoss`]) and to G's loss (fake images).
 //!
 //! The number of classes comes from the dataset, so it is not part of the config.
 
@@ -58,6 +59,30 @@ impl std::str::FromStr for Conditioning {
             .into_iter()
             .find(|c| c.name() == s)
             .ok_or_else(|| crate::Error::Config(format!("unknown conditioning '{s}'; valid: none, projection, acgan")))
+    }
+}
+
+/// Which images the AC-GAN discriminator's class head learns from (`acgan_class_loss`).
+///
+/// G's loss always includes the class head's cross-entropy on the fakes; this decides whether D
+/// also learns to label the fakes with the classes they were drawn for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcganClassLoss {
+    /// Real images only (default): the head is a classifier of real data, so G is pushed towards
+    /// images that such a classifier labels right. On MNIST (cgan-mnist, 6000 steps) the worst
+    /// class reached 91-93% this way against 70-73% with `real-and-fake`.
+    #[default]
+    Real,
+    /// Real and generated images, as in Odena et al. 2017: D also learns the intended labels of
+    /// G's ambiguous images, which lets G keep making them.
+    RealAndFake,
+}
+
+impl AcganClassLoss {
+    /// Whether D's loss includes the class cross-entropy of the generated images.
+    pub fn on_fakes(self) -> bool {
+        self == AcganClassLoss::RealAndFake
     }
 }
 

@@ -20,7 +20,7 @@ pub mod text_gan;
 pub mod unet;
 
 pub use arch::Architecture;
-pub use conditional::Conditioning;
+pub use conditional::{AcganClassLoss, Conditioning};
 
 use crate::nn::{Mode, ParamStore};
 use candle_core::{Device, Tensor};

@@ -123,6 +123,7 @@ impl GanState {
             if self.cfg.ada.is_active() {
                 self.ada.observe(&self.cfg.ada, &real_logits, batch_index)?;
             }
+            let fake_classes = fake_classes.filter(|_| self.cfg.acgan_class_loss().on_fakes());
             let d_loss = with_class_loss(loss.d_loss(&real_logits, &fake_logits)?, &[real_classes, fake_classes], labels.as_ref())?;
             let mut d_total = if with_penalty {
                 let pen = self.d_penalty(batch_index, &real_seen, &fake_seen, labels.as_ref(), &real_logits, real_leaf.as_ref())?;
@@ -229,7 +230,8 @@ impl GanState {
 }
 
 /// AC-GAN: adds the cross-entropy of every set of class logits against the batch's labels to
-/// `adversarial` (D: real and fake images; G: fake images). Other models have no class logits.
+/// `adversarial` (D: real images, and fake ones when `acgan_class_loss` says so; G: fake
+/// images). Other models have no class logits.
 fn with_class_loss(adversarial: Tensor, class_logits: &[Option<Tensor>], labels: Option<&Tensor>) -> crate::Result<Tensor> {
     let mut total = adversarial;
     for logits in class_logits.iter().flatten() {

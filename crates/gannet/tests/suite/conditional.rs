@@ -6,7 +6,7 @@ use crate::common;
 use common::{digit_folder, run};
 use gannet::candle_core::{DType, Device, Tensor, D};
 use gannet::data::{self, DataSource, LoadOptions};
-use gannet::models::{self, conditional, dcgan::DcganConfig, mlp::MlpConfig, Conditioning, ImageShape, ModelConfig};
+use gannet::models::{self, conditional, dcgan::DcganConfig, mlp::MlpConfig, AcganClassLoss, Conditioning, ImageShape, ModelConfig};
 use gannet::nn::Mode;
 use gannet::saved::SavedRun;
 use gannet::train::{presets, Quiet, TrainConfig, Trainer};
@@ -205,6 +205,34 @@ fn a_tiny_acgan_run_learns_the_classes() {
     let d: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     assert!(mean(&d[d.len() - 20..]) < mean(&d[..5]), "D loss first {:?}, last {:?}", &d[..5], &d[d.len() - 20..]);
+}
+
+/// D's loss in the first step of a tiny AC-GAN run (weights as initialised, so runs that differ
+/// only in `acgan_class_loss` see the same logits).
+fn first_d_loss(class_loss: Option<AcganClassLoss>) -> f64 {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    digit_folder(&data_dir, &[(0, "zero"), (1, "one")], 16);
+    let mut cfg = tiny_conditional(&data_dir, &tmp.path().join("run"), Conditioning::Acgan, 1);
+    cfg.acgan_class_loss = class_loss;
+    let t = run(cfg);
+    let csv = std::fs::read_to_string(t.run_dir().metrics_csv()).unwrap();
+    csv.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn acgan_class_loss_decides_whether_d_learns_the_fakes_classes() {
+    let real = first_d_loss(None);
+    assert_eq!(real, first_d_loss(Some(AcganClassLoss::Real)), "real is the default");
+    // The difference is the cross-entropy of the fakes' class logits: near ln 2 for two classes
+    // at initialisation (logits near 0).
+    let extra = first_d_loss(Some(AcganClassLoss::RealAndFake)) - real;
+    assert!((extra - std::f64::consts::LN_2).abs() < 0.3, "real-and-fake adds {extra} to D's loss");
+    // Refused where it would do nothing.
+    let mut cfg = tiny_conditional(Path::new("x"), Path::new("y"), Conditioning::Projection, 1);
+    cfg.acgan_class_loss = Some(AcganClassLoss::RealAndFake);
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("acgan_class_loss") && err.contains("projection"), "{err}");
 }
 
 #[test]
