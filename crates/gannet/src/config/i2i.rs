@@ -6,6 +6,7 @@
 use super::{GuardConfig, OptimConfig};
 use crate::data::Channels;
 use crate::loss::GanLoss;
+use crate::models::resnet_translator::Upsample;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -118,6 +119,9 @@ pub struct I2iModelConfig {
     /// CycleGAN: the generators predict a change to their input and start as the identity
     /// (`models::resnet_translator`); off is the paper's generator.
     pub g_residual: bool,
+    /// CycleGAN: the ResNet generator's upsampling, "transposed" (4x4 transposed convs, the
+    /// default) or "resize" (nearest-neighbour doubling and a 3x3 conv, no checkerboard).
+    pub g_upsample: Upsample,
     /// ndf of the PatchGAN discriminator(s).
     pub d_channels: usize,
     /// Stride-2 layers of the PatchGAN (3: 70x70 patches, 2: 34x34, 1: 16x16).
@@ -128,7 +132,7 @@ pub struct I2iModelConfig {
 
 impl Default for I2iModelConfig {
     fn default() -> Self {
-        Self { g_channels: 32, g_blocks: 4, g_residual: false, d_channels: 32, d_layers: 3, scale: 4 }
+        Self { g_channels: 32, g_blocks: 4, g_residual: false, g_upsample: Upsample::Transposed, d_channels: 32, d_layers: 3, scale: 4 }
     }
 }
 

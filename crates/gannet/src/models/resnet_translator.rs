@@ -14,9 +14,14 @@
 //! convolutions pad with zeros; on emoji, whose borders are white, the difference does not show),
 //! and 4x4 transposed convs (stride 2, padding 1) for the exact doubling instead of 3x3 ones with
 //! output padding.
+//!
+//! `upsample = "resize"` replaces each transposed conv by a nearest-neighbour doubling and a 3x3
+//! conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"): a stride-2 transposed
+//! conv gives neighbouring output pixels different subsets of its taps, so until the taps agree
+//! its outputs carry a 2x2 checkerboard, the high-frequency dots the emoji runs showed first.
 
 use crate::nn::{Conv2d, ConvTranspose2d, Init, InstanceNorm, ParamPath};
-use crate::ops::ConvSpec;
+use crate::ops::{upsample2x, ConvSpec};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -29,11 +34,46 @@ pub struct ResnetTranslatorConfig {
     pub blocks: usize,
     /// Predict a change to the input (identity at initialisation) instead of a new image.
     pub residual: bool,
+    /// How the two doublings back to full resolution are made.
+    pub upsample: Upsample,
 }
 
 impl Default for ResnetTranslatorConfig {
     fn default() -> Self {
-        Self { channels: 16, blocks: 4, residual: false }
+        Self { channels: 16, blocks: 4, residual: false, upsample: Upsample::Transposed }
+    }
+}
+
+/// The generator's upsampling layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upsample {
+    /// 4x4 transposed convs, stride 2 (the paper's kind of layer).
+    #[default]
+    Transposed,
+    /// Nearest-neighbour doubling, then a 3x3 conv: no checkerboard at initialisation.
+    Resize,
+}
+
+/// One doubling of the resolution to `cout` channels.
+enum UpConv {
+    Transposed(ConvTranspose2d),
+    Resize(Conv2d),
+}
+
+impl UpConv {
+    fn new(p: &ParamPath, kind: Upsample, cin: usize, cout: usize) -> crate::Result<Self> {
+        Ok(match kind {
+            Upsample::Transposed => UpConv::Transposed(ConvTranspose2d::new(p, cin, cout, 4, ConvSpec::new(2, 1), Init::DCGAN, false)?),
+            Upsample::Resize => UpConv::Resize(Conv2d::new(p, cin, cout, 3, ConvSpec::new(1, 1), Init::DCGAN, false)?),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        match self {
+            UpConv::Transposed(c) => c.forward(x),
+            UpConv::Resize(c) => c.forward(&upsample2x(x)?),
+        }
     }
 }
 
@@ -62,7 +102,7 @@ pub struct ResnetTranslator {
     stem: ConvNorm,
     down: Vec<ConvNorm>,
     blocks: Vec<(ConvNorm, ConvNorm)>,
-    up: Vec<(ConvTranspose2d, InstanceNorm)>,
+    up: Vec<(UpConv, InstanceNorm)>,
     to_image: Conv2d,
     residual: bool,
 }
@@ -97,7 +137,7 @@ impl ResnetTranslator {
             .enumerate()
             .map(|(i, &(cin, cout))| {
                 let q = p.sub(format!("up{i}"));
-                Ok((ConvTranspose2d::new(&q, cin, cout, 4, ConvSpec::new(2, 1), Init::DCGAN, false)?, InstanceNorm::new(&q.sub("norm"), cout, false)?))
+                Ok((UpConv::new(&q, cfg.upsample, cin, cout)?, InstanceNorm::new(&q.sub("norm"), cout, false)?))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         // Residual: the change starts at zero, so the untrained generator is the identity.

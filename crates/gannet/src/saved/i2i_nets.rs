@@ -60,7 +60,7 @@ impl I2iNets {
                 Nets::Pix2pix { g, d: PatchGan::new(&d, &pcfg, 2 * channels)? }
             }
             Task::Cyclegan => {
-                let rcfg = ResnetTranslatorConfig { channels: m.g_channels, blocks: m.g_blocks, residual: m.g_residual };
+                let rcfg = ResnetTranslatorConfig { channels: m.g_channels, blocks: m.g_blocks, residual: m.g_residual, upsample: m.g_upsample };
                 Nets::Cyclegan {
                     g_ab: ResnetTranslator::new(&g.sub("ab"), &rcfg, channels, channels)?,
                     g_ba: ResnetTranslator::new(&g.sub("ba"), &rcfg, channels, channels)?,

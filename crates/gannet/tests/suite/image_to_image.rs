@@ -6,7 +6,7 @@ use gannet::candle_core::{DType, Device, Tensor, Var};
 use gannet::data::{load_paired, load_unpaired, paired, Channels, Split};
 use gannet::metrics::{l1_per_image, psnr_per_image, ssim_per_image};
 use gannet::models::patchgan::{PatchGan, PatchGanConfig};
-use gannet::models::resnet_translator::{ResnetTranslator, ResnetTranslatorConfig};
+use gannet::models::resnet_translator::{ResnetTranslator, ResnetTranslatorConfig, Upsample};
 use gannet::models::srgan::{SrConfig, SrGenerator};
 use gannet::models::unet::{UnetConfig, UnetGenerator};
 use gannet::models::{ImageShape, Translator};
@@ -212,19 +212,42 @@ fn network_shapes() {
         let d = PatchGan::new(&p.sub(format!("d{layers}")), &PatchGanConfig { channels: 4, layers }, 6).unwrap();
         assert_eq!(d.forward_pair(&x, &x).unwrap().dims(), &[2, 1, side, side], "{layers} layers");
     }
-    let res = ResnetTranslator::new(&p.sub("r"), &ResnetTranslatorConfig { channels: 4, blocks: 2, residual: false }, 3, 3).unwrap();
-    assert_eq!(res.forward(&x).unwrap().dims(), &[2, 3, 32, 32]);
-    // Residual: the untrained generator is the identity (up to the clamp at +-0.999), and it
-    // refuses to change the number of channels.
-    let cfg = ResnetTranslatorConfig { channels: 4, blocks: 2, residual: true };
-    let img = x.tanh().unwrap();
-    let out = ResnetTranslator::new(&p.sub("rr"), &cfg, 3, 3).unwrap().forward(&img).unwrap();
-    let worst = vec(&out).iter().zip(vec(&img)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(worst < 1.1e-3, "residual generator at init differs from the identity by {worst}");
-    assert!(ResnetTranslator::new(&p.sub("r13"), &cfg, 1, 3).is_err());
+    for upsample in [Upsample::Transposed, Upsample::Resize] {
+        let q = p.sub(format!("{upsample:?}"));
+        let res = ResnetTranslator::new(&q.sub("r"), &ResnetTranslatorConfig { channels: 4, blocks: 2, residual: false, upsample }, 3, 3).unwrap();
+        assert_eq!(res.forward(&x).unwrap().dims(), &[2, 3, 32, 32]);
+        // Residual: the untrained generator is the identity (up to the clamp at +-0.999), and it
+        // refuses to change the number of channels.
+        let cfg = ResnetTranslatorConfig { channels: 4, blocks: 2, residual: true, upsample };
+        let img = x.tanh().unwrap();
+        let out = ResnetTranslator::new(&q.sub("rr"), &cfg, 3, 3).unwrap().forward(&img).unwrap();
+        let worst = vec(&out).iter().zip(vec(&img)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1.1e-3, "{upsample:?}: residual generator at init differs from the identity by {worst}");
+        assert!(ResnetTranslator::new(&q.sub("r13"), &cfg, 1, 3).is_err());
+    }
     let sr = SrGenerator::new(&p.sub("s"), &SrConfig { channels: 4, blocks: 1, scale: 4 }, 3).unwrap();
     assert_eq!(sr.scale(), 4);
     assert_eq!(sr.forward(&randn(&[2, 3, 8, 8], 8)).unwrap().dims(), &[2, 3, 32, 32]);
+}
+
+/// Largest minus smallest value of the untrained generator's output over the middle of a
+/// 128x128 constant image, far from the zero padding's reach: every layer before the upsampling
+/// then sees a constant interior, so what varies there comes from the upsampling itself.
+fn interior_spread(upsample: Upsample) -> f32 {
+    let store = ParamStore::new(3, &CPU);
+    let cfg = ResnetTranslatorConfig { channels: 4, blocks: 1, residual: false, upsample };
+    let g = ResnetTranslator::new(&store.root(), &cfg, 1, 1).unwrap();
+    let flat = Tensor::full(0.3f32, (1, 1, 128, 128), &CPU).unwrap();
+    let mid = g.forward(&flat).unwrap().narrow(2, 48, 32).unwrap().narrow(3, 48, 32).unwrap();
+    let v = vec(&mid);
+    v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min)
+}
+
+#[test]
+fn resize_upsampling_has_no_checkerboard_where_transposed_convs_do() {
+    let (transposed, resize) = (interior_spread(Upsample::Transposed), interior_spread(Upsample::Resize));
+    assert!(transposed > 1e-3, "transposed convs: spread {transposed}");
+    assert!(resize < 1e-5, "resize and conv: spread {resize}");
 }
 
 // ---------------------------------------------------------------- metrics
