@@ -38,6 +38,10 @@ pub struct ClassifierArgs {
     /// Continue the training run saved in this checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Names for the classes in label order, replacing the data's own ("0".."9" for IDX data),
+    /// e.g. t-shirt,trouser,...; saved in the classifier (with --measure: renames it).
+    #[arg(long, value_delimiter = ',')]
+    class_names: Option<Vec<String>>,
     /// Train nothing: measure this saved classifier on labelled test images (--test-data, or the
     /// t10k split of an IDX folder given as --data), print its accuracy per class and record it
     /// in the file.
@@ -86,6 +90,9 @@ impl ClassifierArgs {
         }
         if let Some(v) = &self.test_data {
             cfg.data.test = Some(v.clone());
+        }
+        if let Some(v) = &self.class_names {
+            cfg.data.class_names = Some(v.clone());
         }
         if let Some(v) = &self.run_dir {
             cfg.output.dir = v.clone();
@@ -162,7 +169,11 @@ pub fn run(args: ClassifierArgs) -> Result<()> {
 fn measure(file: &Path, args: &ClassifierArgs) -> Result<()> {
     let device = gannet::device::parse_device(args.device.as_deref().unwrap_or("cpu"))?;
     let mut net = Classifier::load(file, &device)?;
-    let (test, source) = load_test_set(args.data.as_deref(), args.test_data.as_deref(), net.config().resolution)?;
+    let (mut test, source) = load_test_set(args.data.as_deref(), args.test_data.as_deref(), net.config().resolution)?;
+    if let Some(names) = &args.class_names {
+        test = test.with_class_names(names.clone())?;
+        net.set_class_names(test.class_names()).with_context(|| format!("renaming the classes of {}", file.display()))?;
+    }
     let accuracy = net.class_accuracy(&test).with_context(|| format!("measuring {} on {source}", file.display()))?;
     net.set_test_result(&accuracy)?;
     net.save(file)?;

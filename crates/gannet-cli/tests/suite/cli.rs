@@ -669,6 +669,14 @@ fn classifier_trains_in_a_run_folder_resumes_and_saves_the_network() {
     assert_eq!(counts, 10_000, "{stdout}");
     let o = gannet(&["classifier", "--measure", out.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("--test-data"), "{}", stderr(&o));
+    // --class-names renames the saved classes (checked against the data's count) for the table.
+    let names = "zero,one,two,three,four,five,six,seven,eight,nine";
+    let o = gannet(&["classifier", "--measure", out.to_str().unwrap(), "--test-data", "builtin:digits", "--class-names", names]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = gannet(&["classifier", "--measure", out.to_str().unwrap(), "--test-data", "builtin:digits"]);
+    assert!(String::from_utf8_lossy(&o.stdout).lines().nth(9).unwrap().trim_start().starts_with("seven "), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = gannet(&["classifier", "--measure", out.to_str().unwrap(), "--test-data", "builtin:digits", "--class-names", "a,b"]);
+    assert!(!o.status.success() && stderr(&o).contains("2 names") && stderr(&o).contains("10 classes"), "{}", stderr(&o));
 }
 
 /// `--device cuda` on a build (or machine) without CUDA: a clear error naming the fix, before the

@@ -42,6 +42,9 @@ pub struct ClassifierData {
     pub test: Option<String>,
     /// Square input size (a multiple of 4).
     pub resolution: usize,
+    /// Names for the classes in label order, replacing the data's own ("0".."9" for IDX data,
+    /// subfolder names for folders); saved in the classifier file, shown in `gannet eval`.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// Widths of the network (its channels and classes come from the data).
@@ -79,7 +82,7 @@ impl Default for ClassifierRunConfig {
         Self {
             seed: 0,
             device: "cpu".into(),
-            data: ClassifierData { source: "builtin:digits".into(), test: None, resolution: 28 },
+            data: ClassifierData { source: "builtin:digits".into(), test: None, resolution: 28, class_names: None },
             model: ClassifierWidths::default(),
             schedule: ClassifierSchedule { steps: 2000, batch_size: 128, lr: 2e-3 },
             output: ClassifierOutput { dir: PathBuf::from("runs/classifier"), log_every: 10, checkpoint_every: 500 },

@@ -139,6 +139,15 @@ impl Classifier {
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }
+    /// Renames the classes (label order unchanged), e.g. with names checked by
+    /// [`crate::data::Dataset::with_class_names`].
+    pub fn set_class_names(&mut self, names: &[String]) -> Result<()> {
+        if names.len() != self.cfg.classes {
+            return Err(Error::Config(format!("{} class names for a classifier of {} classes", names.len(), self.cfg.classes)));
+        }
+        self.class_names = names.to_vec();
+        Ok(())
+    }
     pub fn num_classes(&self) -> usize {
         self.cfg.classes
     }

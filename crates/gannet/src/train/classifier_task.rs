@@ -251,7 +251,10 @@ fn given_or_t10k(test: Option<&str>, data: Option<&str>, opts: &LoadOptions) -> 
 fn load_splits(cfg: &ClassifierRunConfig) -> crate::Result<(Dataset, Dataset, String)> {
     let opts = LoadOptions::new(cfg.data.resolution, Channels::Auto);
     let spec = &cfg.data.source;
-    let train = data::load(&DataSource::parse(spec)?, &opts)?;
+    let mut train = data::load(&DataSource::parse(spec)?, &opts)?;
+    if let Some(names) = &cfg.data.class_names {
+        train = train.with_class_names(names.clone())?;
+    }
     if train.labels().is_none() || train.num_classes() < 2 {
         return Err(crate::Error::data(
             train.source(),
