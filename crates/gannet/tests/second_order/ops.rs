@@ -226,6 +226,12 @@ fn conv_transpose2d_matches_naive_on_odd_shapes() {
         ([1, 3, 4, 5], [3, 2, 3, 3], spec(2, 1, 1, 2)),
         ([2, 7, 3, 5], [7, 5, 1, 1], spec(1, 0, 0, 1)),
         ([1, 5, 3, 3], [5, 3, 1, 1], spec(2, 0, 1, 1)),
+        // Kernel 4, stride 2, padding 1 with at least 16 output channels: f32 takes the
+        // Winograd kernel (odd and even sizes, batch 1, channels not multiples of 16).
+        ([2, 5, 4, 3], [5, 17, 4, 4], spec(2, 1, 0, 1)),
+        ([1, 3, 3, 5], [3, 16, 4, 4], spec(2, 1, 0, 1)),
+        ([3, 20, 2, 2], [20, 33, 4, 4], spec(2, 1, 0, 1)),
+        ([1, 2, 1, 1], [2, 16, 4, 4], spec(2, 1, 0, 1)),
     ];
     for (xd, wd, s) in cases {
         check(ops::conv_transpose2d, naive_conv_t, xd, wd, s);

@@ -1,0 +1,294 @@
+//! Winograd F(2x2, 2x2) for the stride-2 4x4 transposed convolution with padding 1 (DCGAN's
+//! upsampling layer): 9 multiplies per 2x2 output block of each phase instead of 16.
+//!
+//! A stride-2 transposed convolution splits into four *phases*, one per output parity
+//! `(a, b)`: output row `2m + a` reads input rows `m - 1, m` (a = 0, taps 3 and 1) or `m, m + 1`
+//! (a = 1, taps 2 and 0), the same for columns. Each phase is a 2x2 correlation, and
+//! F(2, 2) computes two outputs of a 2-tap correlation from 3 inputs with 3 multiplies:
+//!
+//! ```text
+//! V = [d0 - d1, d1, d2 - d1]      U = [g0, g0 + g1, g1]      y0 = M0 + M1, y1 = M1 + M2
+//! ```
+//!
+//! (M = V * U element-wise, summed over input channels). Nested over rows and columns, every
+//! 2x2 output block of a phase is 9 products: 9 GEMMs `V[xi] [tiles, Cin] @ U[xi] [Cin, Cout]`
+//! per phase. The transforms only add and subtract, so rounding stays that of a direct sum.
+//!
+//! [`conv_transpose2d`](super::conv_transpose2d) takes this path for f32 on the CPU when the
+//! layer has at least [`MIN_COUT`] output channels (an RGB output layer's GEMMs would be 3 wide).
+//! The backward pass is the im2col kernels' (input gradient: the stride-2 convolution; weight
+//! gradient: input times the output gradient's columns), built from differentiable ops.
+
+use super::{cpu_slice, im2col_conv, matmul, unfold, ConvSpec, Geom};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Fewest output channels worth the transforms (measured: 3 is 3x slower than im2col, 64 faster).
+pub const MIN_COUT: usize = 16;
+
+const SPEC: ConvSpec = ConvSpec::new(2, 1);
+
+/// Whether the Winograd kernel computes `conv_transpose2d(x, w, s)`.
+pub(crate) fn applies(x: &Tensor, w: &Tensor, s: ConvSpec) -> bool {
+    let cout_k = w.dims4().map(|(_, c, kh, kw)| (c, kh, kw)).unwrap_or((0, 0, 0));
+    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 && s == SPEC && cout_k.0 >= MIN_COUT && (cout_k.1, cout_k.2) == (4, 4)
+}
+
+/// `conv_transpose2d(x, w, stride 2, padding 1)` for a 4x4 kernel, by Winograd F(2x2, 2x2).
+pub(crate) fn conv_transpose(x: &Tensor, w: &Tensor) -> crate::Result<Tensor> {
+    Ok(x.contiguous()?.apply_op2(&w.contiguous()?, ConvT)?)
+}
+
+struct ConvT;
+
+impl CustomOp2 for ConvT {
+    fn name(&self) -> &'static str {
+        "gannet-winograd-conv-transpose"
+    }
+
+    fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, cin, h, wd) = lx.shape().dims4()?;
+        let (cin_w, cout, _, _) = lw.shape().dims4()?;
+        if cin != cin_w {
+            candle_core::bail!("{}: input has {cin} channels, weight expects {cin_w}", self.name())
+        }
+        let y = conv_transpose_k4s2(cpu_slice::<f32>(sx, lx, self.name())?, cpu_slice::<f32>(sw, lw, self.name())?, n, cin, cout, h, wd);
+        Ok((CpuStorage::F32(y), (n, cout, 2 * h, 2 * wd).into()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let fail = |e: crate::Error| candle_core::Error::Msg(e.to_string());
+        let (n, cin, h, wd) = x.dims4()?;
+        let cout = w.dim(1)?;
+        // The output gradient seen as the input of the adjoint stride-2 convolution.
+        let g = Geom::new(n, cout, (2 * h, 2 * wd), 4, SPEC, (h, wd));
+        let dx = if x.track_op() { Some(im2col_conv(grad, w, g).map_err(fail)?) } else { None };
+        let dw = if w.track_op() {
+            let xf = x.transpose(0, 1)?.contiguous()?.reshape((cin, n * h * wd))?;
+            let cols = unfold(grad, g)?;
+            Some(matmul(&xf, &cols.t()?).map_err(fail)?.reshape((cin, cout, 4, 4))?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+/// Input row (or column) offset of a phase's 3-pixel window relative to `2 * tile`, and the
+/// kernel taps `(g0, g1)` it correlates with.
+const PHASES: [(isize, [usize; 2]); 2] = [(-1, [3, 1]), (0, [2, 0])];
+
+/// Tiles (2x2 output blocks of each phase) transformed and multiplied at a time.
+const TILES_PER_CHUNK: usize = 512;
+
+/// `y = conv_transpose2d(x, w)` with kernel 4, stride 2, padding 1: x [n, cin, h, wd] and
+/// w [cin, cout, 4, 4] row-major, y [n, cout, 2h, 2wd].
+pub fn conv_transpose_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize) -> Vec<f32> {
+    assert_eq!(x.len(), n * cin * h * wd);
+    assert_eq!(w.len(), cin * cout * 16);
+    let u = kernel_transform(w, cin, cout);
+    let tiles = h.div_ceil(2) * wd.div_ceil(2);
+    // Images per chunk: enough tiles for efficient GEMMs, few enough that the transformed input
+    // (9x the chunk's pixels) stays near the caches (256-512 measured best, docs/speed.md).
+    let chunk = (TILES_PER_CHUNK / tiles).clamp(1, n.max(1));
+    let (oh, ow) = (2 * h, 2 * wd);
+    let mut y = vec![0f32; n * cout * oh * ow];
+    for (ci, ys) in y.chunks_mut(chunk * cout * oh * ow).enumerate() {
+        let imgs = ys.len() / (cout * oh * ow);
+        let x0 = ci * chunk * cin * h * wd;
+        let xs = &x[x0..x0 + imgs * cin * h * wd];
+        let t = imgs * tiles;
+        let v = input_transform(xs, imgs, cin, h, wd);
+        let m = products(&v, &u, t, cin, cout);
+        output_transform(&m, ys, imgs, cout, h, wd);
+    }
+    y
+}
+
+/// `U[p][xi][ci][co]`: each phase's 2x2 kernel under `G = [[1, 0], [1, 1], [0, 1]]` on both sides.
+fn kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    let mut u = vec![0f32; 4 * 9 * cin * cout];
+    const G: [[f32; 2]; 3] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+    for (p, &((_, ky), (_, kx))) in [(PHASES[0], PHASES[0]), (PHASES[0], PHASES[1]), (PHASES[1], PHASES[0]), (PHASES[1], PHASES[1])].iter().enumerate() {
+        for ci in 0..cin {
+            for co in 0..cout {
+                let tap = |i: usize, j: usize| w[((ci * cout + co) * 4 + ky[i]) * 4 + kx[j]];
+                for (a, ga) in G.iter().enumerate() {
+                    for (b, gb) in G.iter().enumerate() {
+                        let s: f32 = (0..4).map(|ij| ga[ij / 2] * gb[ij % 2] * tap(ij / 2, ij % 2)).sum();
+                        u[(((p * 9) + a * 3 + b) * cin + ci) * cout + co] = s;
+                    }
+                }
+            }
+        }
+    }
+    u
+}
+
+/// `V[p][xi][t][ci]` for the chunk's tiles `t = (img, ty, tx)`: each phase's 3x3 window under
+/// `B^T = [[1, -1, 0], [0, 1, 0], [0, -1, 1]]` on both sides (zeros outside the image), computed
+/// on channel vectors of a channels-last copy of the input.
+fn input_transform(x: &[f32], imgs: usize, cin: usize, h: usize, wd: usize) -> Vec<f32> {
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = th * tw;
+    let t_all = imgs * tiles;
+    // Channels last, with a zero border of one pixel: every window is inside.
+    let (hp, wp) = (2 * th + 2, 2 * tw + 2);
+    let mut xt = vec![0f32; imgs * hp * wp * cin];
+    xt.par_chunks_mut(hp * wp * cin).enumerate().for_each(|(img, o)| {
+        let src = &x[img * cin * h * wd..][..cin * h * wd];
+        // Blocks of 16 channels x 16 pixels of a row: reads and writes both run along lines.
+        for c0 in (0..cin).step_by(16) {
+            let c1 = (c0 + 16).min(cin);
+            for r in 0..h {
+                for x0 in (0..wd).step_by(16) {
+                    let x1 = (x0 + 16).min(wd);
+                    for ci in c0..c1 {
+                        let line = &src[(ci * h + r) * wd..][..wd];
+                        for c in x0..x1 {
+                            o[((r + 1) * wp + c + 1) * cin + ci] = line[c];
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let mut v = vec![0f32; 36 * t_all * cin];
+    let vp = SendPtr(v.as_mut_ptr());
+    (0..4 * imgs * th).into_par_iter().for_each(|job| {
+        let p = job / (imgs * th);
+        let (img, ty) = ((job / th) % imgs, job % th);
+        // Window rows start at 2ty + offset, +1 for the border.
+        let (r0, c_off) = ((2 * ty as isize + PHASES[p / 2].0 + 1) as usize, (PHASES[p % 2].0 + 1) as usize);
+        let base = &xt[img * hp * wp * cin..][..hp * wp * cin];
+        for tx in 0..tw {
+            let c0 = 2 * tx + c_off;
+            let t = img * tiles + ty * tw + tx;
+            let d = |i: usize, j: usize| &base[((r0 + i) * wp + c0 + j) * cin..][..cin];
+            let (d00, d01, d02, d10, d11, d12, d20, d21, d22) = (d(0, 0), d(0, 1), d(0, 2), d(1, 0), d(1, 1), d(1, 2), d(2, 0), d(2, 1), d(2, 2));
+            // Safety: row t of phase p's 9 matrices is written by this task only.
+            let out: [&mut [f32]; 9] = std::array::from_fn(|xi| unsafe { std::slice::from_raw_parts_mut(vp.get().add(((p * 9 + xi) * t_all + t) * cin), cin) });
+            let [v00, v01, v02, v10, v11, v12, v20, v21, v22] = out;
+            for k in 0..cin {
+                let (a0, a1, a2) = (d00[k] - d10[k], d10[k], d20[k] - d10[k]);
+                let (b0, b1, b2) = (d01[k] - d11[k], d11[k], d21[k] - d11[k]);
+                let (c0_, c1_, c2_) = (d02[k] - d12[k], d12[k], d22[k] - d12[k]);
+                v00[k] = a0 - b0;
+                v01[k] = b0;
+                v02[k] = c0_ - b0;
+                v10[k] = a1 - b1;
+                v11[k] = b1;
+                v12[k] = c1_ - b1;
+                v20[k] = a2 - b2;
+                v21[k] = b2;
+                v22[k] = c2_ - b2;
+            }
+        }
+    });
+    v
+}
+
+/// A buffer's base pointer shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// Safety: the buffer outlives the parallel loop, and each task writes only its own elements
+// (stated where each task takes its slices).
+unsafe impl Send for SendPtr {}
+// Safety: as for Send; the pointer itself is never written.
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `M[p][xi] = V[p][xi] @ U[p][xi]`, row-major: 36 independent GEMMs, one core each.
+fn products(v: &[f32], u: &[f32], t: usize, cin: usize, cout: usize) -> Vec<f32> {
+    let mut m = vec![0f32; 36 * t * cout];
+    m.par_chunks_mut(t * cout).enumerate().for_each(|(q, mq)| {
+        let (vq, uq) = (&v[q * t * cin..(q + 1) * t * cin], &u[q * cin * cout..(q + 1) * cin * cout]);
+        // Safety: row-major operands of the stated sizes.
+        unsafe {
+            gemm::gemm(
+                t,
+                cout,
+                cin,
+                mq.as_mut_ptr(),
+                1,
+                cout as isize,
+                false,
+                vq.as_ptr(),
+                1,
+                cin as isize,
+                uq.as_ptr(),
+                1,
+                cout as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
+        }
+    });
+    m
+}
+
+/// Each phase's 2x2 output blocks from its 9 products (`A^T = [[1, 1, 0], [0, 1, 1]]` on both
+/// sides), into a channels-last buffer, then to `y` [imgs, cout, 2h, 2wd].
+fn output_transform(m: &[f32], y: &mut [f32], imgs: usize, cout: usize, h: usize, wd: usize) {
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = th * tw;
+    let t_all = imgs * tiles;
+    let (oh, ow) = (2 * h, 2 * wd);
+    // [img][oy][ox][co] over the tiles' full extent (odd sizes: a row/column more).
+    let (eh, ew) = (4 * th, 4 * tw);
+    let mut yt = vec![0f32; imgs * eh * ew * cout];
+    let yp = SendPtr(yt.as_mut_ptr());
+    (0..4 * imgs * th).into_par_iter().for_each(|job| {
+        let p = job / (imgs * th);
+        let (img, ty) = ((job / th) % imgs, job % th);
+        let (a, b) = (p / 2, p % 2);
+        for tx in 0..tw {
+            let t = img * tiles + ty * tw + tx;
+            let ms: [&[f32]; 9] = std::array::from_fn(|xi| &m[((p * 9 + xi) * t_all + t) * cout..][..cout]);
+            // Safety: output pixels (2(2ty+i)+a, 2(2tx+j)+b) belong to this phase and tile only.
+            let px = |i: usize, j: usize| unsafe {
+                std::slice::from_raw_parts_mut(yp.get().add(((img * eh + 2 * (2 * ty + i) + a) * ew + 2 * (2 * tx + j) + b) * cout), cout)
+            };
+            let (y00, y01, y10, y11) = (px(0, 0), px(0, 1), px(1, 0), px(1, 1));
+            for k in 0..cout {
+                let q = |i: usize, j: usize| ms[i * 3 + j][k];
+                let (o00, o10) = (q(0, 0) + q(1, 0), q(1, 0) + q(2, 0));
+                let (o01, o11) = (q(0, 1) + q(1, 1), q(1, 1) + q(2, 1));
+                let (o02, o12) = (q(0, 2) + q(1, 2), q(1, 2) + q(2, 2));
+                y00[k] = o00 + o01;
+                y01[k] = o01 + o02;
+                y10[k] = o10 + o11;
+                y11[k] = o11 + o12;
+            }
+        }
+    });
+    let yt = &yt;
+    {
+        y.par_chunks_mut(cout * oh * ow).enumerate().for_each(|(img, yi)| {
+            let src = &yt[img * eh * ew * cout..][..eh * ew * cout];
+            for k0 in (0..cout).step_by(16) {
+                let k1 = (k0 + 16).min(cout);
+                for oy in 0..oh {
+                    for x0 in (0..ow).step_by(16) {
+                        let x1 = (x0 + 16).min(ow);
+                        for k in k0..k1 {
+                            let line = &mut yi[(k * oh + oy) * ow..][..ow];
+                            for ox in x0..x1 {
+                                line[ox] = src[(oy * ew + ox) * cout + k];
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
