@@ -5,9 +5,9 @@
 //! (R1, gradient penalty) flow through them.
 //!
 //! On the CPU both convolutions are im2col/col2im ([`unfold`]/[`fold`]) plus one candle `matmul`
-//! (the gemm crate) over the whole batch, except the f32 stride-2 4x4 transposed convolution with
-//! padding 1 and at least 16 output channels (DCGAN's upsampling), which runs as Winograd
-//! F(2x2, 2x2) ([`winograd`]: 9 multiplies where im2col does 16). Measured with `examples/conv_bench.rs` (DCGAN-64,
+//! (the gemm crate) over the whole batch, except the f32 stride-2 4x4 convolutions and transposed
+//! convolutions with padding 1 and at least 16 channels (DCGAN's down- and upsampling), which run
+//! as Winograd F(2x2, 2x2) ([`winograd`]: 9 multiplies where im2col does 16). Measured with `examples/conv_bench.rs` (DCGAN-64,
 //! batch 64, 2 idle cores, freed buffers reused as in the binary): 132 GFLOP/s forward and 106
 //! backward over all layers. One forward and backward of G (0.37 s) and three of D (0.33 s each:
 //! real, fake, and the G update) make 1.37 s, nearly all of the 1.4 s train step; the fused
@@ -118,6 +118,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Tensor> {
         return Err(bad(format!("conv2d: kernel {k} (dilation {}) larger than padded {h}x{wd} input", s.dilation)));
     };
     count_macs(n * ho * wo, w);
+    if winograd::applies_conv(x, w, s) {
+        return winograd::conv(x, w);
+    }
     if narrowing_stride_one(cin, cout, k, s) {
         // The same convolution as a transposed one with the kernel flipped and the channel axes
         // swapped: its GEMM writes Cout*k*k rows instead of im2col's Cin*k*k (32 -> 3 channels

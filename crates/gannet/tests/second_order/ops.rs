@@ -209,6 +209,11 @@ fn conv2d_matches_naive_on_odd_shapes() {
         ([2, 9, 6, 7], [3, 9, 7, 7], spec(1, 3, 0, 1)),
         ([1, 6, 5, 5], [1, 6, 4, 4], spec(1, 1, 0, 1)),
         ([2, 4, 5, 6], [3, 4, 3, 3], spec(1, 0, 0, 1)),
+        // Kernel 4, stride 2, padding 1, even sizes, >= 16 channels each side: f32 takes the
+        // Winograd kernel (its input gradient the Winograd transposed convolution).
+        ([2, 16, 4, 6], [17, 16, 4, 4], spec(2, 1, 0, 1)),
+        ([1, 20, 2, 2], [16, 20, 4, 4], spec(2, 1, 0, 1)),
+        ([3, 33, 6, 4], [16, 33, 4, 4], spec(2, 1, 0, 1)),
     ];
     for (xd, wd, s) in cases {
         check(ops::conv2d, naive_conv, xd, wd, s);
@@ -311,6 +316,28 @@ fn second_order_conv2d_matches_finite_differences() {
 fn second_order_conv_transpose2d_matches_finite_differences() {
     check_second_order(ops::conv_transpose2d, [2, 3, 3, 4], [3, 4, 4, 4], spec(2, 1, 0, 1));
     check_second_order(ops::conv_transpose2d, [1, 2, 4, 3], [2, 3, 3, 3], spec(2, 1, 1, 1));
+}
+
+/// The Winograd kernels (f32 only) under a gradient penalty: the penalty's weight gradient equals
+/// the f64 im2col path's, which the finite-difference tests above check.
+#[test]
+fn second_order_through_the_winograd_kernels_equals_the_im2col_path() {
+    gannet::autodiff::enable_second_order();
+    gannet::autodiff::ensure_second_order().unwrap();
+    let s = spec(2, 1, 0, 1);
+    for (op, xd, wd) in [(ops::conv2d as OpFn, [2, 16, 4, 4], [17, 16, 4, 4]), (ops::conv_transpose2d as OpFn, [2, 17, 2, 3], [17, 16, 4, 4])] {
+        let grads: Vec<Vec<f64>> = [DType::F32, DType::F64]
+            .into_iter()
+            .map(|dt| {
+                let x = Var::from_tensor(&tensor(xd, 31, dt)).unwrap();
+                let w = Var::from_tensor(&tensor(wd, 32, dt)).unwrap();
+                let ydims: Vec<usize> = op(&x, &w, s).unwrap().dims().to_vec();
+                let r = Tensor::from_vec(vals(ydims.iter().product(), 33), ydims, &Device::Cpu).unwrap().to_dtype(dt).unwrap();
+                to_vec(&gannet::autodiff::grad_of(&penalty(op, &x, &w, &r, s), &w).unwrap())
+            })
+            .collect();
+        assert_close(&grads[0], &grads[1], 1e-3, &format!("dP/dw {xd:?} {wd:?}"));
+    }
 }
 
 /// `per_channel::affine` against the plain broadcast formulation: output and the gradients of
