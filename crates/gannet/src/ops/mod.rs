@@ -188,7 +188,7 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, s: ConvSpec) -> crate::Result<Te
     if !fast_path(x, w) {
         return Ok(x.conv_transpose2d(w, s.padding, s.output_padding, s.stride, s.dilation)?);
     }
-    if winograd::applies(x, w, s) {
+    if winograd::applies_transpose(x, w, s) {
         return winograd::conv_transpose(x, w);
     }
     im2col_transpose(x, w, s)

@@ -12,13 +12,14 @@
 //!
 //! (M = V * U element-wise, summed over input channels). Nested over rows and columns, every
 //! 2x2 output block of a phase is 9 products: 9 GEMMs `V[xi] [tiles, Cin] @ U[xi] [Cin, Cout]`
-//! per phase. The transforms only add and subtract, so rounding stays that of a direct sum.
+//! per phase. The transforms only add and subtract (coefficients 0 and +-1), which keeps the
+//! rounding error small, though not identical to a direct sum's: tests compare with a tolerance.
 //!
 //! The stride-2 convolution (D's downsampling layer) splits over the input's phases instead, and
 //! its four phases add up in the transformed domain: 9 GEMMs of depth 4 x Cin (see below).
 //!
 //! [`conv_transpose2d`](super::conv_transpose2d) and [`conv2d`](super::conv2d) take these paths
-//! for f32 on the CPU when the layer has at least [`MIN_COUT`] channels (an RGB layer's GEMMs
+//! for f32 on the CPU when the layer has at least [`MIN_CHANNELS`] channels (an RGB layer's GEMMs
 //! would be 3 wide). Each is the other's input gradient (Winograd again when the shape allows,
 //! else im2col); weight gradients are the im2col kernels' (input times the output gradient's
 //! columns). All are built from differentiable ops, so gradient penalties flow through them.
@@ -28,15 +29,25 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Fewest output channels worth the transforms (measured: 3 is 3x slower than im2col, 64 faster).
-pub const MIN_COUT: usize = 16;
+/// Fewest channels worth the transforms (the GEMMs' width; for the convolution also their depth
+/// over 4): measured, 3 output channels run 3x slower than im2col, 64 faster.
+pub const MIN_CHANNELS: usize = 16;
 
 const SPEC: ConvSpec = ConvSpec::new(2, 1);
 
-/// Whether the Winograd kernel computes `conv_transpose2d(x, w, s)`.
-pub(crate) fn applies(x: &Tensor, w: &Tensor, s: ConvSpec) -> bool {
-    let cout_k = w.dims4().map(|(_, c, kh, kw)| (c, kh, kw)).unwrap_or((0, 0, 0));
-    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 && s == SPEC && cout_k.0 >= MIN_COUT && (cout_k.1, cout_k.2) == (4, 4)
+/// Whether the Winograd kernel computes `conv_transpose2d(x, w, s)`; empty inputs go to the im2col
+/// path, which explains what is wrong with them.
+pub(crate) fn applies_transpose(x: &Tensor, w: &Tensor, s: ConvSpec) -> bool {
+    let (Ok((_, cin, h, wd)), Ok((_, cout, kh, kw))) = (x.dims4(), w.dims4()) else { return false };
+    x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && s == SPEC
+        && (kh, kw) == (4, 4)
+        && cin >= 1
+        && h >= 1
+        && wd >= 1
+        && cout >= MIN_CHANNELS
 }
 
 /// `conv_transpose2d(x, w, stride 2, padding 1)` for a 4x4 kernel, by Winograd F(2x2, 2x2).
@@ -53,16 +64,15 @@ impl CustomOp2 for ConvT {
 
     fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, cin, h, wd) = lx.shape().dims4()?;
-        let (cin_w, cout, _, _) = lw.shape().dims4()?;
-        if cin != cin_w {
-            candle_core::bail!("{}: input has {cin} channels, weight expects {cin_w}", self.name())
+        let (cin_w, cout, kh, kw) = lw.shape().dims4()?;
+        if cin != cin_w || (kh, kw) != (4, 4) || cin == 0 || h == 0 || wd == 0 {
+            candle_core::bail!("{}: input {:?} and weight {:?} do not fit (4x4 kernels, non-empty input)", self.name(), lx.shape(), lw.shape())
         }
         let y = conv_transpose_k4s2(cpu_slice::<f32>(sx, lx, self.name())?, cpu_slice::<f32>(sw, lw, self.name())?, n, cin, cout, h, wd);
         Ok((CpuStorage::F32(y), (n, cout, 2 * h, 2 * wd).into()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let fail = |e: crate::Error| candle_core::Error::Msg(e.to_string());
         let (n, cin, h, wd) = x.dims4()?;
         let cout = w.dim(1)?;
         // The output gradient seen as the input of the adjoint stride-2 convolution.
@@ -72,14 +82,14 @@ impl CustomOp2 for ConvT {
         } else if applies_conv(grad, w, SPEC) {
             // The adjoint is a stride-2 convolution with the same weight, [Cin, Cout, 4, 4] read
             // as [out, in, 4, 4]: Winograd too when it has the channels.
-            Some(conv(grad, w).map_err(fail)?)
+            Some(conv(grad, w).map_err(to_candle)?)
         } else {
-            Some(im2col_conv(grad, w, g).map_err(fail)?)
+            Some(im2col_conv(grad, w, g).map_err(to_candle)?)
         };
         let dw = if w.track_op() {
             let xf = x.transpose(0, 1)?.contiguous()?.reshape((cin, n * h * wd))?;
             let cols = unfold(grad, g)?;
-            Some(matmul(&xf, &cols.t()?).map_err(fail)?.reshape((cin, cout, 4, 4))?)
+            Some(matmul(&xf, &cols.t()?).map_err(to_candle)?.reshape((cin, cout, 4, 4))?)
         } else {
             None
         };
@@ -96,7 +106,7 @@ const TILES_PER_CHUNK: usize = 512;
 
 /// `y = conv_transpose2d(x, w)` with kernel 4, stride 2, padding 1: x [n, cin, h, wd] and
 /// w [cin, cout, 4, 4] row-major, y [n, cout, 2h, 2wd].
-pub fn conv_transpose_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize) -> Vec<f32> {
+fn conv_transpose_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize) -> Vec<f32> {
     assert_eq!(x.len(), n * cin * h * wd);
     assert_eq!(w.len(), cin * cout * 16);
     let u = kernel_transform(w, cin, cout);
@@ -106,31 +116,33 @@ pub fn conv_transpose_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usi
     let chunk = (TILES_PER_CHUNK / tiles).clamp(1, n.max(1));
     let (oh, ow) = (2 * h, 2 * wd);
     let mut y = vec![0f32; n * cout * oh * ow];
-    for (ci, ys) in y.chunks_mut(chunk * cout * oh * ow).enumerate() {
+    for (chunk_index, ys) in y.chunks_mut(chunk * cout * oh * ow).enumerate() {
         let imgs = ys.len() / (cout * oh * ow);
-        let x0 = ci * chunk * cin * h * wd;
-        let xs = &x[x0..x0 + imgs * cin * h * wd];
+        let xs = &x[chunk_index * chunk * cin * h * wd..][..imgs * cin * h * wd];
         let t = imgs * tiles;
         let v = input_transform(xs, imgs, cin, h, wd);
-        let m = products(&v, &u, t, cin, cout);
+        let m = products(&v, &u, 36, t, cin, cout);
         output_transform(&m, ys, imgs, cout, h, wd);
     }
     y
 }
 
-/// `U[p][xi][ci][co]`: each phase's 2x2 kernel under `G = [[1, 0], [1, 1], [0, 1]]` on both sides.
+/// `G g G^T` with `G = [[1, 0], [1, 1], [0, 1]]` for a 2x2 kernel `tap(i, j)`: entry `3a + b`.
+fn g_sandwich(tap: impl Fn(usize, usize) -> f32) -> [f32; 9] {
+    const G: [[f32; 2]; 3] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+    std::array::from_fn(|ab| (0..4).map(|ij| G[ab / 3][ij / 2] * G[ab % 3][ij % 2] * tap(ij / 2, ij % 2)).sum())
+}
+
+/// `U[p][xi][ci][co]`: each phase's 2x2 kernel transformed.
 fn kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     let mut u = vec![0f32; 4 * 9 * cin * cout];
-    const G: [[f32; 2]; 3] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
-    for (p, &((_, ky), (_, kx))) in [(PHASES[0], PHASES[0]), (PHASES[0], PHASES[1]), (PHASES[1], PHASES[0]), (PHASES[1], PHASES[1])].iter().enumerate() {
+    for p in 0..4 {
+        let (ky, kx) = (PHASES[p / 2].1, PHASES[p % 2].1);
         for ci in 0..cin {
             for co in 0..cout {
-                let tap = |i: usize, j: usize| w[((ci * cout + co) * 4 + ky[i]) * 4 + kx[j]];
-                for (a, ga) in G.iter().enumerate() {
-                    for (b, gb) in G.iter().enumerate() {
-                        let s: f32 = (0..4).map(|ij| ga[ij / 2] * gb[ij % 2] * tap(ij / 2, ij % 2)).sum();
-                        u[(((p * 9) + a * 3 + b) * cin + ci) * cout + co] = s;
-                    }
+                let t = g_sandwich(|i, j| w[((ci * cout + co) * 4 + ky[i]) * 4 + kx[j]]);
+                for (xi, &v) in t.iter().enumerate() {
+                    u[((p * 9 + xi) * cin + ci) * cout + co] = v;
                 }
             }
         }
@@ -168,7 +180,14 @@ fn input_transform(x: &[f32], imgs: usize, cin: usize, h: usize, wd: usize) -> V
     v
 }
 
-/// A buffer's base pointer shared by tasks that write disjoint parts of it.
+/// A gannet error inside a candle op's backward pass.
+fn to_candle(e: crate::Error) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+/// A buffer's base pointer shared by tasks that write disjoint parts of it. Closures call
+/// [`SendPtr::get`] so that they capture the whole wrapper (a use of `.0` would capture the raw
+/// pointer alone, which is not `Send`).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // Safety: the buffer outlives the parallel loop, and each task writes only its own elements
@@ -299,10 +318,13 @@ fn channels_last_to_nchw(src: &[f32], (eh, ew): (usize, usize), y: &mut [f32], (
     });
 }
 
-/// `M[p][xi] = V[p][xi] @ U[p][xi]`, row-major: 36 independent GEMMs, one core each.
-fn products(v: &[f32], u: &[f32], t: usize, cin: usize, cout: usize) -> Vec<f32> {
-    let mut m = vec![0f32; 36 * t * cout];
-    m.par_chunks_mut(t * cout).enumerate().for_each(|(q, mq)| gemm_rows(&v[q * t * cin..][..t * cin], &u[q * cin * cout..][..cin * cout], mq, t, cin, cout));
+/// `M[q] = V[q] @ U[q]` for the `count` matrices `V[q]` [t, depth] and `U[q]` [depth, cout], all
+/// row-major and back to back: independent GEMMs, one core each.
+fn products(v: &[f32], u: &[f32], count: usize, t: usize, depth: usize, cout: usize) -> Vec<f32> {
+    let mut m = vec![0f32; count * t * cout];
+    m.par_chunks_mut(t * cout)
+        .enumerate()
+        .for_each(|(q, mq)| gemm_rows(&v[q * t * depth..][..t * depth], &u[q * depth * cout..][..depth * cout], mq, t, depth, cout));
     m
 }
 
@@ -313,7 +335,7 @@ fn output_transform(m: &[f32], y: &mut [f32], imgs: usize, cout: usize, h: usize
     let tiles = th * tw;
     let t_all = imgs * tiles;
     let (oh, ow) = (2 * h, 2 * wd);
-    // [img][oy][ox][co] over the tiles' full extent (odd sizes: a row/column more).
+    // [img][oy][ox][co] over the tiles' full extent (odd sizes: two rows/columns more).
     let (eh, ew) = (4 * th, 4 * tw);
     let mut yt = vec![0f32; imgs * eh * ew * cout];
     let yp = SendPtr(yt.as_mut_ptr());
@@ -361,8 +383,8 @@ pub(crate) fn applies_conv(x: &Tensor, w: &Tensor, s: ConvSpec) -> bool {
         && wd.is_multiple_of(2)
         && h >= 2
         && wd >= 2
-        && cin >= MIN_COUT
-        && cout >= MIN_COUT
+        && cin >= MIN_CHANNELS
+        && cout >= MIN_CHANNELS
 }
 
 /// `conv2d(x, w, stride 2, padding 1)` for a 4x4 kernel and even sizes, by Winograd F(2x2, 2x2).
@@ -388,20 +410,19 @@ impl CustomOp2 for Conv {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let fail = |e: crate::Error| candle_core::Error::Msg(e.to_string());
         let (n, cin, h, wd) = x.dims4()?;
         let cout = w.dim(0)?;
         // The input gradient is the adjoint, the transposed convolution with the same weight.
         let dx = if x.track_op() {
-            let dx = if applies(grad, w, SPEC) { conv_transpose(grad, w) } else { super::im2col_transpose(grad, w, SPEC) };
-            Some(dx.map_err(fail)?)
+            let dx = if applies_transpose(grad, w, SPEC) { conv_transpose(grad, w) } else { super::im2col_transpose(grad, w, SPEC) };
+            Some(dx.map_err(to_candle)?)
         } else {
             None
         };
         let dw = if w.track_op() {
             let g = Geom::new(n, cin, (h, wd), 4, SPEC, (h / 2, wd / 2));
             let gf = grad.transpose(0, 1)?.contiguous()?.reshape((cout, n * (h / 2) * (wd / 2)))?;
-            Some(matmul(&gf, &unfold(x, g)?.t()?).map_err(fail)?.reshape((cout, cin, 4, 4))?)
+            Some(matmul(&gf, &unfold(x, g)?.t()?).map_err(to_candle)?.reshape((cout, cin, 4, 4))?)
         } else {
             None
         };
@@ -411,7 +432,7 @@ impl CustomOp2 for Conv {
 
 /// `y = conv2d(x, w)`, kernel 4, stride 2, padding 1: x [n, cin, h, wd] (even h, wd) and
 /// w [cout, cin, 4, 4] row-major, y [n, cout, h/2, wd/2].
-pub fn conv_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize) -> Vec<f32> {
+fn conv_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, wd: usize) -> Vec<f32> {
     assert!(h.is_multiple_of(2) && wd.is_multiple_of(2) && x.len() == n * cin * h * wd && w.len() == cout * cin * 16);
     let u = conv_kernel_transform(w, cin, cout);
     let (ho, wo) = (h / 2, wd / 2);
@@ -419,17 +440,15 @@ pub fn conv_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usi
     let tiles = th * tw;
     let chunk = (TILES_PER_CHUNK / tiles).clamp(1, n.max(1));
     let mut y = vec![0f32; n * cout * ho * wo];
-    for (ci, ys) in y.chunks_mut(chunk * cout * ho * wo).enumerate() {
+    for (chunk_index, ys) in y.chunks_mut(chunk * cout * ho * wo).enumerate() {
         let imgs = ys.len() / (cout * ho * wo);
-        let xs = &x[ci * chunk * cin * h * wd..][..imgs * cin * h * wd];
+        let xs = &x[chunk_index * chunk * cin * h * wd..][..imgs * cin * h * wd];
         // Windows reach from row -1 to row 4 * th: one zero row above, enough below.
         let (hp, wp) = (4 * th + 2, 4 * tw + 2);
         let xt = channels_last_padded(xs, imgs, cin, (h, wd), (hp, wp));
         let v = conv_input_transform(&xt, imgs, cin, (th, tw), (hp, wp));
         let t = imgs * tiles;
-        let k = 4 * cin;
-        let mut m = vec![0f32; 9 * t * cout];
-        m.par_chunks_mut(t * cout).enumerate().for_each(|(q, mq)| gemm_rows(&v[q * t * k..][..t * k], &u[q * k * cout..][..k * cout], mq, t, k, cout));
+        let m = products(&v, &u, 9, t, 4 * cin, cout);
         let (eh, ew) = (2 * th, 2 * tw);
         let mut yt = vec![0f32; imgs * eh * ew * cout];
         yt.par_chunks_mut(eh * ew * cout).enumerate().for_each(|(img, yi)| {
@@ -453,18 +472,14 @@ pub fn conv_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usi
 
 /// `U[xi][p][ci][co]` for the convolution's four input phases.
 fn conv_kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    const G: [[f32; 2]; 3] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
     let mut u = vec![0f32; 9 * 4 * cin * cout];
     for p in 0..4 {
         let (ky, kx) = (CONV_PHASES[p / 2].1, CONV_PHASES[p % 2].1);
         for co in 0..cout {
             for ci in 0..cin {
-                let tap = |i: usize, j: usize| w[((co * cin + ci) * 4 + ky[i]) * 4 + kx[j]];
-                for (a, ga) in G.iter().enumerate() {
-                    for (b, gb) in G.iter().enumerate() {
-                        let s: f32 = (0..4).map(|ij| ga[ij / 2] * gb[ij % 2] * tap(ij / 2, ij % 2)).sum();
-                        u[(((a * 3 + b) * 4 + p) * cin + ci) * cout + co] = s;
-                    }
+                let t = g_sandwich(|i, j| w[((co * cin + ci) * 4 + ky[i]) * 4 + kx[j]]);
+                for (xi, &v) in t.iter().enumerate() {
+                    u[((xi * 4 + p) * cin + ci) * cout + co] = v;
                 }
             }
         }

@@ -214,6 +214,8 @@ fn conv2d_matches_naive_on_odd_shapes() {
         ([2, 16, 4, 6], [17, 16, 4, 4], spec(2, 1, 0, 1)),
         ([1, 20, 2, 2], [16, 20, 4, 4], spec(2, 1, 0, 1)),
         ([3, 33, 6, 4], [16, 33, 4, 4], spec(2, 1, 0, 1)),
+        // 225 tiles per image: two images per chunk, the last chunk one image.
+        ([3, 16, 60, 60], [16, 16, 4, 4], spec(2, 1, 0, 1)),
     ];
     for (xd, wd, s) in cases {
         check(ops::conv2d, naive_conv, xd, wd, s);
@@ -237,6 +239,8 @@ fn conv_transpose2d_matches_naive_on_odd_shapes() {
         ([1, 3, 3, 5], [3, 16, 4, 4], spec(2, 1, 0, 1)),
         ([3, 20, 2, 2], [20, 33, 4, 4], spec(2, 1, 0, 1)),
         ([1, 2, 1, 1], [2, 16, 4, 4], spec(2, 1, 0, 1)),
+        // 225 tiles per image: two images per chunk, the last chunk one image.
+        ([3, 2, 30, 29], [2, 16, 4, 4], spec(2, 1, 0, 1)),
     ];
     for (xd, wd, s) in cases {
         check(ops::conv_transpose2d, naive_conv_t, xd, wd, s);
