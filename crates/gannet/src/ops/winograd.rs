@@ -319,12 +319,18 @@ fn channels_last_to_nchw(src: &[f32], (eh, ew): (usize, usize), y: &mut [f32], (
 }
 
 /// `M[q] = V[q] @ U[q]` for the `count` matrices `V[q]` [t, depth] and `U[q]` [depth, cout], all
-/// row-major and back to back: independent GEMMs, one core each.
+/// row-major and back to back: independent GEMMs, one core each. The convolution's 9 products
+/// are split by rows into more tasks, so that no core waits long on another's last GEMM.
 fn products(v: &[f32], u: &[f32], count: usize, t: usize, depth: usize, cout: usize) -> Vec<f32> {
+    let parts = (8 * rayon::current_num_threads()).div_ceil(count).clamp(1, t.max(1));
+    let rows = t.div_ceil(parts);
     let mut m = vec![0f32; count * t * cout];
-    m.par_chunks_mut(t * cout)
-        .enumerate()
-        .for_each(|(q, mq)| gemm_rows(&v[q * t * depth..][..t * depth], &u[q * depth * cout..][..depth * cout], mq, t, depth, cout));
+    m.par_chunks_mut(t * cout).enumerate().for_each(|(q, mq)| {
+        mq.par_chunks_mut(rows * cout).enumerate().for_each(|(part, mp)| {
+            let r = mp.len() / cout;
+            gemm_rows(&v[(q * t + part * rows) * depth..][..r * depth], &u[q * depth * cout..][..depth * cout], mp, r, depth, cout)
+        })
+    });
     m
 }
 
