@@ -344,21 +344,21 @@ fn output_transform(m: &[f32], y: &mut [f32], imgs: usize, cout: usize, h: usize
     // [img][oy][ox][co] over the tiles' full extent (odd sizes: two rows/columns more).
     let (eh, ew) = (4 * th, 4 * tw);
     let mut yt = vec![0f32; imgs * eh * ew * cout];
-    let yp = SendPtr(yt.as_mut_ptr());
-    (0..4 * imgs * th).into_par_iter().for_each(|job| {
-        let p = job / (imgs * th);
-        let (img, ty) = ((job / th) % imgs, job % th);
-        let (a, b) = (p / 2, p % 2);
+    // One task per tile row of an image: its four output rows 4ty..4ty+3, all four phases.
+    yt.par_chunks_mut(4 * ew * cout).enumerate().for_each(|(job, rows)| {
+        let (img, ty) = (job / th, job % th);
         let mut blk = vec![0f32; 4 * cout];
-        for tx in 0..tw {
-            let t = img * tiles + ty * tw + tx;
-            let ms: [&[f32]; 9] = std::array::from_fn(|xi| &m[((p * 9 + xi) * t_all + t) * cout..][..cout]);
-            block_transform(&ms, &mut blk);
-            for (bi, out) in blk.chunks(cout).enumerate() {
-                let (i, j) = (bi / 2, bi % 2);
-                // Safety: output pixel (2(2ty+i)+a, 2(2tx+j)+b) belongs to this phase and tile only.
-                let px = unsafe { std::slice::from_raw_parts_mut(yp.get().add(((img * eh + 2 * (2 * ty + i) + a) * ew + 2 * (2 * tx + j) + b) * cout), cout) };
-                px.copy_from_slice(out);
+        for p in 0..4 {
+            let (a, b) = (p / 2, p % 2);
+            for tx in 0..tw {
+                let t = img * tiles + ty * tw + tx;
+                let ms: [&[f32]; 9] = std::array::from_fn(|xi| &m[((p * 9 + xi) * t_all + t) * cout..][..cout]);
+                block_transform(&ms, &mut blk);
+                for (bi, out) in blk.chunks(cout).enumerate() {
+                    let (i, j) = (bi / 2, bi % 2);
+                    // Output pixel (2(2ty+i)+a, 2(2tx+j)+b): row 2i+a of this tile row.
+                    rows[((2 * i + a) * ew + 2 * (2 * tx + j) + b) * cout..][..cout].copy_from_slice(out);
+                }
             }
         }
     });
