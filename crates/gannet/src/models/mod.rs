@@ -42,11 +42,11 @@ impl ImageShape {
 /// An image-to-image network (pix2pix's U-Net, CycleGAN's ResNet generator, the super-resolution
 /// generator): images [N, C, H, W] in [-1, 1] to images. None of them keeps batch statistics, so
 /// training and evaluation run the same forward pass.
-pub trait Translator {
+pub trait Translator: Send {
     fn forward(&self, x: &Tensor) -> crate::Result<Tensor>;
 }
 
-pub trait Generator {
+pub trait Generator: Send + Sync {
     fn forward(&self, z: &Tensor, labels: Option<&Tensor>, mode: Mode) -> crate::Result<Tensor>;
     fn latent_dim(&self) -> usize;
     fn image_shape(&self) -> ImageShape;
@@ -108,7 +108,7 @@ pub trait StyleGenerator {
     }
 }
 
-pub trait Discriminator {
+pub trait Discriminator: Send {
     /// See [`Generator::set_step`].
     fn set_step(&self, _step: u64) {}
 

@@ -26,7 +26,7 @@ use crate::rng::{self, Stream};
 use candle_core::{Tensor, Var};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use synthesis::{Noise, Synthesis};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,9 +101,10 @@ pub struct Stylegan2Generator {
     cfg: Stylegan2Config,
     shape: ImageShape,
     seed: u64,
-    /// The generator update in progress and the draws made in it.
-    step: Cell<u64>,
-    draws: Cell<u64>,
+    /// The generator update in progress and the draws made in it (atomics only so that a
+    /// generator can be shared with the thread pool; one thread uses them at a time).
+    step: AtomicU64,
+    draws: AtomicU64,
 }
 
 impl Stylegan2Generator {
@@ -116,18 +117,18 @@ impl Stylegan2Generator {
             cfg: cfg.clone(),
             shape,
             seed,
-            step: Cell::new(0),
-            draws: Cell::new(0),
+            step: AtomicU64::new(0),
+            draws: AtomicU64::new(0),
         })
     }
 
     fn rng(&self, draw: u64) -> rand::rngs::StdRng {
-        rng::rng(self.seed, Stream::Network, self.step.get() * 1024 + draw)
+        rng::rng(self.seed, Stream::Network, self.step.load(Ordering::Relaxed) * 1024 + draw)
     }
 
     fn next_rng(&self) -> rand::rngs::StdRng {
-        let k = self.draws.get();
-        self.draws.set((k + 1).min(PL_DRAW - 1));
+        let k = self.draws.load(Ordering::Relaxed);
+        self.draws.store((k + 1).min(PL_DRAW - 1), Ordering::Relaxed);
         self.rng(k)
     }
 
@@ -201,8 +202,8 @@ impl Generator for Stylegan2Generator {
     }
 
     fn set_step(&self, step: u64) {
-        self.step.set(step);
-        self.draws.set(0);
+        self.step.store(step, Ordering::Relaxed);
+        self.draws.store(0, Ordering::Relaxed);
     }
 
     fn regularisation(&self, step: u64, batch_size: usize) -> crate::Result<Option<Tensor>> {

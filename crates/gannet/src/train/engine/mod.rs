@@ -67,7 +67,7 @@ pub enum Outcome {
 }
 
 /// The losses of one step, as the engine logs and guards them.
-pub trait Losses: Copy + std::fmt::Debug {
+pub trait Losses: Copy + std::fmt::Debug + Send {
     /// Columns of `metrics.csv` after `step` (the engine adds `images_per_s` and `elapsed_s`).
     const COLUMNS: &'static [&'static str];
     /// Columns drawn in `losses.svg`.
@@ -123,7 +123,7 @@ pub struct Saved {
 }
 
 /// One kind of training: its state, its update rule and what it writes.
-pub trait Task: Sized {
+pub trait Task: Sized + Send {
     type Config: TaskConfig;
     type Losses: Losses;
     /// The checkpoint kind (`train`, `i2i`).
@@ -322,7 +322,8 @@ impl<T: Task> Run<T> {
 
     fn guarded_step(&mut self) -> crate::Result<(StepStats, Option<Signal>)> {
         let t0 = Instant::now();
-        let losses = self.task.step(self.step)?;
+        let (task, step) = (&mut self.task, self.step);
+        let losses = crate::ops::on_pool(|| task.step(step))?;
         self.step += 1;
         let mut signal = self.guard.observe(losses.guard_input());
         if signal.is_none() {
