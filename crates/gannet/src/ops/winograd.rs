@@ -127,27 +127,45 @@ fn conv_transpose_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, 
     y
 }
 
-/// `G g G^T` with `G = [[1, 0], [1, 1], [0, 1]]` for a 2x2 kernel `tap(i, j)`: entry `3a + b`.
-fn g_sandwich(tap: impl Fn(usize, usize) -> f32) -> [f32; 9] {
-    const G: [[f32; 2]; 3] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
-    std::array::from_fn(|ab| (0..4).map(|ij| G[ab / 3][ij / 2] * G[ab % 3][ij % 2] * tap(ij / 2, ij % 2)).sum())
+/// `G g G^T` with `G = [[1, 0], [1, 1], [0, 1]]` for a 2x2 kernel `[g00, g01, g10, g11]`: entry
+/// `3a + b`. Rows of `G g` are `g0, g0 + g1, g1`; each row `[r0, r1]` becomes `[r0, r0 + r1, r1]`.
+fn g_sandwich([g00, g01, g10, g11]: [f32; 4]) -> [f32; 9] {
+    let (s0, s1) = (g00 + g10, g01 + g11);
+    [g00, g00 + g01, g01, s0, s0 + s1, s1, g10, g10 + g11, g11]
 }
 
-/// `U[p][xi][ci][co]`: each phase's 2x2 kernel transformed.
-fn kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    let mut u = vec![0f32; 4 * 9 * cin * cout];
-    for p in 0..4 {
-        let (ky, kx) = (PHASES[p / 2].1, PHASES[p % 2].1);
-        for ci in 0..cin {
-            for co in 0..cout {
-                let t = g_sandwich(|i, j| w[((ci * cout + co) * 4 + ky[i]) * 4 + kx[j]]);
-                for (xi, &v) in t.iter().enumerate() {
-                    u[((p * 9 + xi) * cin + ci) * cout + co] = v;
+/// The 36 transformed 2x2 kernels of a 4x4 kernel: for each of the four phases (`phases` gives
+/// each axis' taps) the 9 entries of [`g_sandwich`], stored as planes `U[plane(p, xi)][ci][co]`.
+/// `taps(ci, co)` is where that pair's 16 taps (row-major 4x4) start in `w`. Parallel over `ci`.
+fn transform_kernels(
+    w: &[f32],
+    (cin, cout): (usize, usize),
+    taps: impl Fn(usize, usize) -> usize + Sync,
+    phases: &[(isize, [usize; 2]); 2],
+    plane: impl Fn(usize, usize) -> usize + Sync,
+) -> Vec<f32> {
+    let mut u = vec![0f32; 36 * cin * cout];
+    let up = SendPtr(u.as_mut_ptr());
+    (0..cin).into_par_iter().for_each(|ci| {
+        for co in 0..cout {
+            let k = &w[taps(ci, co)..][..16];
+            for p in 0..4 {
+                let (ky, kx) = (phases[p / 2].1, phases[p % 2].1);
+                let t = g_sandwich([k[ky[0] * 4 + kx[0]], k[ky[0] * 4 + kx[1]], k[ky[1] * 4 + kx[0]], k[ky[1] * 4 + kx[1]]]);
+                for (xi, v) in t.into_iter().enumerate() {
+                    // Safety: row ci of every plane is written by this task only, and the index is
+                    // inside u (plane < 36, ci < cin, co < cout).
+                    unsafe { *up.get().add((plane(p, xi) * cin + ci) * cout + co) = v };
                 }
             }
         }
-    }
+    });
     u
+}
+
+/// `U[p][xi][ci][co]`: each phase's 2x2 kernel transformed (w [cin, cout, 4, 4]).
+fn kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    transform_kernels(w, (cin, cout), |ci, co| (ci * cout + co) * 16, &PHASES, |p, xi| p * 9 + xi)
 }
 
 /// `V[p][xi][t][ci]` for the chunk's tiles `t = (img, ty, tx)`: each phase's 3x3 window under
@@ -476,21 +494,9 @@ fn conv_k4s2(x: &[f32], w: &[f32], n: usize, cin: usize, cout: usize, h: usize, 
     y
 }
 
-/// `U[xi][p][ci][co]` for the convolution's four input phases.
+/// `U[xi][p][ci][co]` for the convolution's four input phases (w [cout, cin, 4, 4]).
 fn conv_kernel_transform(w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    let mut u = vec![0f32; 9 * 4 * cin * cout];
-    for p in 0..4 {
-        let (ky, kx) = (CONV_PHASES[p / 2].1, CONV_PHASES[p % 2].1);
-        for co in 0..cout {
-            for ci in 0..cin {
-                let t = g_sandwich(|i, j| w[((co * cin + ci) * 4 + ky[i]) * 4 + kx[j]]);
-                for (xi, &v) in t.iter().enumerate() {
-                    u[((xi * 4 + p) * cin + ci) * cout + co] = v;
-                }
-            }
-        }
-    }
-    u
+    transform_kernels(w, (cin, cout), |ci, co| (co * cin + ci) * 16, &CONV_PHASES, |p, xi| xi * 4 + p)
 }
 
 /// `V[xi][t][p][ci]`: for every tile and input phase, the 3x3 window (stride 2 in the image)
