@@ -82,7 +82,7 @@ pub fn relaunch(processes: usize) -> Result<i32> {
     let exe = std::env::current_exe().context("finding the gannet executable to launch")?;
     let args = without_launch(std::env::args().skip(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or((cores / processes).max(1));
+    let threads = gannet::ops::requested_threads().unwrap_or((cores / processes).max(1));
     let mut cmd = Command::new("mpirun");
     cmd.arg("-np").arg(processes.to_string()).arg("--oversubscribe");
     // One thread per process and a core for each: pin each to its core. Otherwise let the OS

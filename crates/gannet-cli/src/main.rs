@@ -89,7 +89,7 @@ enum Command {
 
 fn main() {
     // Before any other thread starts: candle reads its pool settings once.
-    gannet::ops::configure_candle_pool();
+    gannet::ops::configure_thread_pools();
     // Second-order gradients are switched on by the trainer, only for configs that need them
     // (penalties, path length): keeping every gradient in the graph costs memory and time, and
     // turns off the fused kernels whose backward is not differentiable (see gannet::autodiff).

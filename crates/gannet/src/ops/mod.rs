@@ -92,22 +92,41 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// How long candle's pool worker spins for new work before it sleeps: `CANDLE_BARRIER_POOL_SPIN_LIMIT`.
+/// How long candle's pool worker spins for new work before it sleeps.
 const CANDLE_SPIN: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+/// The thread count rayon and candle read.
+const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 
-/// Lets candle's element-wise thread pool sleep soon after each op (100 spins instead of 25,000)
-/// unless the environment already says otherwise. candle's worker otherwise spins after every
-/// element-wise op and takes a core from rayon's workers, which run the convolutions. Measured on
-/// 2 cores, paired alternated runs (docs/speed.md): superres +27%, CycleGAN +24%, pix2pix +15%,
-/// DCGAN train steps and generation unchanged within noise.
+/// Sets two thread-pool settings in the environment, each unless it is already set:
+/// - candle's element-wise pool worker sleeps after 100 spins instead of 25,000. It otherwise
+///   spins after every element-wise op and takes a core from rayon's workers, which run the
+///   convolutions. Measured on 2 cores, paired alternated runs (docs/speed.md): superres +27%,
+///   CycleGAN +24%, pix2pix +15%, DCGAN train steps and generation unchanged within noise.
+/// - `RAYON_NUM_THREADS` to the threads rayon would start anyway (the available parallelism).
+///   candle asks for the thread count at every matmul, and without the variable it counts the
+///   physical cores by parsing /proc/cpuinfo each time (2% of a pix2pix step).
 ///
-/// candle reads the variable once, when its pool starts, so call this at the program's start,
+/// candle and rayon read these when their pools start, so call this at the program's start,
 /// while it is the only thread (setting the environment beside other threads is a data race);
 /// the `gannet` binary does.
-pub fn configure_candle_pool() {
+pub fn configure_thread_pools() {
     if std::env::var_os(CANDLE_SPIN).is_none() {
         std::env::set_var(CANDLE_SPIN, "100");
     }
+    let requested = REQUESTED_THREADS.get_or_init(|| std::env::var(RAYON_THREADS).ok().and_then(|v| v.parse().ok()));
+    if requested.is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var(RAYON_THREADS, threads.to_string());
+    }
+}
+
+/// `RAYON_NUM_THREADS` as the user set it, before [`configure_thread_pools`] filled it in.
+static REQUESTED_THREADS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// The thread count the user asked for with `RAYON_NUM_THREADS` (None: not set), also after
+/// [`configure_thread_pools`] set the variable (a launcher splits the cores itself when None).
+pub fn requested_threads() -> Option<usize> {
+    *REQUESTED_THREADS.get_or_init(|| std::env::var(RAYON_THREADS).ok().and_then(|v| v.parse().ok()))
 }
 
 /// Multiply-accumulates of every convolution called so far (forward passes only), on any device.
