@@ -203,8 +203,8 @@ pub fn run(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<
     if opts.reps == 0 {
         return Err(gannet::Error::Config("--reps must be at least 1".into()));
     }
-    // On a pool thread, as the trainer runs its steps (gannet::ops::on_pool).
-    gannet::ops::on_pool(|| run_here(w, opts, device))
+    // On a pool thread, as the trainer runs its steps (gannet::nn::on_pool).
+    gannet::nn::on_pool(|| run_here(w, opts, device))
 }
 
 fn run_here(w: Workload, opts: &BenchOptions, device: &Device) -> gannet::Result<BenchResult> {

@@ -24,6 +24,7 @@ pub use init::Init;
 pub use instance_norm::InstanceNorm;
 pub use linear::Linear;
 pub use minibatch_std::minibatch_stddev;
+pub use params::on_pool;
 pub use params::{frozen, live, ParamPath, ParamStore, Role};
 pub use pixel_norm::pixel_norm;
 pub use spectral_norm::{SnConv2d, SnLinear, SpectralNorm};

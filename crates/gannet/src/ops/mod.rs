@@ -76,22 +76,6 @@ pub(crate) fn cpu_slice<'a, T: candle_core::WithDType>(s: &'a candle_core::CpuSt
     }
 }
 
-/// Runs `f` on a thread of rayon's pool and waits for it.
-///
-/// The kernels fork their work with rayon. Forked from the program's main thread, every one of a
-/// step's hundreds of parallel ops is a hand-off: the job goes to the pool's queue, a sleeping
-/// worker is woken, and the main thread sleeps until the last part is done. Forked from a pool
-/// thread, the same op is a local join whose parts the other workers steal while the forking
-/// thread works on its own. A whole train step run here was 7-23% faster on 2 cores (docs/speed.md).
-///
-/// `f` must not wait for other work sent to the pool (with one thread it would wait forever).
-pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    match rayon::current_thread_index() {
-        Some(_) => f(),
-        None => rayon::scope(|_| f()),
-    }
-}
-
 /// How long candle's pool worker spins for new work before it sleeps.
 const CANDLE_SPIN: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 /// The thread count rayon and candle read.

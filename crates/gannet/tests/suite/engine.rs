@@ -3,6 +3,8 @@
 //! files removed, and stopping on request with a checkpoint.
 
 use crate::common::{run, tiny_config};
+use gannet::candle_core::{Device, Var};
+use gannet::nn::{frozen, live, on_pool};
 use gannet::train::{Outcome, Quiet, Trainer};
 use std::sync::atomic::AtomicBool;
 
@@ -132,4 +134,20 @@ fn a_run_that_cannot_start_leaves_no_folder() {
     let e = Trainer::new(cfg).err().expect("no data").to_string();
     assert!(e.contains("no-such-pictures"), "{e}");
     assert!(!dir.exists(), "an empty run folder was left behind");
+}
+
+/// Steps run on the thread pool (`on_pool`), where a worker waiting inside one step's frozen
+/// discriminator pass may run another trainer's whole step: that step must start unfrozen, and
+/// the first one must find its frozen scope again afterwards.
+#[test]
+fn a_pool_job_does_not_inherit_a_frozen_scope() {
+    let v = Var::new(&[1f32], &Device::Cpu).unwrap();
+    let (inside, after) = on_pool(|| {
+        frozen(|| {
+            let inside = on_pool(|| live(&v).is_variable());
+            (inside, live(&v).is_variable())
+        })
+    });
+    assert!(inside, "a job started inside a frozen scope saw its weights detached");
+    assert!(!after, "the frozen scope was lost after the job");
 }

@@ -323,7 +323,7 @@ impl<T: Task> Run<T> {
     fn guarded_step(&mut self) -> crate::Result<(StepStats, Option<Signal>)> {
         let t0 = Instant::now();
         let (task, step) = (&mut self.task, self.step);
-        let losses = crate::ops::on_pool(|| task.step(step))?;
+        let losses = crate::nn::on_pool(|| task.step(step))?;
         self.step += 1;
         let mut signal = self.guard.observe(losses.guard_input());
         if signal.is_none() {
