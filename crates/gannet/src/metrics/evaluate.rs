@@ -234,7 +234,9 @@ pub fn generate_from(gen: &dyn Generator, z: &Tensor, labels: Option<&[u32]>, ob
         let l = labels.map(|l| Tensor::from_slice(&l[done..done + n], n, z.device())).transpose()?;
         // Detached: G's weights are variables, and a tracked output would make every later op
         // (the whole Inception network) keep its activations alive for a backward pass.
-        out.push(gen.forward(&z.narrow(0, done, n)?, l.as_ref(), Mode::Eval)?.detach());
+        // On a pool thread, as training steps run (nn::on_pool).
+        let zs = z.narrow(0, done, n)?;
+        out.push(crate::nn::on_pool(|| gen.forward(&zs, l.as_ref(), Mode::Eval))?.detach());
         done += n;
         obs.advance(n);
     }

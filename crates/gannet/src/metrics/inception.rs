@@ -275,7 +275,9 @@ impl FidInception {
         let mut out = Vec::with_capacity(n.div_ceil(self.batch_size));
         for start in (0..n).step_by(self.batch_size) {
             let len = self.batch_size.min(n - start);
-            out.push(self.forward01(&images01.narrow(0, start, len)?)?);
+            let batch = images01.narrow(0, start, len)?;
+            // On a pool thread, as training steps run (nn::on_pool).
+            out.push(crate::nn::on_pool(|| self.forward01(&batch))?);
         }
         Ok(Tensor::cat(&out, 0)?)
     }
