@@ -21,13 +21,19 @@ thread_local! {
 /// update runs D this way, since D's weight gradients would be thrown away (about a third of D's
 /// backward work).
 pub fn frozen<R>(f: impl FnOnce() -> R) -> R {
+    with_frozen(true, f)
+}
+
+/// Runs `f` with this thread's frozen flag set to `on`, restoring the outer value after (also
+/// when `f` panics).
+fn with_frozen<R>(on: bool, f: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             FROZEN.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(FROZEN.with(|c| c.replace(true)));
+    let _restore = Restore(FROZEN.with(|c| c.replace(on)));
     f()
 }
 
@@ -46,12 +52,7 @@ pub fn frozen<R>(f: impl FnOnce() -> R) -> R {
 ///
 /// `f` must not wait for other work sent to the pool (with one thread it would wait forever).
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let clean = || {
-        let outer = FROZEN.with(|c| c.replace(false));
-        let r = f();
-        FROZEN.with(|c| c.set(outer));
-        r
-    };
+    let clean = || with_frozen(false, f);
     match rayon::current_thread_index() {
         Some(_) => clean(),
         None => rayon::scope(|_| clean()),

@@ -97,8 +97,8 @@ pub fn configure_thread_pools() {
     if std::env::var_os(CANDLE_SPIN).is_none() {
         std::env::set_var(CANDLE_SPIN, "100");
     }
-    let requested = REQUESTED_THREADS.get_or_init(|| std::env::var(RAYON_THREADS).ok().and_then(|v| v.parse().ok()));
-    if requested.is_none() {
+    // Read (and kept) before the variable is filled in below.
+    if requested_threads().is_none() {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var(RAYON_THREADS, threads.to_string());
     }
